@@ -1,0 +1,64 @@
+# 房本助手 — one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY311 ?= $(shell command -v python3.11 || echo $$(pyenv root 2>/dev/null)/versions/3.11.7/bin/python)
+PY310 ?= $(shell command -v python3.10 || echo $$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python)
+API_PY := api/.venv/bin/python
+BOT_PY := bot/.venv/bin/python
+
+.PHONY: help install install-api install-bot install-browser run test lint train evaluate bench \
+        import-ledger create-admin lock migration
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+install: install-api install-bot ## create api/.venv (3.11) and bot/.venv (3.10) from the lock files
+
+install-api: api/.venv/.installed
+api/.venv/.installed: api/requirements.lock
+	test -x $(API_PY) || $(PY311) -m venv api/.venv
+	$(API_PY) -m pip install -q --disable-pip-version-check -r api/requirements.lock
+	touch $@
+
+install-bot: bot/.venv/.installed
+bot/.venv/.installed: bot/requirements.lock
+	test -x $(BOT_PY) || $(PY310) -m venv bot/.venv
+	$(BOT_PY) -m pip install -q --disable-pip-version-check -r bot/requirements.lock
+	touch $@
+
+install-browser: ## Debian's chromium + chromedriver for the browser tests
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+run: install ## start api, action server and Rasa on embedded defaults (Ctrl-C stops all)
+	bash scripts/run.sh
+
+test: install ## lint, then the whole suite (what .ci/run calls)
+	bash scripts/test.sh
+
+lint: install-api ## ruff and mypy
+	api/.venv/bin/ruff check api/app tests/api bench scripts
+	api/.venv/bin/ruff format --check api/app tests/api
+	cd api && .venv/bin/mypy app
+
+train: install-bot ## train the Rasa model if its data, config or dictionary changed
+	bash scripts/train.sh
+
+evaluate: train ## NLU report on the held-out set (bot/results/)
+	bash scripts/evaluate.sh
+
+bench: install ## benchmarks; each prints its figures
+	bash bench/run_all.sh
+
+import-ledger: install-api ## import one ledger file: make import-ledger FILE=path
+	@test -n "$(FILE)" || (echo "用法: make import-ledger FILE=台账.xlsx" >&2; exit 2)
+	cd api && .venv/bin/python -m app.ledger.cli import "$(abspath $(FILE))"
+
+create-admin: install-api ## create a staff account: make create-admin USER=name ROLE=admin
+	cd api && .venv/bin/python -m app.staff.cli create-user --username "$(USER)" --role "$(or $(ROLE),admin)"
+
+lock: ## re-pin both environments from their .in files
+	$(API_PY) -m pip freeze --exclude-editable | grep -v '^pkg_resources' > api/requirements.lock
+	$(BOT_PY) -m pip freeze --exclude-editable | grep -v '^pkg_resources' > bot/requirements.lock
+
+migration: ## regenerate the initial migration from the models
+	bash scripts/regen_migration.sh

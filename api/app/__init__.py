@@ -1,0 +1,1 @@
+"""房本助手 status and petition service."""

@@ -1,0 +1,8 @@
+"""Mounts every area's router under /api/v1 (one line per area)."""
+
+from fastapi import APIRouter
+
+from app.petition.views import router as petition_router
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(petition_router)

@@ -1,0 +1,67 @@
+"""Settings of the api service, read once from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+API_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = API_DIR.parent
+
+# Development defaults: safe only on the embedded default bound to 127.0.0.1.
+_DEV_SECRETS = {
+    "id_hash_secret": "dev-only-id-hash-secret-change-me",
+    "secret_key": "dev-only-session-secret-change-me",
+    "service_token": "dev-only-service-token-change-me",
+}
+
+
+class Settings(BaseSettings):
+    """Typed settings; every field is an environment variable of the same name in upper case."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite:///{API_DIR / 'data' / 'fangben.db'}"
+    policies_dir: Path = REPO_DIR / "policies"
+
+    # Keyed hash of resident ID numbers (never stored in the clear).
+    id_hash_secret: str = _DEV_SECRETS["id_hash_secret"]
+    # Signs console sessions, CSRF tokens and web-chat conversation ids.
+    secret_key: str = _DEV_SECRETS["secret_key"]
+    # Bearer token the action server and the web-chat proxy present to the api.
+    service_token: str = _DEV_SECRETS["service_token"]
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    rasa_url: str = "http://127.0.0.1:5005"
+    # When set, rate limits and shared state live in Redis (several api replicas).
+    redis_url: str | None = None
+
+    max_body_bytes: int = 64 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
+    lookup_rate_per_sender: int = Field(default=20, description="lookups per sender per minute")
+    lookup_rate_per_ip: int = Field(default=120, description="lookups per IP per minute")
+    petition_rate_per_ip: int = 30
+    session_max_age_seconds: int = 8 * 3600
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            for name, placeholder in _DEV_SECRETS.items():
+                value = getattr(self, name)
+                if value == placeholder or "change-me" in value or len(value) < 16:
+                    raise ValueError(f"{name.upper()} must be set to a real secret in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+settings = Settings()

@@ -1,0 +1,125 @@
+"""Errors as JSON `{"code", "message"}` with a Chinese message for residents and staff."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+_STATUS_MESSAGES = {
+    400: ("bad_request", "请求有误，请检查后重试。"),
+    401: ("unauthorized", "请先登录。"),
+    403: ("forbidden", "您没有权限进行此操作。"),
+    404: ("not_found", "没有找到您要的内容。"),
+    405: ("method_not_allowed", "不支持这种请求方式。"),
+    409: ("conflict", "数据已被他人修改，请刷新后重试。"),
+    413: ("too_large", "提交的内容太长了，请精简后再试。"),
+    415: ("unsupported_media_type", "请以 JSON 格式提交。"),
+    422: ("invalid_input", "填写的信息有误，请检查后重试。"),
+    429: ("rate_limited", "操作太频繁了，请稍等一分钟再试。"),
+    500: ("server_error", "系统开小差了，请稍后再试。"),
+    503: ("unavailable", "服务暂时不可用，请稍后再试。"),
+}
+
+# Chinese names of request fields, for validation messages.
+FIELD_LABELS: dict[str, str] = {
+    "address": "地址",
+    "id_number": "身份证号",
+    "person_name": "姓名",
+    "phone": "手机号",
+    "project_code": "项目编号",
+    "description": "情况描述",
+    "consent": "同意授权",
+    "channel": "来源渠道",
+    "petition_number": "信访编号",
+    "sender_id": "会话标识",
+}
+
+
+class AppError(Exception):
+    """An error with a stable code and a Chinese message, raised by services and views."""
+
+    def __init__(
+        self, status_code: int, code: str, message: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.extra = extra or {}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of every error answer."""
+    return {"code": code, "message": message, **extra}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details: list[dict[str, Any]] = []
+    parts: list[str] = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path")]
+        field = loc[-1] if loc else ""
+        label = FIELD_LABELS.get(field, field)
+        etype = err.get("type", "")
+        ctx = err.get("ctx") or {}
+        if etype == "extra_forbidden":
+            text = f"不认识的字段：{field}"
+        elif etype == "missing":
+            text = f"缺少{label}"
+        elif etype == "json_invalid":
+            text = "内容不是有效的 JSON"
+        elif etype.startswith("string_too_long"):
+            text = f"{label}太长了（最多 {ctx.get('max_length')} 个字）"
+        elif etype.startswith("string_too_short"):
+            text = f"{label}不能为空"
+        elif etype == "value_error":
+            # Our validators raise ValueError with a Chinese sentence already.
+            text = str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
+        else:
+            text = f"{label}格式不对" if label else "格式不对"
+        parts.append(text)
+        # Never echo the submitted value back: it may be an ID number or a phone.
+        details.append({"field": field, "type": etype, "message": text})
+    message = "；".join(dict.fromkeys(parts)) or _STATUS_MESSAGES[422][1]
+    return message, details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the `{code, message}` shape."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, **exc.extra), status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _validation_message(exc)
+        return JSONResponse(error_body("invalid_input", message, errors=details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, default = _STATUS_MESSAGES.get(exc.status_code, ("error", "请求失败。"))
+        message = exc.detail if isinstance(exc.detail, str) and _is_chinese(exc.detail) else default
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Log the type and path only: the exception text may quote personal data.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        code, message = _STATUS_MESSAGES[500]
+        return JSONResponse(error_body(code, message), status_code=500)
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)

@@ -1,0 +1,67 @@
+"""Fixed-window rate limits, in process memory or in Redis when REDIS_URL is set."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from app.core.config import settings
+from app.core.errors import AppError
+
+RATE_LIMITED_MESSAGE = "查询太频繁了，请一分钟后再试。如需帮助，可以说“转人工”。"
+
+
+class RateLimiter:
+    """Counts hits per key and window; `hit` raises a Chinese 429 when a limit is passed."""
+
+    def __init__(self, redis_url: str | None = None, window_seconds: int = 60) -> None:
+        self.window = window_seconds
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
+
+    def _incr(self, key: str) -> int:
+        bucket = int(time.time()) // self.window
+        if self._redis is not None:
+            rkey = f"rl:{key}:{bucket}"
+            pipe = self._redis.pipeline()
+            pipe.incr(rkey)
+            pipe.expire(rkey, self.window * 2)
+            count, _ = pipe.execute()
+            return int(count)
+        with self._lock:
+            old_bucket, count = self._counts.get(key, (bucket, 0))
+            count = count + 1 if old_bucket == bucket else 1
+            self._counts[key] = (bucket, count)
+            if len(self._counts) > 100_000:  # keep memory bounded on long runs
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == bucket}
+            return count
+
+    def hit(
+        self,
+        scope: str,
+        keys: Iterable[tuple[str, str]],
+        limits: dict[str, int],
+        message: str = RATE_LIMITED_MESSAGE,
+    ) -> None:
+        """Count one request for each key; raise 429 when any key is over its limit."""
+        for kind, key in keys:
+            limit = limits.get(kind)
+            if limit is not None and self._incr(f"{scope}:{kind}:{key}") > limit:
+                raise AppError(429, "rate_limited", message, {"retry_after": self.window})
+
+    def reset(self) -> None:
+        """Forget all counts (tests)."""
+        with self._lock:
+            self._counts.clear()
+        if self._redis is not None:
+            for key in self._redis.scan_iter("rl:*"):
+                self._redis.delete(key)
+
+
+limiter = RateLimiter(settings.redis_url)

@@ -1,0 +1,30 @@
+"""The FastAPI application: public API, staff API, console and web chat."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.api import api_router
+from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimit
+from app.core.logging import access_log_middleware, configure_logging
+
+
+def create_app() -> FastAPI:
+    """Build the application with its middleware, error handlers and routers."""
+    configure_logging()
+    app = FastAPI(title="房本助手 API", version="1.0.0", docs_url="/docs")
+    install_error_handlers(app)
+    app.middleware("http")(access_log_middleware)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(api_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

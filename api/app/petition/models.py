@@ -1,0 +1,101 @@
+"""Petitions (信访件), their department assignments and the per-day number counter."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.database import Base, utcnow
+
+STATUS_LABELS = {
+    "accepted": "已受理",
+    "assigned": "已分派",
+    "verifying": "核实中",
+    "public_notice": "公示中",
+    "closed": "已办结",
+    "supervised": "督办",
+    "transferred": "转办",
+}
+
+
+class Petition(Base):
+    """A resident's petition; `version` guards against two clerks overwriting each other."""
+
+    __tablename__ = "petition"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    person_name: Mapped[str] = mapped_column(String(64))
+    # Kept so staff can call back; never logged, masked in every list view.
+    phone: Mapped[str] = mapped_column(String(11), index=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("project.id", ondelete="SET NULL"), nullable=True
+    )
+    unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("unit.id", ondelete="SET NULL"), nullable=True
+    )
+    address: Mapped[str] = mapped_column(String(256), default="")
+    description: Mapped[str] = mapped_column(Text)
+    consent: Mapped[bool] = mapped_column(Boolean)
+    channel: Mapped[str] = mapped_column(String(16))
+    intake_date: Mapped[date] = mapped_column(Date)
+    answer_due: Mapped[date] = mapped_column(Date)
+    answer_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    closure_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    satisfaction: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    assignments: Mapped[list[PetitionAssignment]] = relationship(
+        back_populates="petition", cascade="all, delete-orphan", order_by="PetitionAssignment.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def status_label(self) -> str:
+        """The Chinese label of the state."""
+        return STATUS_LABELS[self.status]
+
+
+class PetitionAssignment(Base):
+    """A department a petition was sent to, its answer deadline and its written answer."""
+
+    __tablename__ = "petition_assignment"
+    __table_args__ = (UniqueConstraint("petition_id", "department"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    petition_id: Mapped[int] = mapped_column(ForeignKey("petition.id", ondelete="CASCADE"))
+    department: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answer_due: Mapped[date] = mapped_column(Date)
+    answer_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    petition: Mapped[Petition] = relationship(back_populates="assignments")
+
+
+class PetitionDayCounter(Base):
+    """Last sequence number used for a day's petition numbers (XF-YYYYMMDD-NNNN)."""
+
+    __tablename__ = "petition_day_counter"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

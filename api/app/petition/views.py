@@ -1,0 +1,5 @@
+"""Public petition endpoints (filled in below)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["petitions"])

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole suite: lint, api tests on SQLite and PostgreSQL, bot tests, end-to-end and browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1
+make -s lint
+mkdir -p tests/artifacts
+status=0
+echo "== api tests (SQLite + PostgreSQL)"
+PYTHONPATH=api api/.venv/bin/python -m pytest tests/api -q -p no:cacheprovider "$@" || status=$?
+for part in scripts/test.d/*.sh; do
+  [ -e "$part" ] || continue
+  echo "== $(basename "$part" .sh)"
+  bash "$part" || status=$?
+done
+exit $status
