@@ -1,0 +1,77 @@
+"""Writing and reading the insert-only audit trail (no function here updates or deletes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditLog
+
+ACTION_LABELS = {
+    "petition.create": "受理信访",
+    "petition.assign": "分派部门",
+    "petition.transition": "变更状态",
+    "petition.answer": "部门答复",
+    "petition.note": "添加备注",
+    "petition.close": "办结",
+    "blocker.add": "新增卡点",
+    "blocker.resolve": "卡点已化解",
+    "blocker.update": "修改卡点",
+    "project.update": "修改项目",
+    "ledger.import": "导入台账",
+    "user.create": "新建账号",
+    "user.update": "修改账号",
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def record(
+    *,
+    db: Session,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Add one audit row in the caller's transaction (flushed, committed by the caller)."""
+    row = AuditLog(
+        actor=actor[:64],
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        before=_jsonable(before) if before is not None else None,
+        after=_jsonable(after) if after is not None else None,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def list_for(*, db: Session, entity_type: str, entity_id: str | int) -> Sequence[AuditLog]:
+    """The audit trail of one entity, oldest first."""
+    stmt = (
+        select(AuditLog)
+        .where(AuditLog.entity_type == entity_type, AuditLog.entity_id == str(entity_id))
+        .order_by(AuditLog.id)
+    )
+    return db.scalars(stmt).all()
+
+
+def action_label(action: str) -> str:
+    """The Chinese label of an audit action code."""
+    return ACTION_LABELS.get(action, action)
