@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.petition.models import Petition, PetitionAssignment, PetitionDayCounter
+from app.staff.models import PetitionNote, PetitionNotice, StaffSession, StaffUser  # noqa: F401
 from app.status.models import Blocker, Project, Unit
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:42:33.202495
+Create Date: 2026-11-23 11:49:34.010303
 
 """
 
@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_audit_entity", ["entity_type", "entity_id"], unique=False
-        )
+        batch_op.create_index("ix_audit_entity", ["entity_type", "entity_id"], unique=False)
 
     op.create_table(
         "petition_day_counter",
@@ -63,6 +61,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_project_code")),
     )
     op.create_table(
+        "staff_user",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("display_name", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("department", sa.String(length=64), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_user")),
+        sa.UniqueConstraint("username", name=op.f("uq_staff_user_username")),
+    )
+    op.create_table(
         "blocker",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=False),
@@ -80,6 +92,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocker")),
         sa.UniqueConstraint("project_id", "code", name=op.f("uq_blocker_project_id")),
     )
+    op.create_table(
+        "staff_session",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_user.id"],
+            name=op.f("fk_staff_session_user_id_staff_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_staff_session")),
+    )
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_session_user", ["user_id"], unique=False)
+
     op.create_table(
         "unit",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -124,6 +154,7 @@ def upgrade() -> None:
         sa.Column("answer_due_provisional", sa.Boolean(), nullable=False),
         sa.Column("closure_due", sa.Date(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
+        sa.Column("idempotency_fingerprint", sa.String(length=64), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column("satisfaction", sa.String(length=16), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
@@ -137,15 +168,10 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["unit_id"],
-            ["unit.id"],
-            name=op.f("fk_petition_unit_id_unit"),
-            ondelete="SET NULL",
+            ["unit_id"], ["unit.id"], name=op.f("fk_petition_unit_id_unit"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_petition")),
-        sa.UniqueConstraint(
-            "idempotency_key", name=op.f("uq_petition_idempotency_key")
-        ),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_petition_idempotency_key")),
         sa.UniqueConstraint("number", name=op.f("uq_petition_number")),
     )
     with op.batch_alter_table("petition", schema=None) as batch_op:
@@ -172,12 +198,49 @@ def upgrade() -> None:
             "petition_id", "department", name=op.f("uq_petition_assignment_petition_id")
         ),
     )
+    op.create_table(
+        "petition_note",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("petition_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=64), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_petition_note_petition_id_petition"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_petition_note")),
+    )
+    with op.batch_alter_table("petition_note", schema=None) as batch_op:
+        batch_op.create_index("ix_petition_note_petition", ["petition_id"], unique=False)
+
+    op.create_table(
+        "petition_notice",
+        sa.Column("petition_id", sa.Integer(), nullable=False),
+        sa.Column("started_on", sa.Date(), nullable=False),
+        sa.Column("earliest_end", sa.Date(), nullable=False),
+        sa.Column("provisional", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_petition_notice_petition_id_petition"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("petition_id", name=op.f("pk_petition_notice")),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("petition_notice")
+    with op.batch_alter_table("petition_note", schema=None) as batch_op:
+        batch_op.drop_index("ix_petition_note_petition")
+
+    op.drop_table("petition_note")
     op.drop_table("petition_assignment")
     with op.batch_alter_table("petition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_petition_phone"))
@@ -187,7 +250,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_unit_id_hash")
 
     op.drop_table("unit")
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_session_user")
+
+    op.drop_table("staff_session")
     op.drop_table("blocker")
+    op.drop_table("staff_user")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
