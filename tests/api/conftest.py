@@ -7,12 +7,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,10 +81,31 @@ def backend(engine: Engine) -> str:
     return engine.dialect.name
 
 
+@pytest.fixture(scope="session")
+def rollback_engine(engine: Engine) -> Iterator[Engine]:
+    """The engine for rolled-back tests. On SQLite, pysqlite never emits the outer BEGIN, so a
+    SAVEPOINT's RELEASE would commit for real: apply SQLAlchemy's documented pysqlite recipe."""
+    if engine.dialect.name != "sqlite":
+        yield engine
+        return
+    eng = make_engine(str(engine.url))
+
+    @event.listens_for(eng, "connect")
+    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(eng, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    yield eng
+    eng.dispose()
+
+
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
+def db(rollback_engine: Engine) -> Iterator[Session]:
     """A session in an outer transaction that is rolled back after the test."""
-    conn = engine.connect()
+    conn = rollback_engine.connect()
     outer = conn.begin()
     session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
     try:

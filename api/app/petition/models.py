@@ -55,6 +55,8 @@ class Petition(Base):
     answer_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     closure_due: Mapped[date | None] = mapped_column(Date, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    # SHA-256 of the request body that used the key: the same key with another body is refused.
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     satisfaction: Mapped[str | None] = mapped_column(String(16), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

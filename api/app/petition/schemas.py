@@ -1,0 +1,104 @@
+"""Request and response bodies of the public petition endpoints."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PHONE_RE = re.compile(r"1[3-9]\d{9}")
+NUMBER_RE = re.compile(r"XF-\d{8}-\d{4}")
+Channel = Literal["wechat", "webchat", "bot", "phone", "visit", "console"]
+
+
+def normalize_phone(raw: str) -> str:
+    """Full-width digits, spaces, dashes and a +86 prefix removed; raises ValueError in Chinese."""
+    value = unicodedata.normalize("NFKC", raw or "")
+    value = re.sub(r"[\s\-()（）]", "", value)
+    if value.startswith("+86"):
+        value = value[3:]
+    elif value.startswith("0086"):
+        value = value[4:]
+    if not PHONE_RE.fullmatch(value):
+        raise ValueError("手机号应为11位数字，以1开头，请核对后重新输入")
+    return value
+
+
+class PetitionCreate(BaseModel):
+    """What a resident (or the bot for them) submits."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    person_name: str = Field(min_length=1, max_length=32)
+    phone: str = Field(max_length=20)
+    address: str | None = Field(default=None, max_length=200)
+    project_code: str | None = Field(default=None, max_length=32)
+    description: str = Field(min_length=1, max_length=2000)
+    consent: bool
+    channel: Channel
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return normalize_phone(value)
+
+    @field_validator("person_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if any(ch.isdigit() for ch in value):
+            raise ValueError("姓名里不应有数字，请填写您的真实姓名")
+        return value
+
+    @model_validator(mode="after")
+    def _home_and_consent(self) -> PetitionCreate:
+        if not (self.address or self.project_code):
+            raise ValueError("请告诉我们您的房屋地址或项目编号")
+        if not self.consent:
+            raise ValueError("需要您同意把信息转给相关部门，我们才能受理信访")
+        return self
+
+
+class PetitionCreated(BaseModel):
+    """The acknowledgement: number, state and the date departments must answer by."""
+
+    number: str
+    status: str
+    status_label: str
+    answer_due: date
+    provisional: bool
+
+
+class PetitionLookup(BaseModel):
+    """A resident asks about a petition: the number and the phone given at intake."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    petition_number: str = Field(max_length=32)
+    phone: str = Field(max_length=20)
+
+    @field_validator("petition_number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        value = unicodedata.normalize("NFKC", value).upper().replace("—", "-").replace(" ", "")
+        if not NUMBER_RE.fullmatch(value):
+            raise ValueError("信访编号格式应为 XF-年月日-四位序号，例如 XF-20261123-0007")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return normalize_phone(value)
+
+
+class PetitionStatusRead(BaseModel):
+    """What a resident may see of a petition."""
+
+    number: str
+    status: str
+    status_label: str
+    departments: list[str]
+    updated_at: datetime
+    answer_due: date

@@ -1,0 +1,174 @@
+"""Petition intake and the resident's status lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.audit.models import AuditLog
+from app.core.errors import AppError
+from app.core.workdays import calendar, today_shanghai
+from app.petition.models import Petition, PetitionDayCounter
+from app.petition.schemas import PetitionCreate
+from app.status.models import Project
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FIRST_ANSWER_DAYS = 5
+
+
+def first_answer_days() -> int:
+    """The catalogue's first-answer limit in working days (5, the 'one week' of real programmes)."""
+    try:
+        from app.policy.catalogue import get_catalogue
+
+        return int(get_catalogue().settings.first_answer_working_days)
+    except (ImportError, AttributeError):
+        return DEFAULT_FIRST_ANSWER_DAYS
+
+
+def _fingerprint(data: PetitionCreate) -> str:
+    body = json.dumps(data.model_dump(), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def next_number(*, db: Session, day: date) -> str:
+    """Atomically take the day's next sequence number: `XF-YYYYMMDD-NNNN`."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(PetitionDayCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(
+            index_elements=[PetitionDayCounter.day], set_={"last": PetitionDayCounter.last + 1}
+        )
+        .returning(PetitionDayCounter.last)
+    )
+    seq = db.execute(stmt).scalar_one()
+    if seq > 9999:
+        raise AppError(503, "daily_limit", "今日信访受理编号已用完，请明天再试或拨打热线。")
+    return f"XF-{day:%Y%m%d}-{seq:04d}"
+
+
+def get_by_idempotency_key(*, db: Session, key: str) -> Petition | None:
+    """The petition an earlier request with this key created, if any."""
+    return db.scalar(select(Petition).where(Petition.idempotency_key == key))
+
+
+def _resolve_home(*, db: Session, data: PetitionCreate) -> tuple[int | None, int | None, str]:
+    """Project and unit ids for the petition: by code, else by matching the address."""
+    if data.project_code:
+        project = db.scalar(select(Project).where(Project.code == data.project_code))
+        if project is None:
+            raise AppError(422, "unknown_project", "没有找到这个项目编号，请核对后重新填写。")
+        return project.id, None, data.address or project.name
+    assert data.address is not None
+    try:
+        from app.status import matching
+    except ImportError:  # matching not installed: keep the address text only
+        return None, None, data.address
+    result = matching.match_address(db=db, text=data.address)
+    project_id = getattr(result, "project_id", None)
+    unit_id = getattr(result, "unit_id", None)
+    if getattr(result, "match", None) not in ("unit", "project"):
+        project_id = unit_id = None
+    return project_id, unit_id, data.address
+
+
+def create(
+    *,
+    db: Session,
+    data: PetitionCreate,
+    idempotency_key: str | None = None,
+    today: date | None = None,
+) -> tuple[Petition, bool]:
+    """Take in a petition; returns (petition, created). A repeated key returns the first one."""
+    fingerprint = _fingerprint(data)
+    if idempotency_key:
+        existing = get_by_idempotency_key(db=db, key=idempotency_key)
+        if existing is not None:
+            return _replayed(existing, fingerprint), False
+    day = today or today_shanghai()
+    project_id, unit_id, address = _resolve_home(db=db, data=data)
+    answer_due, provisional = calendar().add_working_days(day, first_answer_days())
+    try:
+        with db.begin_nested():
+            petition = Petition(
+                number=next_number(db=db, day=day),
+                status="accepted",
+                person_name=data.person_name,
+                phone=data.phone,
+                project_id=project_id,
+                unit_id=unit_id,
+                address=address,
+                description=data.description,
+                consent=data.consent,
+                channel=data.channel,
+                intake_date=day,
+                answer_due=answer_due,
+                answer_due_provisional=provisional,
+                idempotency_key=idempotency_key,
+                idempotency_fingerprint=fingerprint if idempotency_key else None,
+            )
+            db.add(petition)
+            db.flush()
+            db.add(
+                AuditLog(
+                    actor=f"resident:{data.channel}",
+                    action="petition_created",
+                    entity_type="petition",
+                    entity_id=petition.number,
+                    before=None,
+                    after={"status": "accepted", "answer_due": answer_due.isoformat()},
+                )
+            )
+            db.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its petition.
+        if idempotency_key:
+            existing = get_by_idempotency_key(db=db, key=idempotency_key)
+            if existing is not None:
+                return _replayed(existing, fingerprint), False
+        raise
+    log.info("petition %s accepted via %s", petition.number, data.channel)
+    return petition, True
+
+
+def _replayed(existing: Petition, fingerprint: str) -> Petition:
+    if existing.idempotency_fingerprint and not hmac.compare_digest(
+        existing.idempotency_fingerprint, fingerprint
+    ):
+        raise AppError(409, "idempotency_conflict", "这个请求编号已用于另一份信访，请重新提交。")
+    return existing
+
+
+def lookup(*, db: Session, number: str, phone: str) -> Petition | None:
+    """The petition with this number, only when the phone matches the one given at intake."""
+    petition = db.scalar(
+        select(Petition)
+        .where(Petition.number == number)
+        .options(selectinload(Petition.assignments))
+    )
+    if petition is None or not hmac.compare_digest(petition.phone, phone):
+        return None
+    return petition
+
+
+def department_names(petition: Petition) -> list[str]:
+    """Chinese names of the departments the petition is assigned to."""
+    codes = [a.department for a in petition.assignments]
+    try:
+        from app.policy.catalogue import get_catalogue
+
+        departments = get_catalogue().departments
+        return [departments[c].name if c in departments else c for c in codes]
+    except (ImportError, AttributeError):
+        return codes
