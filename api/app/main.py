@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.api import api_router
+from app.chat.views import router as chat_router
+from app.chat.views import static_files as chat_static
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import access_log_middleware, configure_logging
@@ -18,6 +20,8 @@ def create_app() -> FastAPI:
     app.middleware("http")(access_log_middleware)
     app.add_middleware(BodySizeLimit)
     app.include_router(api_router)
+    app.include_router(chat_router)
+    app.mount("/chat/static", chat_static, name="chat-static")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:49:34.010303
+Create Date: 2026-11-23 11:53:24.479595
 
 """
 
@@ -36,6 +36,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_entity", ["entity_type", "entity_id"], unique=False)
+
+    op.create_table(
+        "chat_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("conversation", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=8), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("buttons", sa.JSON(), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_message")),
+    )
+    with op.batch_alter_table("chat_message", schema=None) as batch_op:
+        batch_op.create_index("ix_chat_message_conversation", ["conversation", "id"], unique=False)
 
     op.create_table(
         "petition_day_counter",
@@ -258,6 +271,10 @@ def downgrade() -> None:
     op.drop_table("staff_user")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
+    with op.batch_alter_table("chat_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_chat_message_conversation")
+
+    op.drop_table("chat_message")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_entity")
 

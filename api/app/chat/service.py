@@ -1,0 +1,211 @@
+"""Web chat: signed conversation ids, the transcript, and the thin proxy to Rasa's REST channel."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.chat.models import ChatMessage
+from app.core.config import settings
+from app.core.database import utcnow
+from app.core.errors import AppError
+from app.core.ratelimit import limiter
+from app.core.security import mask_id, mask_phone, pseudonym
+
+log = logging.getLogger("app.chat")
+
+COOKIE_NAME = "fb_chat"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+MAX_CHARS = 500
+HISTORY_LIMIT = 200
+# Per minute. A resident types far slower than this; scripts hit the limit at once.
+RATE_PER_CONVERSATION = 20
+RATE_PER_IP = 60
+RASA_TIMEOUT = httpx.Timeout(20.0, connect=3.0)
+
+RATE_LIMITED_MESSAGE = "您发得太快了，请稍等一分钟再发。如需人工帮助，可以点“转人工”。"
+BOT_DOWN_MESSAGE = "小助手暂时没有响应，请过几分钟再发一次。给您带来不便，非常抱歉。"
+BAD_CONVERSATION_MESSAGE = "会话已失效，请刷新页面重新开始。"
+TOO_LONG_MESSAGE = f"消息太长了，请分几次发送（每条最多 {MAX_CHARS} 个字）。"
+EMPTY_MESSAGE = "请输入您要咨询的内容。"
+
+_CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{24}$")
+# 18-character resident ID (last may be X) and 11-digit mainland mobile numbers, as typed.
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _signer() -> TimestampSigner:
+    return TimestampSigner(settings.secret_key, salt="fangben.chat.conversation")
+
+
+def new_conversation() -> tuple[str, str]:
+    """A fresh random conversation id and its signed cookie value."""
+    conversation_id = secrets.token_urlsafe(18)
+    return conversation_id, _signer().sign(conversation_id).decode()
+
+
+def read_conversation(token: str | None) -> str:
+    """The conversation id of a signed cookie value; a missing, forged or stale one is a 403."""
+    if not token:
+        raise AppError(403, "bad_conversation", BAD_CONVERSATION_MESSAGE)
+    try:
+        value = _signer().unsign(token, max_age=COOKIE_MAX_AGE).decode()
+    except (BadSignature, SignatureExpired, UnicodeDecodeError) as exc:
+        raise AppError(403, "bad_conversation", BAD_CONVERSATION_MESSAGE) from exc
+    if not _CONVERSATION_ID.match(value):
+        raise AppError(403, "bad_conversation", BAD_CONVERSATION_MESSAGE)
+    return value
+
+
+def _digest(purpose: str, conversation_id: str) -> str:
+    key = settings.secret_key.encode()
+    return hmac.new(key, f"{purpose}:{conversation_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def transcript_key(conversation_id: str) -> str:
+    """The key the transcript is stored under (a keyed digest, so the table leaks no ids)."""
+    return _digest("chat", conversation_id)
+
+
+def rasa_sender_id(conversation_id: str) -> str:
+    """The Rasa sender id of a conversation, derived server-side and never shown to browsers."""
+    return "web-" + _digest("rasa", conversation_id)[:32]
+
+
+def mask_personal(text: str) -> str:
+    """Mask ID numbers and mobile numbers in free text before it is stored."""
+    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
+    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def neutralize(text: str) -> str:
+    """Make typed text plain: a leading "/" (Rasa's intent syntax) becomes a full-width "／"."""
+    text = _CONTROL_RE.sub("", text).strip()
+    if text.startswith("/"):
+        text = "／" + text[1:]
+    return text
+
+
+@dataclass
+class Reply:
+    """One bot bubble as the browser shows it."""
+
+    text: str
+    buttons: list[dict[str, str]]
+
+
+def _as_dict(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "text": message.text,
+        "buttons": message.buttons or [],
+        "at": message.at.isoformat(),
+    }
+
+
+def list_history(*, db: Session, conversation_id: str) -> list[dict[str, Any]]:
+    """The stored bubbles of a conversation, oldest first (the last HISTORY_LIMIT)."""
+    key = transcript_key(conversation_id)
+    rows = db.scalars(
+        select(ChatMessage)
+        .where(ChatMessage.conversation == key)
+        .order_by(ChatMessage.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    return [_as_dict(m) for m in reversed(rows)]
+
+
+def _offered_buttons(*, db: Session, key: str) -> list[dict[str, str]]:
+    """Buttons of the bot's last turn (the bubbles after the resident's last message)."""
+    rows = db.scalars(
+        select(ChatMessage)
+        .where(ChatMessage.conversation == key)
+        .order_by(ChatMessage.id.desc())
+        .limit(20)
+    ).all()
+    offered: list[dict[str, str]] = []
+    for row in rows:
+        if row.role != "bot":
+            break
+        offered.extend(row.buttons or [])
+    return offered
+
+
+def _clean_buttons(raw: Any) -> list[dict[str, str]]:
+    buttons: list[dict[str, str]] = []
+    for b in raw or []:
+        if isinstance(b, dict) and b.get("title"):
+            title = str(b["title"])[:40]
+            buttons.append({"title": title, "payload": str(b.get("payload") or title)[:200]})
+    return buttons[:10]
+
+
+def _call_rasa(sender: str, message: str) -> list[dict[str, Any]]:
+    url = settings.rasa_url.rstrip("/") + "/webhooks/rest/webhook"
+    try:
+        with httpx.Client(timeout=RASA_TIMEOUT) as client:
+            response = client.post(url, json={"sender": sender, "message": message})
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("rasa unavailable: %s", type(exc).__name__)
+        raise AppError(503, "bot_unavailable", BOT_DOWN_MESSAGE) from exc
+    if not isinstance(data, list):
+        log.warning("rasa answered an unexpected shape")
+        raise AppError(503, "bot_unavailable", BOT_DOWN_MESSAGE)
+    return [m for m in data if isinstance(m, dict)]
+
+
+def send(
+    *, db: Session, conversation_id: str, text: str, payload: str | None, ip: str
+) -> dict[str, Any]:
+    """Store the resident's message, pass it to Rasa, store and return the bot's replies."""
+    key = transcript_key(conversation_id)
+    limiter.hit(
+        "chat",
+        [("conversation", key[:32]), ("ip", pseudonym(ip))],
+        {"conversation": RATE_PER_CONVERSATION, "ip": RATE_PER_IP},
+        message=RATE_LIMITED_MESSAGE,
+    )
+    shown = _CONTROL_RE.sub("", text).strip()
+    if len(shown) > MAX_CHARS:
+        raise AppError(422, "too_long", TOO_LONG_MESSAGE)
+    if not shown:
+        raise AppError(422, "empty", EMPTY_MESSAGE)
+    outgoing = neutralize(shown)
+    if payload is not None:
+        # A chip tap: the payload is trusted only when the bot offered it in its last turn.
+        offered = {b["payload"]: b["title"] for b in _offered_buttons(db=db, key=key)}
+        if payload in offered:
+            outgoing, shown = payload, offered[payload]
+    user = ChatMessage(conversation=key, role="user", text=mask_personal(shown), at=utcnow())
+    # Rasa first: when it is down nothing is stored and the resident simply sends again.
+    replies = _call_rasa(rasa_sender_id(conversation_id), outgoing)
+    db.add(user)
+    stored: list[ChatMessage] = []
+    for reply in replies:
+        buttons = _clean_buttons(reply.get("buttons"))
+        body = str(reply.get("text") or "")
+        if not body and not buttons:
+            continue
+        stored.append(
+            ChatMessage(
+                conversation=key, role="bot", text=mask_personal(body), buttons=buttons or None
+            )
+        )
+    db.add_all(stored)
+    db.flush()
+    return {"user": _as_dict(user), "replies": [_as_dict(m) for m in stored]}

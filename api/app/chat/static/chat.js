@@ -1,0 +1,227 @@
+/* 房本助手 web chat. Talks only to /chat/api/* on the same origin; the conversation id lives in
+   an HttpOnly cookie this script never sees. */
+(function () {
+  "use strict";
+
+  var log = document.getElementById("log");
+  var input = document.getElementById("input");
+  var form = document.getElementById("composer");
+  var sendBtn = document.getElementById("send-btn");
+  var fontBtn = document.getElementById("font-toggle");
+  var humanBtn = document.getElementById("human-btn");
+  var quick = document.getElementById("quick");
+  var FONT_KEY = "fangben.chat.bigFont";
+  var GAP_MS = 5 * 60 * 1000;
+  var lastShown = 0;
+  var busy = false;
+
+  var WELCOME = "您好，我是房本助手。可以帮您查询房本（不动产权证）办理进度、" +
+    "解释为什么暂时办不了证、需要带什么材料，也可以帮您提交信访。\n" +
+    "请直接告诉我小区和房号，例如“观象山庄3号楼2单元501”，或点下面的常见问题。";
+
+  function api(method, path, body) {
+    var opts = {
+      method: method,
+      credentials: "same-origin",
+      headers: { "X-Chat-Client": "web", "Accept": "application/json" }
+    };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(path, opts).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (data) {
+        return { ok: res.ok, status: res.status, data: data };
+      });
+    });
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function formatTime(d) {
+    var now = new Date();
+    var hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
+    if (d.toDateString() === now.toDateString()) return hm;
+    var y = new Date(now); y.setDate(now.getDate() - 1);
+    if (d.toDateString() === y.toDateString()) return "昨天 " + hm;
+    if (d.getFullYear() === now.getFullYear()) return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+    return d.getFullYear() + "年" + (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+  }
+
+  function maybeTime(at) {
+    var d = at ? new Date(at) : new Date();
+    if (isNaN(d.getTime())) d = new Date();
+    if (d.getTime() - lastShown >= GAP_MS) {
+      var t = document.createElement("div");
+      t.className = "time";
+      t.textContent = formatTime(d);
+      log.appendChild(t);
+    }
+    lastShown = d.getTime();
+  }
+
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  function disableOldChips() {
+    var chips = log.querySelectorAll(".buttons .chip");
+    for (var i = 0; i < chips.length; i++) chips[i].disabled = true;
+  }
+
+  function addBubble(role, text, buttons, at, live) {
+    maybeTime(at);
+    var row = document.createElement("div");
+    row.className = "row " + role;
+    var avatar = document.createElement("div");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = role === "bot" ? "房" : "我";
+    var stack = document.createElement("div");
+    stack.className = "stack";
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    bubble.textContent = text;
+    stack.appendChild(bubble);
+    if (buttons && buttons.length) {
+      var box = document.createElement("div");
+      box.className = "buttons";
+      buttons.forEach(function (b) {
+        var chip = document.createElement("button");
+        chip.type = "button";
+        chip.className = "chip";
+        chip.textContent = b.title;
+        chip.disabled = !live;
+        chip.addEventListener("click", function () { send(b.title, b.payload); });
+        box.appendChild(chip);
+      });
+      stack.appendChild(box);
+    }
+    row.appendChild(avatar);
+    row.appendChild(stack);
+    log.appendChild(row);
+    scrollDown();
+    return row;
+  }
+
+  function addNotice(text, isError, withReload) {
+    var n = document.createElement("div");
+    n.className = "notice" + (isError ? " error" : "");
+    n.setAttribute("role", isError ? "alert" : "status");
+    n.textContent = text;
+    if (withReload) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "刷新";
+      b.addEventListener("click", function () { location.reload(); });
+      n.appendChild(b);
+    }
+    log.appendChild(n);
+    scrollDown();
+  }
+
+  function showTyping() {
+    var row = document.createElement("div");
+    row.className = "row bot typing-row";
+    row.innerHTML = '<div class="avatar" aria-hidden="true">房</div>' +
+      '<div class="stack"><div class="bubble" aria-label="对方正在输入">' +
+      '<span class="typing"><i></i><i></i><i></i></span></div></div>';
+    log.appendChild(row);
+    scrollDown();
+    return row;
+  }
+
+  function setBusy(b) {
+    busy = b;
+    sendBtn.disabled = b;
+  }
+
+  function send(text, payload) {
+    text = (text || "").trim();
+    if (!text || busy) return;
+    setBusy(true);
+    disableOldChips();
+    var mine = addBubble("user", text, null, null, false);
+    var typing = showTyping();
+    var body = { text: text };
+    if (payload) body.payload = payload;
+    api("POST", "/chat/api/messages", body).then(function (res) {
+      typing.remove();
+      if (!res.ok) {
+        mine.classList.add("failed");
+        var msg = (res.data && res.data.message) || "发送失败，请稍后再试。";
+        addNotice(msg, true, res.status === 403);
+        return;
+      }
+      mine.querySelector(".bubble").textContent = res.data.user.text;
+      var replies = res.data.replies || [];
+      if (!replies.length) addNotice("小助手暂时没有回复，请换个说法再试试。", false, false);
+      replies.forEach(function (m) { addBubble("bot", m.text, m.buttons, m.at, true); });
+    }).catch(function () {
+      typing.remove();
+      mine.classList.add("failed");
+      addNotice("网络不太好，消息没有发出去，请检查网络后再试。", true, false);
+    }).then(function () {
+      setBusy(false);
+    });
+  }
+
+  function loadHistory() {
+    api("GET", "/chat/api/history").then(function (res) {
+      if (!res.ok) {
+        addNotice((res.data && res.data.message) || "读取聊天记录失败。", true, res.status === 403);
+        return;
+      }
+      var messages = res.data.messages || [];
+      if (!messages.length) {
+        addBubble("bot", WELCOME, null, null, false);
+        return;
+      }
+      messages.forEach(function (m, i) {
+        var live = m.role === "bot" && messages.slice(i + 1).every(function (x) { return x.role === "bot"; });
+        addBubble(m.role, m.text, m.buttons, m.at, live);
+      });
+    }).catch(function () {
+      addNotice("网络不太好，请检查网络后刷新页面。", true, true);
+    });
+  }
+
+  function applyFont(big) {
+    document.documentElement.classList.toggle("big", big);
+    fontBtn.setAttribute("aria-pressed", big ? "true" : "false");
+    fontBtn.textContent = big ? "标准字" : "大字";
+  }
+
+  fontBtn.addEventListener("click", function () {
+    var big = !document.documentElement.classList.contains("big");
+    try { localStorage.setItem(FONT_KEY, big ? "1" : "0"); } catch (e) { /* private mode */ }
+    applyFont(big);
+    scrollDown();
+  });
+  humanBtn.addEventListener("click", function () { send("转人工"); });
+  quick.addEventListener("click", function (e) {
+    if (e.target.classList.contains("quick-chip")) send(e.target.textContent);
+  });
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    autoGrow();
+    send(text);
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit ? form.requestSubmit() : sendBtn.click();
+    }
+  });
+  function autoGrow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+  }
+  input.addEventListener("input", autoGrow);
+
+  var stored = null;
+  try { stored = localStorage.getItem(FONT_KEY); } catch (e) { /* private mode */ }
+  applyFont(stored === "1");
+  loadHistory();
+})();
