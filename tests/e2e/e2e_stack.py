@@ -1,0 +1,303 @@
+"""Start the whole helpdesk on free loopback ports: api (temp SQLite), action server, Rasa.
+
+Used by the end-to-end tests, the live bot tests and `bench/bot_bench.py`. Every process runs
+in its own process group and is stopped (TERM, then KILL) when the stack closes.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+API_DIR = REPO / "api"
+BOT_DIR = REPO / "bot"
+API_PY = API_DIR / ".venv" / "bin" / "python"
+BOT_PY = BOT_DIR / ".venv" / "bin" / "python"
+DEMO_UNITS = API_DIR / "app" / "ledger" / "demo_data" / "units.csv"
+
+
+class StackError(RuntimeError):
+    """A server of the stack did not start; the message names its log file."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def latest_model() -> Path:
+    """The newest trained model in bot/models/ (train first with `make train`)."""
+    models = sorted(glob.glob(str(BOT_DIR / "models" / "*.tar.gz")), key=os.path.getmtime)
+    if not models:
+        raise StackError("no trained model in bot/models/: run `make train` first")
+    return Path(models[-1])
+
+
+def demo_unit(project: str, building: str, unit: str, room: str) -> dict[str, str]:
+    """A row of the shipped demo ledger's units sheet (owner name and ID number included)."""
+    with DEMO_UNITS.open(encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if (row["项目编号"], row["幢号"], row["单元"], row["房号"]) == (
+                project,
+                building,
+                unit,
+                room,
+            ):
+                return row
+    raise KeyError((project, building, unit, room))
+
+
+@dataclass
+class Stack:
+    """Ports, files and processes of one running helpdesk."""
+
+    workdir: Path
+    api_port: int
+    actions_port: int
+    rasa_port: int
+    database: Path
+    tracker_db: Path | None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the api."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def rasa_url(self) -> str:
+        """Base URL of Rasa."""
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def webhook(self) -> str:
+        """Rasa's REST channel webhook."""
+        return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    def log(self, name: str) -> str:
+        """The captured output of one server so far."""
+        path = self.workdir / f"{name}.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def say(self, sender: str, text: str, client: httpx.Client | None = None) -> list[dict]:
+        """Send one message over the REST channel; the bot's replies."""
+        own = client is None
+        client = client or httpx.Client(timeout=60)
+        try:
+            response = client.post(self.webhook, json={"sender": sender, "message": text})
+            response.raise_for_status()
+            return list(response.json())
+        finally:
+            if own:
+                client.close()
+
+
+def _wait(url: str, name: str, stack: Stack, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    proc = stack.procs[name]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with {proc.returncode}:\n{stack.log(name)[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise StackError(f"{name} not up after {seconds}s:\n{stack.log(name)[-3000:]}")
+
+
+def _start(stack: Stack, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    log = (stack.workdir / f"{name}.log").open("wb")
+    stack.procs[name] = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise StackError(f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _load_demo(env: dict[str, str]) -> None:
+    _run([str(API_PY), "-m", "app.ledger.cli", "load-demo"], API_DIR, env, "demo ledger")
+
+
+def _write_bot_config(stack: Stack, tracker: str) -> tuple[Path, Path]:
+    endpoints = stack.workdir / "endpoints.yml"
+    lines = [
+        "action_endpoint:",
+        f'  url: "http://127.0.0.1:{stack.actions_port}/webhook"',
+        "tracker_store:",
+        "  type: privacy.tracker_store.RedactingTrackerStore",
+    ]
+    if tracker == "sql":
+        assert stack.tracker_db is not None
+        lines += ["  backend: sql", "  dialect: sqlite", f'  db: "{stack.tracker_db}"']
+    else:
+        lines += ["  backend: memory"]
+    endpoints.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    credentials = stack.workdir / "credentials.yml"
+    credentials.write_text("channels.rest.SafeRestInput:\n  max_message_chars: 500\n")
+    return endpoints, credentials
+
+
+@contextmanager
+def running_stack(
+    tracker: str = "memory", model: Path | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Start api, action server and Rasa; yield the stack; stop everything on exit.
+
+    `tracker` is "memory" (the embedded default) or "sql" (a SQLite file the caller can read).
+    """
+    model = model or latest_model()
+    workdir = Path(tempfile.mkdtemp(prefix="fangben-e2e-"))
+    stack = Stack(
+        workdir=workdir,
+        api_port=free_port(),
+        actions_port=free_port(),
+        rasa_port=free_port(),
+        database=workdir / "api.db",
+        tracker_db=workdir / "tracker.db" if tracker == "sql" else None,
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    base.update(
+        {
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SANIC_HOST": "127.0.0.1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **(extra_env or {}),
+        }
+    )
+    api_env = {
+        **base,
+        "DATABASE_URL": f"sqlite:///{stack.database}",
+        "RASA_URL": stack.rasa_url,
+        "PORT": str(stack.api_port),
+    }
+    bot_env = {**base, "API_URL": stack.api_url}
+    try:
+        started = time.monotonic()
+        _run([str(API_PY), "-m", "alembic", "upgrade", "head"], API_DIR, api_env, "migrations")
+        _load_demo(api_env)
+        stack.timings["prepare_db"] = time.monotonic() - started
+        endpoints, credentials = _write_bot_config(stack, tracker)
+        started = time.monotonic()
+        _start(
+            stack,
+            "api",
+            [
+                str(API_PY),
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(stack.api_port),
+                "--no-access-log",
+            ],
+            API_DIR,
+            api_env,
+        )
+        _start(
+            stack,
+            "actions",
+            [
+                str(BOT_PY),
+                "-m",
+                "rasa_sdk",
+                "--actions",
+                "actions",
+                "--port",
+                str(stack.actions_port),
+            ],
+            BOT_DIR,
+            bot_env,
+        )
+        _start(
+            stack,
+            "rasa",
+            [
+                str(BOT_DIR / ".venv" / "bin" / "rasa"),
+                "run",
+                "--model",
+                str(model),
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(stack.rasa_port),
+                "--credentials",
+                str(credentials),
+                "--endpoints",
+                str(endpoints),
+            ],
+            BOT_DIR,
+            bot_env,
+        )
+        _wait(f"{stack.api_url}/healthz", "api", stack, 60)
+        _wait(f"http://127.0.0.1:{stack.actions_port}/health", "actions", stack, 120)
+        _wait(f"{stack.rasa_url}/webhooks/rest/", "rasa", stack, 420)
+        stack.timings["start_servers"] = time.monotonic() - started
+        yield stack
+    finally:
+        _stop(stack.procs)
+        if os.environ.get("E2E_KEEP_LOGS"):
+            print(f"e2e logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    """All reply texts (and button titles) joined, for assertions on contents."""
+    parts: list[str] = []
+    for reply in replies:
+        if reply.get("text"):
+            parts.append(str(reply["text"]))
+        for button in reply.get("buttons") or []:
+            parts.append(f"[{button.get('title')}|{button.get('payload')}]")
+    return "\n".join(parts)
