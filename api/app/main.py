@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from app.api import api_router
 from app.chat.views import router as chat_router
 from app.chat.views import static_files as chat_static
+from app.console.views import router as console_router
+from app.console.views import static_files as console_static
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import access_log_middleware, configure_logging
@@ -22,6 +24,8 @@ def create_app() -> FastAPI:
     app.include_router(api_router)
     app.include_router(chat_router)
     app.mount("/chat/static", chat_static, name="chat-static")
+    app.include_router(console_router)
+    app.mount("/console/static", console_static, name="console-static")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,438 @@
+"""The figures leaders ask for: registration rates per district and project, petition rates,
+counts by blocker type and department, the overdue list — and their CSV/XLSX/SVG forms."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from openpyxl import Workbook
+from sqlalchemy import Date, and_, case, cast, func, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.core.workdays import today_shanghai
+from app.petition import workflow
+from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
+from app.petition.staff_service import due_columns, pending_due_subquery
+from app.staff.departments import blocker_names, department_name
+from app.status.models import BLOCKER_OPEN, Blocker, Project, Unit
+
+
+def rate(part: int, whole: int) -> float | None:
+    """part/whole as a percentage with one decimal, None when there is nothing to divide."""
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+@dataclass
+class RegistrationRow:
+    """Registration figures of one project or one district."""
+
+    key: str
+    label: str
+    district: str
+    projects: int = 0
+    households: int = 0
+    initial_done_households: int = 0
+    transfer_done: int = 0
+
+    @property
+    def initial_rate(self) -> float | None:
+        """首次登记化解率: households whose project has its initial registration."""
+        return rate(self.initial_done_households, self.households)
+
+    @property
+    def transfer_rate(self) -> float | None:
+        """转移登记化解率: transfers done among households that can already transfer."""
+        return rate(self.transfer_done, self.initial_done_households)
+
+    @property
+    def overall_rate(self) -> float | None:
+        """总体登记率: households holding their certificate among all households."""
+        return rate(self.transfer_done, self.households)
+
+
+@dataclass
+class PetitionFigures:
+    """Petition counts and the three headline rates."""
+
+    total: int = 0
+    open: int = 0
+    closed: int = 0
+    closed_on_time: int = 0
+    satisfied: int = 0
+    overdue: int = 0
+    transferred: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def closure_rate(self) -> float | None:
+        """办结率: closed among all petitions (transferred ones are counted as handled)."""
+        return rate(self.closed + self.transferred, self.total)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """按期办结率: closed by the closure target among closed petitions."""
+        return rate(self.closed_on_time, self.closed)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """息诉罢访率: residents satisfied at closure among closed petitions."""
+        return rate(self.satisfied, self.closed)
+
+
+@dataclass
+class Dashboard:
+    """Everything the dashboard page and its exports show."""
+
+    today: date
+    districts: list[RegistrationRow]
+    projects: list[RegistrationRow]
+    total: RegistrationRow
+    petitions: PetitionFigures
+    by_blocker: list[dict[str, Any]]
+    by_department: list[dict[str, Any]]
+    overdue: list[dict[str, Any]]
+
+
+def _closed_day(db: Session) -> ColumnElement[Any]:
+    # Dates are Asia/Shanghai dates; closed_at is stored in UTC.
+    if db.get_bind().dialect.name == "postgresql":
+        return cast(text("(petition.closed_at AT TIME ZONE 'Asia/Shanghai')"), Date)
+    return func.date(Petition.closed_at, "+8 hours")
+
+
+def registration(
+    *, db: Session
+) -> tuple[list[RegistrationRow], list[RegistrationRow], RegistrationRow]:
+    """Per-project and per-district registration rows and the overall total."""
+    units = (
+        select(
+            Unit.project_id.label("pid"),
+            func.count().label("n"),
+            func.sum(case((Unit.transfer_status == "done", 1), else_=0)).label("done"),
+        )
+        .group_by(Unit.project_id)
+        .subquery()
+    )
+    stmt = (
+        select(Project, units.c.n, units.c.done)
+        .outerjoin(units, units.c.pid == Project.id)
+        .order_by(Project.district, Project.code)
+    )
+    projects: list[RegistrationRow] = []
+    districts: dict[str, RegistrationRow] = {}
+    total = RegistrationRow(key="", label="合计", district="")
+    for project, n, done in db.execute(stmt).all():
+        households = max(project.unit_count or 0, int(n or 0))
+        done = int(done or 0)
+        row = RegistrationRow(
+            key=project.code,
+            label=project.name,
+            district=project.district or "未填区县",
+            projects=1,
+            households=households,
+            initial_done_households=households if project.initial_registration_done else 0,
+            transfer_done=done,
+        )
+        projects.append(row)
+        d = districts.setdefault(
+            row.district, RegistrationRow(row.district, row.district, row.district)
+        )
+        for agg in (d, total):
+            agg.projects += 1
+            agg.households += row.households
+            agg.initial_done_households += row.initial_done_households
+            agg.transfer_done += row.transfer_done
+    return list(districts.values()), projects, total
+
+
+def petition_figures(*, db: Session, today: date) -> PetitionFigures:
+    """Counts of petitions by state, on-time closures, satisfaction and overdue."""
+    figures = PetitionFigures()
+    for status, n in db.execute(select(Petition.status, func.count()).group_by(Petition.status)):
+        figures.by_status[status] = int(n)
+    figures.total = sum(figures.by_status.values())
+    figures.closed = figures.by_status.get("closed", 0)
+    figures.transferred = figures.by_status.get("transferred", 0)
+    figures.open = sum(n for s, n in figures.by_status.items() if s in workflow.OPEN_STATES)
+    closed_day = _closed_day(db)
+    on_time = db.scalar(
+        select(func.count()).where(
+            Petition.status == "closed",
+            (Petition.closure_due.is_(None)) | (closed_day <= Petition.closure_due),
+        )
+    )
+    figures.closed_on_time = int(on_time or 0)
+    figures.satisfied = int(
+        db.scalar(
+            select(func.count()).where(
+                Petition.status == "closed", Petition.satisfaction == "satisfied"
+            )
+        )
+        or 0
+    )
+    pending = pending_due_subquery()
+    is_open, next_due = due_columns(pending)
+    figures.overdue = int(
+        db.scalar(
+            select(func.count())
+            .select_from(Petition)
+            .outerjoin(pending, pending.c.pid == Petition.id)
+            .where(and_(is_open, next_due < today))
+        )
+        or 0
+    )
+    return figures
+
+
+def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
+    """Per blocker type: projects and households it holds up, and petitions from them."""
+    names = blocker_names()
+    households = func.coalesce(Project.unit_count, 0)
+    stmt = (
+        select(Blocker.code, func.count(), func.sum(households))
+        .join(Project, Project.id == Blocker.project_id)
+        .where(Blocker.status == BLOCKER_OPEN)
+        .group_by(Blocker.code)
+    )
+    rows = {
+        code: {
+            "code": code,
+            "name": names.get(code, code),
+            "projects": int(n),
+            "households": int(h or 0),
+            "petitions": 0,
+        }
+        for code, n, h in db.execute(stmt)
+    }
+    pstmt = (
+        select(Blocker.code, func.count(func.distinct(Petition.id)))
+        .join(Petition, Petition.project_id == Blocker.project_id)
+        .where(Blocker.status == BLOCKER_OPEN)
+        .group_by(Blocker.code)
+    )
+    for code, n in db.execute(pstmt):
+        rows.setdefault(
+            code,
+            {
+                "code": code,
+                "name": names.get(code, code),
+                "projects": 0,
+                "households": 0,
+                "petitions": 0,
+            },
+        )["petitions"] = int(n)
+    return sorted(rows.values(), key=lambda r: (-r["projects"], -r["petitions"], r["code"]))
+
+
+def department_counts(*, db: Session, today: date) -> list[dict[str, Any]]:
+    """Per department: petitions assigned, answered, answered on time, waiting, overdue."""
+    open_petition = Petition.status.in_(workflow.OPEN_STATES)
+    unanswered = PetitionAssignment.answer.is_(None)
+    stmt = (
+        select(
+            PetitionAssignment.department,
+            func.count(),
+            func.sum(case((unanswered, 0), else_=1)),
+            func.sum(case((and_(unanswered, open_petition), 1), else_=0)),
+            func.sum(
+                case(
+                    (and_(unanswered, open_petition, PetitionAssignment.answer_due < today), 1),
+                    else_=0,
+                )
+            ),
+        )
+        .join(Petition, Petition.id == PetitionAssignment.petition_id)
+        .group_by(PetitionAssignment.department)
+    )
+    rows = [
+        {
+            "code": dept,
+            "name": department_name(dept),
+            "assigned": int(n),
+            "answered": int(answered or 0),
+            "waiting": int(waiting or 0),
+            "overdue": int(overdue or 0),
+        }
+        for dept, n, answered, waiting, overdue in db.execute(stmt)
+    ]
+    return sorted(rows, key=lambda r: (-r["overdue"], -r["assigned"], r["code"]))
+
+
+def overdue_list(*, db: Session, today: date, limit: int = 20) -> list[dict[str, Any]]:
+    """The most overdue open petitions (for supervisors)."""
+    pending = pending_due_subquery()
+    is_open, next_due = due_columns(pending)
+    stmt = (
+        select(Petition.number, Petition.status, next_due.label("due"), Project.name)
+        .outerjoin(pending, pending.c.pid == Petition.id)
+        .outerjoin(Project, Project.id == Petition.project_id)
+        .where(and_(is_open, next_due < today))
+        .order_by(next_due, Petition.id)
+        .limit(limit)
+    )
+    out = []
+    for number, status, due, project_name in db.execute(stmt):
+        out.append(
+            {
+                "number": number,
+                "status": status,
+                "status_label": STATUS_LABELS.get(status, status),
+                "due": due,
+                "project": project_name or "",
+                "days_late": (today - due).days if due else 0,
+            }
+        )
+    return out
+
+
+def build(*, db: Session, today: date | None = None) -> Dashboard:
+    """Compute every dashboard figure in one go."""
+    today = today or today_shanghai()
+    districts, projects, total = registration(db=db)
+    return Dashboard(
+        today=today,
+        districts=districts,
+        projects=projects,
+        total=total,
+        petitions=petition_figures(db=db, today=today),
+        by_blocker=blocker_counts(db=db),
+        by_department=department_counts(db=db, today=today),
+        overdue=overdue_list(db=db, today=today),
+    )
+
+
+# ---------------------------------------------------------------- exports
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}%"
+
+
+def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """The dashboard as (sheet title, header, rows) tables — shared by CSV and XLSX."""
+    reg_header = [
+        "名称",
+        "区县",
+        "项目数",
+        "总户数",
+        "已首次登记户数",
+        "已转移登记户数",
+        "首次登记化解率",
+        "转移登记化解率",
+        "总体登记率",
+    ]
+
+    def reg(rows: list[RegistrationRow]) -> list[list[Any]]:
+        return [
+            [
+                r.label,
+                r.district,
+                r.projects,
+                r.households,
+                r.initial_done_households,
+                r.transfer_done,
+                _pct(r.initial_rate),
+                _pct(r.transfer_rate),
+                _pct(r.overall_rate),
+            ]
+            for r in rows
+        ]
+
+    p = d.petitions
+    return [
+        ("按区县", reg_header, reg([*d.districts, d.total])),
+        ("按项目", reg_header, reg(d.projects)),
+        (
+            "信访",
+            [
+                "信访总数",
+                "办理中",
+                "已办结",
+                "转办",
+                "按期办结",
+                "群众满意",
+                "超期",
+                "办结率",
+                "按期办结率",
+                "息诉罢访率",
+            ],
+            [
+                [
+                    p.total,
+                    p.open,
+                    p.closed,
+                    p.transferred,
+                    p.closed_on_time,
+                    p.satisfied,
+                    p.overdue,
+                    _pct(p.closure_rate),
+                    _pct(p.on_time_rate),
+                    _pct(p.satisfaction_rate),
+                ]
+            ],
+        ),
+        (
+            "按卡点类型",
+            ["卡点代码", "卡点", "涉及项目", "涉及户数", "相关信访"],
+            [
+                [r["code"], r["name"], r["projects"], r["households"], r["petitions"]]
+                for r in d.by_blocker
+            ],
+        ),
+        (
+            "按部门",
+            ["部门代码", "部门", "交办件数", "已答复", "待答复", "超期未答复"],
+            [
+                [r["code"], r["name"], r["assigned"], r["answered"], r["waiting"], r["overdue"]]
+                for r in d.by_department
+            ],
+        ),
+        (
+            "超期信访",
+            ["信访编号", "状态", "应办日期", "超期天数", "项目"],
+            [
+                [
+                    r["number"],
+                    r["status_label"],
+                    r["due"].isoformat() if r["due"] else "",
+                    r["days_late"],
+                    r["project"],
+                ]
+                for r in d.overdue
+            ],
+        ),
+    ]
+
+
+def to_csv(d: Dashboard) -> bytes:
+    """The dashboard tables as one CSV (UTF-8 with BOM for Excel), sections split by blank lines."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([f"统计日期 {d.today.isoformat()}"])
+    for title, header, rows in tables(d):
+        writer.writerow([])
+        writer.writerow([f"【{title}】"])
+        writer.writerow(header)
+        writer.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(d: Dashboard) -> bytes:
+    """The dashboard tables as an XLSX workbook, one sheet per table."""
+    wb = Workbook()
+    wb.remove(wb.active)  # type: ignore[arg-type]
+    for title, header, rows in tables(d):
+        ws = wb.create_sheet(title)
+        ws.append(header)
+        for row in rows:
+            ws.append(row)
+        for i, _ in enumerate(header):
+            ws.column_dimensions[chr(ord("A") + i)].width = 16
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

@@ -1,0 +1,97 @@
+"""Dashboard figures as JSON, CSV, XLSX and SVG charts under /api/v1/staff/dashboard."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app.core.database import DbSession
+from app.core.errors import AppError
+from app.dashboard import charts
+from app.dashboard import service as dashboard_service
+from app.staff import roles
+from app.staff.auth import StaffDep
+
+router = APIRouter(prefix="/staff", tags=["staff: dashboard"])
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _rows(rows: list[dashboard_service.RegistrationRow]) -> list[dict[str, Any]]:
+    return [
+        dataclasses.asdict(r)
+        | {
+            "initial_rate": r.initial_rate,
+            "transfer_rate": r.transfer_rate,
+            "overall_rate": r.overall_rate,
+        }
+        for r in rows
+    ]
+
+
+@router.get("/dashboard")
+def dashboard(db: DbSession, user: StaffDep) -> dict[str, Any]:
+    """Every dashboard figure as JSON."""
+    roles.require(user, "dashboard.read")
+    d = dashboard_service.build(db=db)
+    p = d.petitions
+    return {
+        "today": d.today,
+        "districts": _rows(d.districts),
+        "projects": _rows(d.projects),
+        "total": _rows([d.total])[0],
+        "petitions": dataclasses.asdict(p)
+        | {
+            "closure_rate": p.closure_rate,
+            "on_time_rate": p.on_time_rate,
+            "satisfaction_rate": p.satisfaction_rate,
+        },
+        "by_blocker": d.by_blocker,
+        "by_department": d.by_department,
+        "overdue": d.overdue,
+    }
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+@router.get("/dashboard.csv")
+def dashboard_csv(db: DbSession, user: StaffDep) -> Response:
+    """The dashboard tables as CSV (UTF-8 with BOM, opens in Excel)."""
+    roles.require(user, "dashboard.read")
+    d = dashboard_service.build(db=db)
+    return Response(
+        dashboard_service.to_csv(d),
+        media_type="text/csv; charset=utf-8",
+        headers=_attachment(f"dashboard-{d.today:%Y%m%d}.csv"),
+    )
+
+
+@router.get("/dashboard.xlsx")
+def dashboard_xlsx(db: DbSession, user: StaffDep) -> Response:
+    """The dashboard tables as an XLSX workbook."""
+    roles.require(user, "dashboard.read")
+    d = dashboard_service.build(db=db)
+    return Response(
+        dashboard_service.to_xlsx(d),
+        media_type=XLSX_TYPE,
+        headers=_attachment(f"dashboard-{d.today:%Y%m%d}.xlsx"),
+    )
+
+
+@router.get("/dashboard/charts/{name}.svg")
+def dashboard_chart(name: str, db: DbSession, user: StaffDep) -> Response:
+    """One dashboard chart as a downloadable SVG image."""
+    roles.require(user, "dashboard.read")
+    if name not in charts.CHARTS:
+        raise AppError(404, "not_found", "没有这张图表。")
+    d = dashboard_service.build(db=db)
+    return Response(
+        charts.render(name, d),
+        media_type="image/svg+xml",
+        headers=_attachment(f"{name}-{d.today:%Y%m%d}.svg"),
+    )

@@ -1,0 +1,563 @@
+"""What staff do with petitions: list, read, assign, move, answer, note, close — each audited.
+
+Every change checks the version the clerk saw (optimistic locking) and writes its audit row in
+the same transaction; the caller's request or job boundary commits both or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.audit import service as audit
+from app.audit.models import AuditLog
+from app.core.database import utcnow
+from app.core.errors import AppError
+from app.core.workdays import calendar, today_shanghai
+from app.petition import workflow
+from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
+from app.staff import roles
+from app.staff.departments import catalogue_setting, department_name, departments
+from app.staff.models import PetitionNote, PetitionNotice, StaffUser
+from app.status.models import Project
+
+NOT_FOUND_MESSAGE = "没有找到这件信访，请核对编号。"
+DEFAULT_FIRST_ANSWER_DAYS = 5
+DEFAULT_CLOSURE_DAYS = 30
+DEFAULT_NOTICE_DAYS = 15
+
+
+def first_answer_days() -> int:
+    """Working days a department has to answer (catalogue setting, default 5)."""
+    return catalogue_setting("first_answer_working_days", DEFAULT_FIRST_ANSWER_DAYS)
+
+
+def closure_days() -> int:
+    """Working days from intake to the closure target (catalogue setting)."""
+    return catalogue_setting("closure_target_working_days", DEFAULT_CLOSURE_DAYS)
+
+
+def notice_days() -> int:
+    """Minimum working days of a public notice (catalogue setting, at least 15)."""
+    return max(DEFAULT_NOTICE_DAYS, catalogue_setting("public_notice_working_days", 15))
+
+
+def actor_of(user: StaffUser) -> str:
+    """How a staff member appears in the audit trail."""
+    return f"staff:{user.username}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def pending_due_subquery() -> Any:
+    """Per petition, the earliest answer deadline among its unanswered assignments."""
+    return (
+        select(
+            PetitionAssignment.petition_id.label("pid"),
+            func.min(PetitionAssignment.answer_due).label("due"),
+        )
+        .where(PetitionAssignment.answer.is_(None))
+        .group_by(PetitionAssignment.petition_id)
+        .subquery("pending")
+    )
+
+
+def due_columns(pending: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """(is_open, next_due) SQL expressions for a petition row joined with `pending`."""
+    is_open = Petition.status.in_(workflow.OPEN_STATES)
+    answer_due = case(
+        (pending.c.due.is_not(None), pending.c.due),
+        (Petition.status == "accepted", Petition.answer_due),
+        else_=None,
+    )
+    next_due = case(
+        (answer_due.is_(None), Petition.closure_due),
+        (Petition.closure_due.is_(None), answer_due),
+        (answer_due < Petition.closure_due, answer_due),
+        else_=Petition.closure_due,
+    )
+    return is_open, next_due
+
+
+@dataclass
+class PetitionRow:
+    """One line of the petition list."""
+
+    petition: Petition
+    next_due: date | None
+    overdue: bool
+    project_name: str | None
+
+
+def _visible(stmt: Select[Any], user: StaffUser) -> Select[Any]:
+    if roles.can(user, "petition.read_all"):
+        return stmt
+    return stmt.where(
+        exists().where(
+            PetitionAssignment.petition_id == Petition.id,
+            PetitionAssignment.department == (user.department or ""),
+        )
+    )
+
+
+def list_petitions(
+    *,
+    db: Session,
+    user: StaffUser,
+    status: str | None = None,
+    department: str | None = None,
+    overdue_only: bool = False,
+    q: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    today: date | None = None,
+) -> tuple[list[PetitionRow], int]:
+    """Petitions the user may see, overdue first, then by the nearest deadline."""
+    today = today or today_shanghai()
+    pending = pending_due_subquery()
+    is_open, next_due = due_columns(pending)
+    overdue = and_(is_open, next_due < today)
+    stmt = (
+        select(Petition, next_due.label("next_due"), Project.name)
+        .outerjoin(pending, pending.c.pid == Petition.id)
+        .outerjoin(Project, Project.id == Petition.project_id)
+    )
+    stmt = _visible(stmt, user)
+    if status:
+        if status == "open":
+            stmt = stmt.where(is_open)
+        else:
+            stmt = stmt.where(Petition.status == status)
+    if department:
+        stmt = stmt.where(
+            exists().where(
+                PetitionAssignment.petition_id == Petition.id,
+                PetitionAssignment.department == department,
+            )
+        )
+    if overdue_only:
+        stmt = stmt.where(overdue)
+    if q:
+        term = q.strip()
+        stmt = stmt.where(
+            or_(
+                Petition.number == term.upper(),
+                Petition.address.contains(term),
+                Project.name.contains(term),
+            )
+        )
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    stmt = stmt.order_by(
+        case((overdue, 0), else_=1),
+        case((is_open, 0), else_=1),
+        case((next_due.is_(None), 1), else_=0),
+        next_due,
+        Petition.id.desc(),
+    )
+    stmt = stmt.limit(per_page).offset(max(page - 1, 0) * per_page)
+    rows = []
+    for petition, due, project_name in db.execute(stmt).all():
+        is_over = workflow.is_open(petition.status) and due is not None and due < today
+        rows.append(PetitionRow(petition, due, is_over, project_name))
+    return rows, total
+
+
+def list_open_assignments(
+    *, db: Session, department: str, today: date | None = None, limit: int = 100
+) -> list[tuple[PetitionAssignment, Petition, bool]]:
+    """A department's unanswered assignments on open petitions, due first (officer landing)."""
+    today = today or today_shanghai()
+    stmt = (
+        select(PetitionAssignment, Petition)
+        .join(Petition, Petition.id == PetitionAssignment.petition_id)
+        .where(
+            PetitionAssignment.department == department,
+            PetitionAssignment.answer.is_(None),
+            Petition.status.in_(workflow.OPEN_STATES),
+        )
+        .order_by(PetitionAssignment.answer_due, Petition.id)
+        .limit(limit)
+    )
+    return [(a, p, a.answer_due < today) for a, p in db.execute(stmt).all()]
+
+
+def _parse_ref(ref: str | int) -> tuple[str, Any]:
+    text = str(ref).strip()
+    if text.isdigit():
+        return "id", int(text)
+    return "number", text.upper()
+
+
+def get_for(*, db: Session, user: StaffUser, ref: str | int) -> Petition:
+    """A petition by id or number that the user may see; 404 otherwise (no hint it exists)."""
+    kind, value = _parse_ref(ref)
+    column = Petition.id if kind == "id" else Petition.number
+    stmt = _visible(select(Petition).where(column == value), user).options(
+        selectinload(Petition.assignments)
+    )
+    petition = db.scalar(stmt)
+    if petition is None:
+        raise AppError(404, "not_found", NOT_FOUND_MESSAGE)
+    return petition
+
+
+def is_overdue(petition: Petition, today: date | None = None) -> bool:
+    """True when an open petition has passed an answer deadline or its closure target."""
+    today = today or today_shanghai()
+    if not workflow.is_open(petition.status):
+        return False
+    dues = [a.answer_due for a in petition.assignments if a.answer is None]
+    if petition.status == "accepted":
+        dues.append(petition.answer_due)
+    if petition.closure_due:
+        dues.append(petition.closure_due)
+    return any(d < today for d in dues)
+
+
+def notes(*, db: Session, petition: Petition) -> Sequence[PetitionNote]:
+    """Staff notes of a petition, oldest first."""
+    stmt = select(PetitionNote).where(PetitionNote.petition_id == petition.id)
+    return db.scalars(stmt.order_by(PetitionNote.id)).all()
+
+
+def notice(*, db: Session, petition: Petition) -> PetitionNotice | None:
+    """The petition's public notice, if one was started."""
+    return db.get(PetitionNotice, petition.id)
+
+
+def audit_trail(*, db: Session, petition: Petition) -> Sequence[AuditLog]:
+    """The petition's audit rows, oldest first."""
+    return audit.list_for(db=db, entity_type="petition", entity_id=petition.number)
+
+
+def snapshot(petition: Petition) -> dict[str, Any]:
+    """The audited fields of a petition (no phone, no name)."""
+    return {
+        "status": petition.status,
+        "departments": [a.department for a in petition.assignments],
+        "closure_due": petition.closure_due,
+        "outcome": petition.outcome,
+        "satisfaction": petition.satisfaction,
+        "version": petition.version,
+    }
+
+
+# ---------------------------------------------------------------- changing
+
+
+def _check_version(petition: Petition, version: int | None) -> None:
+    if version is None:
+        raise AppError(422, "version_required", "缺少版本号，请刷新页面后重试。")
+    if petition.version != version:
+        raise AppError(
+            409,
+            "version_conflict",
+            "这件信访刚被其他人修改过，您的修改没有保存。请刷新页面，查看最新情况后再操作。",
+            {"current_version": petition.version},
+        )
+
+
+def _save(db: Session, petition: Petition) -> None:
+    """Flush the change; a concurrent update that won first becomes a Chinese 409."""
+    petition.updated_at = utcnow()
+    try:
+        db.flush()
+    except StaleDataError as exc:
+        raise AppError(
+            409,
+            "version_conflict",
+            "这件信访刚被其他人修改过，您的修改没有保存。请刷新页面，查看最新情况后再操作。",
+        ) from exc
+
+
+def _require_action(user: StaffUser, petition: Petition, action: str) -> str:
+    target = workflow.target_of(petition.status, action)
+    roles.require(user, workflow.ACTIONS[action].permission)
+    return target
+
+
+def _add_note(db: Session, user: StaffUser, petition: Petition, text: str) -> PetitionNote:
+    note = PetitionNote(petition_id=petition.id, author=user.username, text=text)
+    db.add(note)
+    return note
+
+
+def assign(
+    *,
+    db: Session,
+    user: StaffUser,
+    petition: Petition,
+    departments_: Sequence[str],
+    version: int | None,
+    today: date | None = None,
+) -> Petition:
+    """Send the petition to one or more departments, each with its own answer deadline."""
+    target = _require_action(user, petition, "assign")
+    _check_version(petition, version)
+    known = departments()
+    codes = list(dict.fromkeys(c.strip() for c in departments_ if c and c.strip()))
+    if not codes:
+        raise AppError(422, "departments_required", "请至少选择一个承办部门。")
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise AppError(422, "unknown_department", "部门目录里没有：" + "、".join(unknown))
+    already = {a.department for a in petition.assignments}
+    new = [c for c in codes if c not in already]
+    if not new:
+        raise AppError(409, "already_assigned", "所选部门都已经分派过了。")
+    today = today or today_shanghai()
+    before = snapshot(petition)
+    due, provisional = calendar().add_working_days(today, first_answer_days())
+    for code in new:
+        petition.assignments.append(
+            PetitionAssignment(department=code, answer_due=due, answer_due_provisional=provisional)
+        )
+    if petition.closure_due is None:
+        petition.closure_due, _ = calendar().add_working_days(petition.intake_date, closure_days())
+    petition.status = target
+    _save(db, petition)
+    after = snapshot(petition) | {"answer_due": {c: due for c in new}}
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.assign",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after=after,
+    )
+    return petition
+
+
+def transition(
+    *,
+    db: Session,
+    user: StaffUser,
+    petition: Petition,
+    action: str,
+    version: int | None,
+    note: str = "",
+    today: date | None = None,
+) -> Petition:
+    """A state move other than assign/close: verify, start_notice, supervise, transfer."""
+    if action in ("assign", "close"):
+        raise AppError(422, "use_specific_endpoint", "分派和办结请使用各自的表单。")
+    target = _require_action(user, petition, action)
+    _check_version(petition, version)
+    today = today or today_shanghai()
+    note = (note or "").strip()
+    extra: dict[str, Any] = {}
+    if action == "verify":
+        waiting = [a.department for a in petition.assignments if a.answer is None]
+        if not petition.assignments:
+            raise AppError(409, "no_assignment", "还没有分派部门，不能开始核实。")
+        if waiting:
+            names = "、".join(department_name(c) for c in waiting)
+            raise AppError(
+                409, "answers_missing", f"还在等 {names} 的书面答复，收齐后才能开始核实。"
+            )
+    elif action == "start_notice":
+        end, provisional = calendar().add_working_days(today, notice_days())
+        row = db.get(PetitionNotice, petition.id)
+        if row is None:
+            db.add(
+                PetitionNotice(
+                    petition_id=petition.id,
+                    started_on=today,
+                    earliest_end=end,
+                    provisional=provisional,
+                )
+            )
+        else:
+            row.started_on, row.earliest_end, row.provisional = today, end, provisional
+        extra = {"notice_start": today, "notice_earliest_end": end}
+    elif action == "transfer" and not note:
+        raise AppError(422, "reason_required", "转办请写明转往哪个机关以及原因。")
+    before = snapshot(petition)
+    petition.status = target
+    if note:
+        _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
+    _save(db, petition)
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.transition",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after=snapshot(petition) | {"action": action, "note": note or None} | extra,
+    )
+    return petition
+
+
+def close(
+    *,
+    db: Session,
+    user: StaffUser,
+    petition: Petition,
+    outcome: str,
+    satisfaction: str,
+    version: int | None,
+    today: date | None = None,
+) -> Petition:
+    """Close the case with its outcome and the resident's satisfaction (销号)."""
+    target = _require_action(user, petition, "close")
+    _check_version(petition, version)
+    outcome = (outcome or "").strip()
+    if not outcome:
+        raise AppError(422, "outcome_required", "办结前请填写办理结果。")
+    if satisfaction not in workflow.SATISFACTION_LABELS:
+        raise AppError(422, "satisfaction_required", "请选择群众评价：满意、不满意或未联系上。")
+    today = today or today_shanghai()
+    if petition.status == "public_notice":
+        row = db.get(PetitionNotice, petition.id)
+        if row is not None and today < row.earliest_end:
+            raise AppError(
+                409,
+                "notice_running",
+                f"公示期不少于{notice_days()}个工作日，{row.earliest_end:%Y年%m月%d日}起才能办结。",
+            )
+    before = snapshot(petition)
+    petition.status = target
+    petition.outcome = outcome
+    petition.satisfaction = satisfaction
+    petition.closed_at = utcnow()
+    _save(db, petition)
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.close",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after=snapshot(petition),
+    )
+    return petition
+
+
+def answer(
+    *,
+    db: Session,
+    user: StaffUser,
+    petition: Petition,
+    text: str,
+    version: int | None,
+    department: str | None = None,
+) -> PetitionAssignment:
+    """Record a department's written answer (officers: only their own department's)."""
+    roles.require(user, "petition.answer")
+    if user.role == "officer":
+        if department and department != user.department:
+            raise AppError(403, "forbidden", "只能答复本部门承办的信访。")
+        department = user.department
+    if petition.status not in ("assigned", "verifying", "supervised"):
+        label = STATUS_LABELS.get(petition.status, petition.status)
+        raise AppError(409, "illegal_transition", f"“{label}”状态的信访不能再录入部门答复。")
+    assignment = next((a for a in petition.assignments if a.department == department), None)
+    if assignment is None:
+        raise AppError(404, "not_assigned", "这件信访没有分派给该部门。")
+    _check_version(petition, version)
+    text = (text or "").strip()
+    if not text:
+        raise AppError(422, "answer_required", "答复内容不能为空。")
+    before = {"department": assignment.department, "answer": assignment.answer}
+    assignment.answer = text
+    assignment.answered_at = utcnow()
+    _save(db, petition)
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.answer",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after={"department": assignment.department, "answer": text, "version": petition.version},
+    )
+    return assignment
+
+
+def add_note(*, db: Session, user: StaffUser, petition: Petition, text: str) -> PetitionNote:
+    """Append a staff note (append-only, so it does not need the version)."""
+    roles.require(user, "petition.note")
+    text = (text or "").strip()
+    if not text:
+        raise AppError(422, "note_required", "备注内容不能为空。")
+    if len(text) > 2000:
+        raise AppError(422, "note_too_long", "备注最多 2000 字。")
+    note = _add_note(db, user, petition, text)
+    db.flush()
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.note",
+        entity_type="petition",
+        entity_id=petition.number,
+        after={"note_id": note.id, "text": text},
+    )
+    return note
+
+
+def allowed_actions(user: StaffUser, petition: Petition) -> list[workflow.Action]:
+    """The moves this user may make on this petition now (for the buttons)."""
+    return [a for a in workflow.actions_from(petition.status) if roles.can(user, a.permission)]
+
+
+def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any]:
+    """The petition page's data; the phone is masked unless the role may call residents."""
+    from app.core.security import mask_phone
+
+    today = today_shanghai()
+    project = db.get(Project, petition.project_id) if petition.project_id else None
+    show_phone = roles.can(user, "petition.phone")
+    row = notice(db=db, petition=petition)
+    assignments = petition.assignments
+    return {
+        "id": petition.id,
+        "number": petition.number,
+        "status": petition.status,
+        "status_label": STATUS_LABELS.get(petition.status, petition.status),
+        "person_name": petition.person_name,
+        "phone": petition.phone if show_phone else mask_phone(petition.phone),
+        "phone_masked": not show_phone,
+        "address": petition.address,
+        "project_code": project.code if project else None,
+        "project_name": project.name if project else None,
+        "description": petition.description,
+        "channel": petition.channel,
+        "intake_date": petition.intake_date,
+        "answer_due": petition.answer_due,
+        "closure_due": petition.closure_due,
+        "notice_earliest_end": row.earliest_end if row else None,
+        "overdue": is_overdue(petition, today),
+        "outcome": petition.outcome,
+        "satisfaction": petition.satisfaction,
+        "version": petition.version,
+        "assignments": [
+            {
+                "department": a.department,
+                "department_name": department_name(a.department),
+                "assigned_at": a.assigned_at,
+                "answer_due": a.answer_due,
+                "answer_due_provisional": a.answer_due_provisional,
+                "answer": a.answer,
+                "answered_at": a.answered_at,
+                "overdue": a.answer is None
+                and workflow.is_open(petition.status)
+                and a.answer_due < today,
+            }
+            for a in assignments
+        ],
+        "notes": [
+            {"author": n.author, "text": n.text, "created_at": n.created_at}
+            for n in notes(db=db, petition=petition)
+        ],
+        "allowed_actions": [a.code for a in allowed_actions(user, petition)],
+    }

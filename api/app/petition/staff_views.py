@@ -1,0 +1,172 @@
+"""Staff JSON endpoints for petitions under /api/v1/staff (bearer token or console session)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.audit import service as audit
+from app.core.database import DbSession
+from app.core.errors import AppError
+from app.petition import staff_service
+from app.petition.models import STATUS_LABELS
+from app.staff.auth import StaffDep
+from app.staff.schemas import (
+    AnswerBody,
+    AssignBody,
+    AuditRead,
+    CloseBody,
+    NoteBody,
+    PetitionDetail,
+    PetitionList,
+    PetitionListItem,
+    TransitionBody,
+)
+
+router = APIRouter(prefix="/staff", tags=["staff: petitions"])
+
+
+@router.get("/petitions", response_model=PetitionList)
+def list_petitions(
+    db: DbSession,
+    user: StaffDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: bool = False,
+    q: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> PetitionList:
+    """Petitions the caller may see, overdue first; officers see only their department's."""
+    if status and status != "open" and status not in STATUS_LABELS:
+        raise AppError(422, "bad_status", "没有这种状态。")
+    rows, total = staff_service.list_petitions(
+        db=db, user=user, status=status, department=department, overdue_only=overdue, q=q, page=page
+    )
+    items = [
+        PetitionListItem(
+            id=r.petition.id,
+            number=r.petition.number,
+            status=r.petition.status,
+            status_label=r.petition.status_label,
+            intake_date=r.petition.intake_date,
+            next_due=r.next_due,
+            overdue=r.overdue,
+            project_name=r.project_name,
+            address=r.petition.address,
+            departments=[a.department for a in r.petition.assignments],
+            version=r.petition.version,
+        )
+        for r in rows
+    ]
+    return PetitionList(total=total, page=page, items=items)
+
+
+@router.get("/petitions/{ref}", response_model=PetitionDetail)
+def get_petition(ref: str, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """One petition by id or number (404 when the caller may not see it)."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    return PetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+
+
+@router.get("/petitions/{ref}/audit", response_model=list[AuditRead])
+def get_audit(ref: str, db: DbSession, user: StaffDep) -> list[AuditRead]:
+    """The petition's audit trail, oldest first (read-only)."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    return [
+        AuditRead(
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            action_label=audit.action_label(row.action),
+            before=row.before,
+            after=row.after,
+        )
+        for row in staff_service.audit_trail(db=db, petition=petition)
+    ]
+
+
+def _detail(db: DbSession, user: StaffDep, ref: str) -> PetitionDetail:
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    return PetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+
+
+@router.post("/petitions/{ref}/assign", response_model=PetitionDetail)
+def assign(ref: str, body: AssignBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """Send the petition to departments (each gets its own answer deadline)."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.assign(
+        db=db, user=user, petition=petition, departments_=body.departments, version=body.version
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/transition", response_model=PetitionDetail)
+def transition(ref: str, body: TransitionBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """Move the petition: verify, start_notice, supervise or transfer."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.transition(
+        db=db,
+        user=user,
+        petition=petition,
+        action=body.action,
+        version=body.version,
+        note=body.note,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/answer", response_model=PetitionDetail)
+def answer(ref: str, body: AnswerBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """Record a department's written answer."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.answer(
+        db=db,
+        user=user,
+        petition=petition,
+        text=body.answer,
+        version=body.version,
+        department=body.department,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/notes", response_model=PetitionDetail)
+def add_note(ref: str, body: NoteBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """Append a staff note."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.add_note(db=db, user=user, petition=petition, text=body.text)
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/close", response_model=PetitionDetail)
+def close(ref: str, body: CloseBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+    """Close the case with outcome and satisfaction (满意/不满意/未联系上)."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.close(
+        db=db,
+        user=user,
+        petition=petition,
+        outcome=body.outcome,
+        satisfaction=body.satisfaction,
+        version=body.version,
+    )
+    return _detail(db, user, ref)
+
+
+@router.get("/assignments")
+def my_assignments(db: DbSession, user: StaffDep) -> list[dict[str, object]]:
+    """An officer's open assignments, due first (others: 403, they use the petition list)."""
+    if user.role != "officer" or not user.department:
+        raise AppError(403, "forbidden", "只有部门承办人有待答复清单。")
+    rows = staff_service.list_open_assignments(db=db, department=user.department)
+    return [
+        {
+            "number": p.number,
+            "status": p.status,
+            "status_label": p.status_label,
+            "answer_due": a.answer_due,
+            "overdue": overdue,
+        }
+        for a, p, overdue in rows
+    ]
