@@ -106,11 +106,17 @@ class RedactingTrackerStore(TrackerStore):
 
     def redacted_copy(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
         """A new tracker replaying masked copies of the tracker's events."""
-        events = [event.as_dict() for event in tracker.events]
+        originals = list(tracker.events)
+        events = [event.as_dict() for event in originals]
         masked = redact_events(events, self.name_slots, self.name_entities, self.mask_name_slots)
-        return DialogueStateTracker.from_dict(
+        # Unchanged events are reused as they are (rebuilding every event is slow in Rasa).
+        replay = [
+            original if after == before else type(original)._from_parameters(after)
+            for original, before, after in zip(originals, events, masked, strict=True)
+        ]
+        return DialogueStateTracker.from_events(
             tracker.sender_id,
-            masked,
+            [event for event in replay if event is not None],  # type: ignore[misc]
             self.domain.slots,
             max_event_history=tracker._max_event_history,
         )
