@@ -1,0 +1,62 @@
+"""`POST /api/v1/lookup`: find a home by address, or by ID number plus owner name."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from app.core.config import settings
+from app.core.database import DbSession
+from app.core.ratelimit import limiter
+from app.core.security import CallerDep
+from app.status import matching
+from app.status.lookup_schemas import LookupRead, LookupRequest
+
+log = logging.getLogger("app.lookup")
+
+LOOKUP_RATE_MESSAGE = "查询太频繁了，请一分钟后再试。如需帮助，可以说“转人工”。"
+
+
+def lookup_rate_limit(caller: CallerDep) -> None:
+    """Count the lookup per sender and per IP before the body is even validated, so that
+    nobody can walk through ID numbers or addresses (bad IDs count too)."""
+    limiter.hit(
+        "lookup",
+        caller.rate_keys,
+        {"sender": settings.lookup_rate_per_sender, "ip": settings.lookup_rate_per_ip},
+        LOOKUP_RATE_MESSAGE,
+    )
+
+
+router = APIRouter(tags=["lookup"])
+
+
+@router.post(
+    "/lookup",
+    response_model=LookupRead,
+    response_model_exclude_none=True,
+    dependencies=[Depends(lookup_rate_limit)],
+    responses={
+        422: {"description": "身份证号不合法或请求格式不对"},
+        429: {"description": "查询太频繁"},
+    },
+)
+def lookup(body: LookupRequest, db: DbSession) -> dict[str, Any]:
+    """Resolve an address (unit, project, ranked candidates or none) or an ID number with the
+    owner's name (both must match); IDs and names in the answer are masked."""
+    start = time.perf_counter()
+    if body.address is not None:
+        answer = matching.lookup_address(db=db, address=body.address)
+        kind = "address"
+    else:
+        assert body.id_number is not None and body.person_name is not None  # schema
+        answer = matching.lookup_id(db=db, id_number=body.id_number, person_name=body.person_name)
+        kind = "id"
+    # Only the kind of lookup, the outcome and the time: never the address, ID or name.
+    log.info(
+        "lookup by=%s match=%s %.1fms", kind, answer["match"], (time.perf_counter() - start) * 1e3
+    )
+    return answer
