@@ -1,0 +1,459 @@
+"""WeChat Official Account (公众号) channel: `/webhooks/wechat/webhook` on Rasa.
+
+Enable it in `bot/credentials.yml` with `channels.wechat.WeChatInput:` (settings come from the
+WECHAT_* environment variables, see docs/wechat.md). It handles:
+- GET: server URL verification (signature over token, timestamp, nonce; echoes `echostr`);
+- POST: text, voice (the `Recognition` text), subscribe/unsubscribe and menu CLICK events, in
+  plain or security mode (消息加解密); anything else gets a polite "text only" reply.
+WeChat waits 5 s and then retries up to three times, so a message is processed once (dedupe
+by MsgId, or FromUserName + CreateTime for events); when the bot needs more than
+WECHAT_REPLY_TIMEOUT seconds the request is answered "success" and the reply goes out later
+through the customer-service message API. Openids never reach logs or Rasa in the clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels import clean_user_text, neutralize_slash
+from channels.wechat_api import WeChatApi, split_text
+from channels.wechat_crypto import (
+    WeChatCrypto,
+    WeChatProtocolError,
+    check_signature,
+    parse_xml,
+    text_reply_xml,
+)
+from channels.wechat_store import Store, make_store
+
+logger = logging.getLogger(__name__)
+
+ONLY_TEXT_REPLY = "目前只能识别文字消息（也可以发语音），请直接打字告诉我您想问什么。"
+VOICE_UNCLEAR_REPLY = "没有听清您的语音，请再说一遍，或者直接打字告诉我。"
+ERROR_REPLY = "系统开小差了，请稍后再发一次。给您带来不便，非常抱歉。"
+MENU = ["查房本进度", "为什么办不了证", "要带什么材料", "我要信访", "查信访进度"]
+GREETING = (
+    "您好，欢迎关注房本助手！我可以帮您查询房本（不动产权证）办理进度、解释为什么暂时办不了证、"
+    "告诉您要带什么材料，也可以帮您登记信访。\n请直接告诉我小区和房号，例如“观象山庄3号楼2单元501”，"
+    "或回复下面的数字："
+)
+PASSIVE_MAX_BYTES = 2000  # WeChat's limit for a passive text reply is 2048 bytes
+DEDUPE_TTL = 300
+BUTTONS_TTL = 1800
+_DIGITS = re.compile(r"^\s*([0-9０-９]{1,2})\s*$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+_SECRET_PARAMS = re.compile(
+    r"\b(openid|access_token|secret|signature|msg_signature)=[^&\s\"']+", re.IGNORECASE
+)
+
+
+class RedactQueryFilter(logging.Filter):
+    """Hides openids, tokens and secrets in logged URLs (httpx and Sanic access lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops it."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        clean = _SECRET_PARAMS.sub(r"\1=***", message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        request = getattr(record, "request", None)
+        if isinstance(request, str):
+            record.request = _SECRET_PARAMS.sub(r"\1=***", request)
+        return True
+
+
+def install_query_redaction() -> None:
+    """Attach the filter once to the loggers that print URLs (WeChat puts secrets in them)."""
+    for name in ("httpx", "httpcore", "sanic.access", "sanic.root", "sanic.error"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactQueryFilter) for f in target.filters):
+            target.addFilter(RedactQueryFilter())
+
+
+@dataclass
+class WeChatConfig:
+    """Channel settings; each comes from credentials.yml or else its WECHAT_* variable."""
+
+    token: str = ""
+    appid: str = ""
+    appsecret: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://api.weixin.qq.com"
+    reply_timeout: float = 4.0
+    redis_url: str = ""
+    id_secret: str = ""
+    max_body_bytes: int = 64 * 1024
+    timestamp_tolerance: int = 300
+    send_retries: int = 4
+    send_backoff: float = 0.5
+
+    @classmethod
+    def from_env(cls, credentials: dict[str, Any] | None = None) -> WeChatConfig:
+        """Credentials entries win over WECHAT_* variables (REDIS_URL is the Redis fallback)."""
+        creds = {k: v for k, v in (credentials or {}).items() if v not in (None, "")}
+        env = os.environ
+
+        def pick(name: str, default: str = "") -> str:
+            return str(creds.get(name) or env.get(f"WECHAT_{name.upper()}") or default)
+
+        return cls(
+            token=pick("token"),
+            appid=pick("appid"),
+            appsecret=pick("appsecret"),
+            encoding_aes_key=pick("encoding_aes_key"),
+            api_base=pick("api_base", cls.api_base),
+            reply_timeout=float(pick("reply_timeout", "4.0")),
+            redis_url=pick("redis_url") or env.get("REDIS_URL", ""),
+            id_secret=pick("id_secret"),
+            max_body_bytes=int(pick("max_body_bytes", str(64 * 1024))),
+            timestamp_tolerance=int(pick("timestamp_tolerance", "300")),
+            send_retries=int(pick("send_retries", "4")),
+            send_backoff=float(pick("send_backoff", "0.5")),
+        )
+
+
+class WeChatInput(InputChannel):
+    """Rasa input channel for a WeChat Official Account."""
+
+    @classmethod
+    def name(cls) -> str:
+        """URL segment: /webhooks/wechat/webhook."""
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WeChatInput:
+        """Build from the credentials.yml entry and the environment."""
+        return cls(WeChatConfig.from_env(credentials))
+
+    def __init__(self, config: WeChatConfig, store: Store | None = None) -> None:
+        """Set up crypto, the shared store and the API client (nothing is contacted yet)."""
+        self.config = config
+        self.store: Store = store or make_store(config.redis_url or None)
+        self.crypto = (
+            WeChatCrypto(config.token, config.encoding_aes_key, config.appid)
+            if config.encoding_aes_key
+            else None
+        )
+        self.api = WeChatApi(
+            appid=config.appid,
+            secret=config.appsecret,
+            api_base=config.api_base,
+            store=self.store,
+            retries=config.send_retries,
+            backoff=config.send_backoff,
+        )
+        self._id_key = (config.id_secret or config.token or "wechat").encode()
+        self._background: set[asyncio.Task[Any]] = set()
+        install_query_redaction()
+        if not config.token:
+            logger.warning("wechat channel enabled but WECHAT_TOKEN is not set: it answers 503")
+
+    # --- identities -------------------------------------------------------------------
+    def user_tag(self, openid: str) -> str:
+        """Short keyed hash of an openid for logs (never the openid itself)."""
+        return hmac.new(self._id_key, b"log:" + openid.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def sender_id(self, openid: str) -> str:
+        """The Rasa sender id of a resident: a keyed hash, so trackers hold no openid."""
+        digest = hmac.new(self._id_key, b"sender:" + openid.encode(), hashlib.sha256)
+        return "wx-" + digest.hexdigest()[:32]
+
+    # --- the blueprint ----------------------------------------------------------------
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Health, verification (GET) and message (POST) routes."""
+        module = inspect.getmodule(self)
+        bp = Blueprint("wechat_webhook", module.__name__ if module else __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "configured": bool(self.config.token)})
+
+        @bp.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            return self.verify(request)
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            return await self.receive(request, on_new_message)
+
+        return bp
+
+    def _fresh(self, timestamp: str) -> bool:
+        if not timestamp.isdigit():
+            return False
+        return abs(time.time() - int(timestamp)) <= self.config.timestamp_tolerance
+
+    def verify(self, request: Request) -> HTTPResponse:
+        """Server URL verification: echo `echostr` when the signature is right."""
+        if not self.config.token:
+            return response.text("wechat channel not configured", status=503)
+        args = request.args
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        echostr = args.get("echostr", "")
+        if not self._fresh(timestamp) or not check_signature(
+            args.get("signature"), self.config.token, timestamp, nonce
+        ):
+            logger.warning("wechat verification refused: bad signature or timestamp")
+            return response.text("forbidden", status=403)
+        if not echostr or len(echostr) > 128:
+            return response.text("bad request", status=400)
+        return response.text(echostr)
+
+    async def receive(
+        self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
+        """Check, decrypt and dedupe one pushed message, then answer it (or say "success")."""
+        cfg = self.config
+        if not cfg.token:
+            return response.text("wechat channel not configured", status=503)
+        body = request.body or b""
+        if len(body) > cfg.max_body_bytes:
+            return response.text("too large", status=413)
+        args = request.args
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if not self._fresh(timestamp):
+            logger.warning("wechat message refused: timestamp outside the window")
+            return response.text("forbidden", status=403)
+        if not check_signature(args.get("signature"), cfg.token, timestamp, nonce):
+            logger.warning("wechat message refused: bad signature")
+            return response.text("forbidden", status=403)
+        encrypted = args.get("encrypt_type", "raw") == "aes"
+        try:
+            fields = parse_xml(body, cfg.max_body_bytes)
+            if encrypted:
+                if self.crypto is None:
+                    return response.text("security mode needs WECHAT_ENCODING_AES_KEY", status=400)
+                ciphertext = fields.get("Encrypt", "")
+                if not check_signature(
+                    args.get("msg_signature"), cfg.token, timestamp, nonce, ciphertext
+                ):
+                    logger.warning("wechat message refused: bad msg_signature")
+                    return response.text("forbidden", status=403)
+                fields = parse_xml(self.crypto.decrypt(ciphertext), cfg.max_body_bytes)
+        except WeChatProtocolError as exc:
+            logger.warning("wechat message refused: %s", exc)
+            return response.text("bad request", status=400)
+
+        # In plain mode the signature does not cover the body: a nonce seen before may only
+        # come back with the very same body (a WeChat retry); with another body it is a replay.
+        body_digest = hashlib.sha256(body).hexdigest()
+        nonce_key = f"nonce:{timestamp}:{hashlib.sha256(nonce.encode()).hexdigest()[:32]}"
+        ttl = 2 * cfg.timestamp_tolerance + 60
+        if not await self.store.add(nonce_key, body_digest, ttl):
+            if await self.store.get(nonce_key) != body_digest:
+                logger.warning("wechat message refused: replayed nonce")
+                return response.text("forbidden", status=403)
+
+        openid = fields.get("FromUserName", "")
+        if not _OPENID.match(openid):
+            return response.text("bad request", status=400)
+        reply_ctx = ReplyContext(self, fields, encrypted)
+        # MsgId for messages, FromUserName + CreateTime for events (as WeChat recommends);
+        # the openid is part of both keys so two residents can never collide.
+        msg_key = ":".join(
+            (openid, fields.get("MsgId") or fields.get("CreateTime", ""), fields.get("Event", ""))
+        )
+        dedupe_key = "msg:" + hashlib.sha256(msg_key.encode()).hexdigest()[:40]
+        if not await self.store.add(dedupe_key, json.dumps({"s": "processing"}), DEDUPE_TTL):
+            return await self._duplicate(dedupe_key, reply_ctx)
+        return await self._handle(fields, reply_ctx, dedupe_key, on_new_message)
+
+    async def _duplicate(self, dedupe_key: str, ctx: ReplyContext) -> HTTPResponse:
+        """A retry: never run the bot again; resend a passive reply WeChat evidently missed."""
+        deadline = time.monotonic() + self.config.reply_timeout
+        while True:
+            state = json.loads(await self.store.get(dedupe_key) or '{"s": "gone"}')
+            if state["s"] == "passive":
+                logger.info("wechat retry answered from the first reply user=%s", ctx.user_tag)
+                return ctx.text(state["text"])
+            if state["s"] != "processing" or time.monotonic() > deadline:
+                logger.info("wechat retry ignored (%s) user=%s", state["s"], ctx.user_tag)
+                return response.text("success")
+            await asyncio.sleep(0.05)
+
+    async def _handle(
+        self,
+        fields: dict[str, str],
+        ctx: ReplyContext,
+        dedupe_key: str,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> HTTPResponse:
+        msg_type = fields.get("MsgType", "")
+        event = fields.get("Event", "").lower()
+        text: str | None = None
+        if msg_type == "text":
+            text = fields.get("Content", "")
+        elif msg_type == "voice":
+            text = fields.get("Recognition", "")
+            if not text.strip():
+                return await self._remember_passive(dedupe_key, ctx, VOICE_UNCLEAR_REPLY)
+        elif msg_type == "event" and event == "subscribe":
+            await self._remember_buttons(ctx.openid, MENU)
+            menu = "\n".join(f"【{i}】{title}" for i, title in enumerate(MENU, 1))
+            return await self._remember_passive(dedupe_key, ctx, f"{GREETING}\n{menu}")
+        elif msg_type == "event" and event == "click" and fields.get("EventKey"):
+            text = fields["EventKey"]
+        elif msg_type == "event":
+            # unsubscribe, VIEW, LOCATION, SCAN ...: nothing to say (and no one to say it to).
+            await self._mark(dedupe_key, {"s": "done"})
+            return response.text("success")
+        else:
+            return await self._remember_passive(dedupe_key, ctx, ONLY_TEXT_REPLY)
+
+        message = await self._button_choice(ctx.openid, text)
+        if message is None:
+            message, refusal = clean_user_text(text)
+            if refusal is not None:
+                return await self._remember_passive(dedupe_key, ctx, refusal)
+            message = neutralize_slash(message or "")
+        task = asyncio.ensure_future(self._run_bot(on_new_message, message, ctx))
+        try:
+            outputs = await asyncio.wait_for(asyncio.shield(task), self.config.reply_timeout)
+        except asyncio.TimeoutError:
+            await self._mark(dedupe_key, {"s": "async"})
+            logger.info("wechat bot slow, reply goes through custom send user=%s", ctx.user_tag)
+            later = asyncio.ensure_future(self._send_later(task, ctx))
+            self._background.add(later)
+            later.add_done_callback(self._background.discard)
+            return response.text("success")
+        if not outputs:
+            await self._mark(dedupe_key, {"s": "done"})
+            return response.text("success")
+        reply = await self._render(ctx.openid, outputs)
+        if len(reply.encode()) > PASSIVE_MAX_BYTES:
+            await self._mark(dedupe_key, {"s": "async"})
+            await self._deliver(ctx, outputs_pieces(reply))
+            return response.text("success")
+        return await self._remember_passive(dedupe_key, ctx, reply)
+
+    async def _run_bot(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        text: str,
+        ctx: ReplyContext,
+    ) -> list[dict[str, Any]]:
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(
+                UserMessage(
+                    text,
+                    collector,
+                    self.sender_id(ctx.openid),
+                    input_channel=self.name(),
+                    metadata={"channel": "wechat"},
+                )
+            )
+        except Exception as exc:  # the resident still gets an answer
+            logger.error("wechat bot failed (%s) user=%s", type(exc).__name__, ctx.user_tag)
+            return [{"text": ERROR_REPLY}]
+        return list(collector.messages)
+
+    async def _render(self, openid: str, outputs: list[dict[str, Any]]) -> str:
+        """One text for WeChat: the bot's bubbles, then its buttons as numbered choices."""
+        parts: list[str] = []
+        titles: list[str] = []
+        payloads: list[str] = []
+        for out in outputs:
+            if out.get("text"):
+                parts.append(str(out["text"]))
+            for button in out.get("buttons") or []:
+                title = str(button.get("title") or "").strip()
+                if title:
+                    titles.append(title)
+                    payloads.append(str(button.get("payload") or title))
+        if titles:
+            await self._remember_buttons(openid, payloads)
+            parts.append(
+                "请回复数字：\n" + "\n".join(f"【{i}】{t}" for i, t in enumerate(titles, 1))
+            )
+        return "\n\n".join(parts)
+
+    async def _remember_buttons(self, openid: str, payloads: list[str]) -> None:
+        await self.store.set(
+            f"buttons:{self.user_tag(openid)}",
+            json.dumps(payloads, ensure_ascii=False),
+            BUTTONS_TTL,
+        )
+
+    async def _button_choice(self, openid: str, text: str) -> str | None:
+        """A bare number picks one of the choices the bot offered last (its payload)."""
+        match = _DIGITS.match(text or "")
+        if not match:
+            return None
+        raw = await self.store.get(f"buttons:{self.user_tag(openid)}")
+        if not raw:
+            return None
+        index = int(match.group(1).translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+        payloads = json.loads(raw)
+        if 1 <= index <= len(payloads):
+            await self.store.delete(f"buttons:{self.user_tag(openid)}")
+            return str(payloads[index - 1])
+        return None
+
+    async def _mark(self, dedupe_key: str, state: dict[str, Any]) -> None:
+        await self.store.set(dedupe_key, json.dumps(state, ensure_ascii=False), DEDUPE_TTL)
+
+    async def _remember_passive(
+        self, dedupe_key: str, ctx: ReplyContext, text: str
+    ) -> HTTPResponse:
+        await self._mark(dedupe_key, {"s": "passive", "text": text})
+        return ctx.text(text)
+
+    async def _send_later(
+        self, task: asyncio.Future[list[dict[str, Any]]], ctx: ReplyContext
+    ) -> None:
+        outputs = await task
+        if outputs:
+            reply = await self._render(ctx.openid, outputs)
+            await self._deliver(ctx, outputs_pieces(reply))
+
+    async def _deliver(self, ctx: ReplyContext, pieces: list[str]) -> None:
+        for piece in pieces:
+            await self.api.send_text(ctx.openid, piece, ctx.user_tag)
+
+
+def outputs_pieces(reply: str) -> list[str]:
+    """A long reply as several custom-send texts."""
+    return split_text(reply)
+
+
+class ReplyContext:
+    """What a passive reply needs: who to answer, from which account, in which mode."""
+
+    def __init__(self, channel: WeChatInput, fields: dict[str, str], encrypted: bool) -> None:
+        """Remember the sender and the account of the incoming message."""
+        self.channel = channel
+        self.openid = fields.get("FromUserName", "")
+        self.account = fields.get("ToUserName", "")
+        self.encrypted = encrypted
+        self.user_tag = channel.user_tag(self.openid)
+
+    def text(self, content: str) -> HTTPResponse:
+        """A passive text reply, encrypted when the request was."""
+        xml = text_reply_xml(self.openid, self.account, content, int(time.time()))
+        crypto = self.channel.crypto
+        if self.encrypted and crypto is not None:
+            xml = crypto.encrypted_reply(xml, str(int(time.time())), secrets.token_hex(8))
+        return response.text(xml, content_type="application/xml; charset=utf-8")

@@ -1,0 +1,88 @@
+"""WeChat channel fixtures: the channel in a real Sanic server, the simulated WeChat platform
+pushing to it, and the fake server API (token, custom send) it calls back."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+for path in (ROOT / "bot", ROOT / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from wechat_double.harness import ChannelServer, ScriptedBot  # noqa: E402
+from wechat_double.simulator import (  # noqa: E402
+    TEST_AES_KEY,
+    TEST_APPID,
+    TEST_SECRET,
+    TEST_TOKEN,
+    FakeWeChatApi,
+    WeChatSimulator,
+)
+
+from channels.wechat import WeChatConfig, WeChatInput  # noqa: E402
+
+
+@dataclass
+class WeChatRig:
+    """Everything one test drives: simulator → channel (real server) → scripted bot → fake API."""
+
+    channel: WeChatInput
+    bot: ScriptedBot
+    server: ChannelServer
+    sim: WeChatSimulator
+    api: FakeWeChatApi
+
+
+@pytest.fixture
+def wechat_api() -> Iterator[FakeWeChatApi]:
+    """The fake WeChat server API on a free port."""
+    with FakeWeChatApi() as api:
+        yield api
+
+
+def make_config(api: FakeWeChatApi, **overrides: Any) -> WeChatConfig:
+    """Channel settings pointing at the fake API, with short retry waits."""
+    values: dict[str, Any] = {
+        "token": TEST_TOKEN,
+        "appid": TEST_APPID,
+        "appsecret": TEST_SECRET,
+        "encoding_aes_key": TEST_AES_KEY,
+        "api_base": api.base,
+        "reply_timeout": 1.0,
+        "send_backoff": 0.05,
+    }
+    values.update(overrides)
+    return WeChatConfig(**values)
+
+
+@pytest.fixture
+def make_rig(wechat_api: FakeWeChatApi) -> Iterator[Callable[..., WeChatRig]]:
+    """Factory: `make_rig(mode="aes"|"raw", **config)` starts a channel server."""
+    started: list[WeChatRig] = []
+
+    def _make(mode: str = "aes", store: Any = None, **overrides: Any) -> WeChatRig:
+        channel = WeChatInput(make_config(wechat_api, **overrides), store=store)
+        bot = ScriptedBot()
+        server = ChannelServer(channel, bot, "/webhooks/wechat").__enter__()
+        sim = WeChatSimulator(server.url, mode=mode)
+        rig = WeChatRig(channel, bot, server, sim, wechat_api)
+        started.append(rig)
+        return rig
+
+    yield _make
+    for rig in started:
+        rig.sim.close()
+        rig.server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def rig(make_rig: Callable[..., WeChatRig]) -> WeChatRig:
+    """A channel in security mode (the mode a government account should use)."""
+    return make_rig("aes")

@@ -1,0 +1,1 @@
+"""A test double of the WeChat Official Account platform (see simulator.py)."""
