@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,21 @@ ALLOWED_SUFFIXES = (".csv", ".xlsx")
 
 
 def _safe_name(name: str, index: int) -> str:
-    suffix = Path(name or "").suffix.lower()
+    base = Path((name or "").replace("\\", "/")).name[-80:]
+    suffix = Path(base).suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
         raise AppError(422, "bad_file_type", "只能上传 CSV 或 XLSX 格式的台账。")
-    return f"upload_{index}{suffix}"
+    return base if Path(base).stem else f"upload_{index}{suffix}"
 
 
 def _report_dict(report: Any) -> dict[str, Any]:
     if report is None:
         return {}
     if dataclasses.is_dataclass(report) and not isinstance(report, type):
-        return dataclasses.asdict(report)
+        out = dataclasses.asdict(report)
+        if hasattr(report, "summary_zh"):
+            out["summary"] = report.summary_zh()
+        return out
     if hasattr(report, "model_dump"):
         return dict(report.model_dump())
     if isinstance(report, dict):
@@ -46,25 +49,20 @@ def import_files(
         raise AppError(422, "file_required", "请选择要上传的台账文件。")
     from app.ledger.service import LedgerValidationError, import_ledger
 
-    with tempfile.TemporaryDirectory(prefix="ledger-") as tmp:
-        paths = []
-        for i, (name, content) in enumerate(files):
-            path = Path(tmp) / _safe_name(name, i)
-            path.write_bytes(content)
-            paths.append(path)
-        try:
-            # A savepoint: a bad file leaves nothing behind even if the importer had flushed.
-            with db.begin_nested():
-                report = import_ledger(paths, db=db, actor=f"staff:{user.username}")
-        except LedgerValidationError as exc:
-            errors = [
-                {
-                    "sheet": getattr(e, "sheet", ""),
-                    "row": getattr(e, "row", None),
-                    "column": getattr(e, "column", ""),
-                    "reason": getattr(e, "reason", str(e)),
-                }
-                for e in getattr(exc, "errors", [])
-            ]
-            return None, errors or [{"sheet": "", "row": None, "column": "", "reason": str(exc)}]
+    sources = [(_safe_name(name, i), content) for i, (name, content) in enumerate(files)]
+    try:
+        # A savepoint: a bad file leaves nothing behind even if the importer had flushed.
+        with db.begin_nested():
+            report = import_ledger(sources, db=db, actor=f"staff:{user.username}")
+    except LedgerValidationError as exc:
+        errors = [
+            {
+                "sheet": getattr(e, "sheet", ""),
+                "row": getattr(e, "row", None),
+                "column": getattr(e, "column", ""),
+                "reason": getattr(e, "reason", str(e)),
+            }
+            for e in getattr(exc, "errors", [])
+        ]
+        return None, errors or [{"sheet": "", "row": None, "column": "", "reason": str(exc)}]
     return _report_dict(report), []

@@ -1,0 +1,259 @@
+"""The role/access matrix over every staff endpoint, anonymous 401, and officers kept to their
+own department's petitions even when they guess numbers or ids."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from staff.staffkit import bearer, make_petition, make_project, make_user
+
+from app.main import app
+
+ROLES = ("clerk", "officer", "other_officer", "supervisor", "admin")
+ALL = dict.fromkeys(ROLES, 200)
+_names = itertools.count(1)
+
+
+def _except(base: dict[str, int], **changes: int) -> dict[str, int]:
+    return base | changes
+
+
+EDITORS = _except(ALL, officer=403, other_officer=403)
+# A petition of another department: 404, as if it did not exist.
+PETITION_READ = _except(ALL, other_officer=404)
+PETITION_STAFF_ONLY = _except(ALL, officer=403, other_officer=404)
+DASHBOARD = EDITORS
+ADMIN_ONLY = {r: (200 if r == "admin" else 403) for r in ROLES}
+
+# (method, path, json body builder, expected status per role). {ref} is the petition number,
+# {code} the project code, {blocker} one of its blockers, {username} another account.
+MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
+    ("GET", "/api/v1/staff/me", None, ALL),
+    ("GET", "/api/v1/staff/users", None, ADMIN_ONLY),
+    (
+        "POST",
+        "/api/v1/staff/users",
+        lambda ctx: {"username": f"newuser{next(_names)}", "password": "x" * 12, "role": "clerk"},
+        _except(ADMIN_ONLY, admin=201),
+    ),
+    ("PATCH", "/api/v1/staff/users/{username}", lambda ctx: {"active": True}, ADMIN_ONLY),
+    ("GET", "/api/v1/staff/projects", None, ALL),
+    ("GET", "/api/v1/staff/projects/{code}", None, ALL),
+    (
+        "PATCH",
+        "/api/v1/staff/projects/{code}",
+        lambda ctx: {"expected_resolution_date": "2027-06-30"},
+        EDITORS,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/projects/{code}/blockers",
+        lambda ctx: {"code": "mortgage", "note": "土地抵押未解押"},
+        _except(EDITORS, clerk=201, supervisor=201, admin=201),
+    ),
+    (
+        "PATCH",
+        "/api/v1/staff/projects/{code}/blockers/{blocker}",
+        lambda ctx: {"note": "已约谈开发企业"},
+        EDITORS,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/projects/{code}/blockers/{blocker}/resolve",
+        lambda ctx: {"note": "消防验收已通过"},
+        EDITORS,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/ledger/import",
+        "ledger",
+        # Allowed roles reach the importer, which refuses the bad file with row errors.
+        {r: (422 if r in ("clerk", "admin") else 403) for r in ROLES},
+    ),
+    ("GET", "/api/v1/staff/petitions", None, ALL),
+    ("GET", "/api/v1/staff/petitions/{ref}", None, PETITION_READ),
+    ("GET", "/api/v1/staff/petitions/{ref}/audit", None, PETITION_READ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/assign",
+        lambda ctx: {"departments": ["tax_bureau"], "version": ctx["version"]},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/transition",
+        lambda ctx: {"action": "supervise", "version": ctx["version"], "note": "超期督办"},
+        _except(PETITION_STAFF_ONLY, clerk=403),
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/answer",
+        lambda ctx: {
+            "answer": "已书面答复",
+            "version": ctx["version"],
+            "department": "housing_bureau",
+        },
+        PETITION_READ,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/notes",
+        lambda ctx: {"text": "已电话联系"},
+        PETITION_READ,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/close",
+        lambda ctx: {"outcome": "已办证", "satisfaction": "satisfied", "version": ctx["version"]},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "GET",
+        "/api/v1/staff/assignments",
+        None,
+        {r: (200 if r in ("officer", "other_officer") else 403) for r in ROLES},
+    ),
+    ("GET", "/api/v1/staff/dashboard", None, DASHBOARD),
+    ("GET", "/api/v1/staff/dashboard.csv", None, DASHBOARD),
+    ("GET", "/api/v1/staff/dashboard.xlsx", None, DASHBOARD),
+    ("GET", "/api/v1/staff/dashboard/charts/districts.svg", None, DASHBOARD),
+]
+
+CASES = [(m, p, b, role, exp[role]) for m, p, b, exp in MATRIX for role in ROLES]
+
+
+def _template(path: str) -> str:
+    return path.replace("/districts.svg", "/{name}.svg")
+
+
+def test_matrix_covers_every_staff_endpoint():
+    """Every staff route in the OpenAPI schema has a row in the matrix (new ones must be added)."""
+    routes = {
+        (method.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/api/v1/staff")
+        for method in ops
+    }
+    covered = {(m, _template(p)) for m, p, _, _ in MATRIX}
+    assert routes == covered
+
+
+@pytest.fixture
+def world(db):
+    """A project, a petition of 住建局 in 核实中, accounts of every role, their tokens."""
+    project = make_project(db)
+    petition = make_petition(
+        db, status="verifying", answered=True, departments=("housing_bureau",), project=project
+    )
+    users = {
+        "clerk": make_user(db, "clerk"),
+        "officer": make_user(db, "officer", department="housing_bureau"),
+        "other_officer": make_user(db, "officer", department="tax_bureau"),
+        "supervisor": make_user(db, "supervisor"),
+        "admin": make_user(db, "admin"),
+    }
+    target = make_user(db, "clerk")
+    headers = {role: bearer(db, user) for role, user in users.items()}
+    db.commit()
+    return {
+        "project": project,
+        "petition": petition,
+        "headers": headers,
+        "ctx": {
+            "ref": petition.number,
+            "code": project.code,
+            "blocker": "fire_acceptance",
+            "username": target.username,
+            "version": petition.version,
+        },
+    }
+
+
+def _call(client, method, path, body, ctx, headers):
+    url = path.format(**ctx)
+    if body == "ledger":
+        files = {"files": ("项目表.csv", "项目编号,项目名称\nP1,缺列的台账\n".encode(), "text/csv")}
+        return client.request(method, url, files=files, headers=headers)
+    payload = body(ctx) if callable(body) else None
+    return client.request(method, url, json=payload, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "expected"),
+    CASES,
+    ids=[f"{m} {p} {r}" for m, p, _, r, _ in CASES],
+)
+def test_role_matrix(client, world, method, path, body, role, expected):
+    """Each role gets exactly the answer the matrix says, as a `{code, message}` on refusal."""
+    response = _call(client, method, path, body, world["ctx"], world["headers"][role])
+    assert response.status_code == expected, response.text
+    if expected >= 400:
+        body_json = response.json()
+        assert set(body_json) >= {"code", "message"}
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in body_json["message"])
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [(m, p, b) for m, p, b, _ in MATRIX])
+def test_anonymous_gets_401(client, world, method, path, body):
+    """No token, no session: 401 JSON with a Chinese message, whatever the endpoint."""
+    response = _call(client, method, path, body, world["ctx"], {})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_bad_or_expired_token_is_401(client, world, db):
+    """A made-up token or an expired one is refused."""
+    from datetime import timedelta
+
+    from app.core.database import utcnow
+    from app.staff.models import StaffSession
+
+    r = client.get("/api/v1/staff/me", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401
+    for row in db.query(StaffSession).all():
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    r = client.get("/api/v1/staff/me", headers=world["headers"]["admin"])
+    assert r.status_code == 401 and "过期" in r.json()["message"]
+
+
+def test_officer_cannot_reach_other_department_by_guessing(client, world, db):
+    """By number or by numeric id, every petition endpoint answers 404 to another department."""
+    petition = world["petition"]
+    headers = world["headers"]["other_officer"]
+    for ref in (petition.number, str(petition.id), petition.number.lower()):
+        for method, suffix, payload in [
+            ("GET", "", None),
+            ("GET", "/audit", None),
+            ("POST", "/notes", {"text": "x"}),
+            ("POST", "/answer", {"answer": "x", "version": petition.version}),
+        ]:
+            r = client.request(
+                method, f"/api/v1/staff/petitions/{ref}{suffix}", json=payload, headers=headers
+            )
+            assert r.status_code == 404, (ref, suffix)
+            assert r.json()["message"] == "没有找到这件信访，请核对编号。"
+    listed = client.get("/api/v1/staff/petitions", headers=headers).json()
+    assert listed["total"] == 0 and listed["items"] == []
+    listed = client.get("/api/v1/staff/petitions", headers=world["headers"]["officer"]).json()
+    assert [i["number"] for i in listed["items"]] == [petition.number]
+
+
+def test_phone_is_masked_for_officers_only(client, world):
+    """Clerks and supervisors see the phone to call back; officers see it masked."""
+    ref = world["ctx"]["ref"]
+    seen = {
+        role: client.get(f"/api/v1/staff/petitions/{ref}", headers=world["headers"][role]).json()
+        for role in ("clerk", "officer", "supervisor")
+    }
+    assert seen["clerk"]["phone"] == "13812345678" and not seen["clerk"]["phone_masked"]
+    assert seen["supervisor"]["phone"] == "13812345678"
+    assert seen["officer"]["phone"] == "138****5678" and seen["officer"]["phone_masked"]
+
+
+def test_no_endpoint_edits_the_audit_trail():
+    """The audit trail is only ever read: no PUT/PATCH/DELETE/POST touches an audit path."""
+    for path, ops in app.openapi()["paths"].items():
+        if "audit" in path:
+            assert set(ops) == {"get"}, path
