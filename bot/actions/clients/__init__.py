@@ -1,0 +1,1 @@
+"""Clients for the services the actions call (one module per upstream)."""

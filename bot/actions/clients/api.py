@@ -1,0 +1,125 @@
+"""HTTP client for the 房本助手 api (status, policies, petitions).
+
+Every call is bounded to about API_TIMEOUT seconds in total, so that the bot can apologise within
+a few seconds when the api is slow or down instead of leaving the resident waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from actions.config import settings
+
+
+class ApiUnavailable(Exception):
+    """The api did not answer in time, refused the connection or failed (5xx)."""
+
+
+class ApiError(Exception):
+    """The api answered with a 4xx error `{code, message}` (message in Chinese)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _headers(sender_id: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Service {settings.service_token}"}
+    if sender_id:
+        headers["X-Sender-Id"] = sender_id[:128]
+    if extra:
+        headers.update(extra)
+    return headers
+
+
+async def _request(
+    method: str,
+    path: str,
+    *,
+    sender_id: str | None,
+    json: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    timeout = settings.api_timeout
+    try:
+        async with httpx.AsyncClient(base_url=settings.api_url, timeout=timeout) as client:
+            response = await asyncio.wait_for(
+                client.request(method, path, json=json, headers=_headers(sender_id, headers)),
+                timeout=timeout,
+            )
+    except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+        # The exception text may carry the URL only, never a body; keep only its type.
+        raise ApiUnavailable(type(exc).__name__) from None
+    if response.status_code >= 500:
+        raise ApiUnavailable(f"HTTP {response.status_code}")
+    try:
+        payload = response.json()
+    except ValueError:
+        raise ApiUnavailable("not json") from None
+    if response.status_code >= 400:
+        if not isinstance(payload, dict):
+            payload = {}
+        raise ApiError(
+            response.status_code,
+            str(payload.get("code", "error")),
+            str(payload.get("message") or "请求没有成功，请稍后再试。"),
+        )
+    return payload
+
+
+async def lookup(
+    sender_id: str | None,
+    *,
+    address: str | None = None,
+    id_number: str | None = None,
+    person_name: str | None = None,
+) -> dict[str, Any]:
+    """POST /api/v1/lookup by address, or by ID number with the owner's name."""
+    body: dict[str, Any] = (
+        {"address": address} if address else {"id_number": id_number, "person_name": person_name}
+    )
+    return await _request("POST", "/api/v1/lookup", sender_id=sender_id, json=body)
+
+
+async def project_status(sender_id: str | None, code: str) -> dict[str, Any]:
+    """GET /api/v1/projects/{code}/status: the project's registration status and blockers."""
+    return await _request("GET", f"/api/v1/projects/{code}/status", sender_id=sender_id)
+
+
+async def policy(sender_id: str | None, code: str) -> dict[str, Any]:
+    """GET /api/v1/policies/{code}: a catalogue entry (FAQ topic, guidance or policy)."""
+    return await _request("GET", f"/api/v1/policies/{code}", sender_id=sender_id)
+
+
+async def create_petition(
+    sender_id: str | None, body: dict[str, Any], idempotency_key: str
+) -> dict[str, Any]:
+    """POST /api/v1/petitions with an Idempotency-Key, so a retried turn files it only once."""
+    return await _request(
+        "POST",
+        "/api/v1/petitions",
+        sender_id=sender_id,
+        json=body,
+        headers={"Idempotency-Key": idempotency_key},
+    )
+
+
+async def lookup_petition(sender_id: str | None, number: str, phone: str) -> dict[str, Any]:
+    """POST /api/v1/petitions/lookup; a 404 (number and phone do not match) is an ApiError."""
+    return await _request(
+        "POST",
+        "/api/v1/petitions/lookup",
+        sender_id=sender_id,
+        json={"petition_number": number, "phone": phone},
+    )
+
+
+async def guidance(sender_id: str | None) -> dict[str, Any]:
+    """The catalogue's guidance (materials, where to apply, next steps) from GET /policies."""
+    catalogue = await _request("GET", "/api/v1/policies", sender_id=sender_id)
+    return dict(catalogue.get("guidance") or {})
