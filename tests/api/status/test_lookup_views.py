@@ -7,9 +7,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.config import settings
+from app.core.security import hash_id_number
 from app.status.idcard import check_digit
+from app.status.models import Project, Unit
 
 URL = "/api/v1/lookup"
 
@@ -99,6 +103,37 @@ def test_id_lookup_needs_both_id_and_name(
     # The same answer whichever half was wrong: nothing tells an ID walker what matched.
     assert wrong_name == unknown_id == right_name_other_id
     assert wrong_name["match"] == "none" and "身份证号和姓名" in wrong_name["message"]
+
+
+def test_owner_of_two_homes_gets_both_as_candidates(
+    demo_client: TestClient, demo_db: Session, demo_units: list[dict[str, str]]
+) -> None:
+    row = _row(demo_units, "QS001", "3", "2", "501")
+    mine = demo_db.scalars(
+        select(Unit).where(Unit.id_hash == hash_id_number(row["身份证号"]))
+    ).one()
+    second = demo_db.scalars(
+        select(Unit).where(Unit.room == "602", Unit.project_id != mine.project_id).limit(1)
+    ).one()
+    second.id_hash, second.id_last4, second.owner_name = (
+        mine.id_hash,
+        mine.id_last4,
+        row["业主姓名"],
+    )
+    demo_db.flush()
+    body = demo_client.post(
+        URL, json={"id_number": row["身份证号"], "person_name": row["业主姓名"]}
+    ).json()
+    assert body["match"] == "ambiguous"
+    places = {(c["project"]["code"], c["unit"]["room"]) for c in body["candidates"]}
+    assert places == {("QS001", "501"), (_code_of(demo_db, second), "602")}
+    assert row["业主姓名"] not in str(body)
+
+
+def _code_of(db: Session, unit: Unit) -> str:
+    project = db.get(Project, unit.project_id)
+    assert project is not None
+    return project.code
 
 
 def test_lower_case_x_is_accepted(
