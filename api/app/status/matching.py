@@ -34,6 +34,8 @@ MAX_CANDIDATES = 5
 CANDIDATE_SPREAD = 20.0  # candidates further behind the best one are not offered
 MAX_UNIT_ONLY_CANDIDATES = 10
 MIN_KEY_LENGTH = 2
+FUZZY_SHORTLIST = 12  # keys rescored with the windowed ratio, per characters and per sounds
+NAME_WINDOW = 30  # characters before the unit numbers that may hold the project name
 
 MSG_NONE = (
     "没有找到这个地址对应的小区。请告诉我小区名称和楼号、单元、房号，例如“观象山庄3号楼2单元501”。"
@@ -221,7 +223,7 @@ def _name_text(normalized: str, uq: UnitQuery, places: Iterable[str]) -> str:
     if uq.given:
         before = [p for p in normalized[: uq.start].split("|") if p]
         after = [p for p in normalized[uq.end :].split("|") if p]
-        text = before[-1] if before else ""
+        text = before[-1][-NAME_WINDOW:] if before else ""
         if len(re.sub(r"[^\u4e00-\u9fffA-Z]", "", text)) < MIN_KEY_LENGTH and after:
             text = after[0]
     else:
@@ -261,7 +263,7 @@ def score_projects(index: _Index, normalized: str, uq: UnitQuery) -> list[Projec
         (sound, index.sound_keys, PINYIN_WEIGHT),
     ):
         for key, _raw, i in process.extract(
-            query, keys, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=50
+            query, keys, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=FUZZY_SHORTLIST
         ):
             score = _similarity(key, query) * weight
             pos = index.owners[i]
@@ -328,7 +330,9 @@ def resolve_unit(db: Session, project_id: int, uq: UnitQuery) -> UnitResolution:
         return UnitResolution(
             note=f"台账中没有找到{label}，请核对楼号、单元和房号。下面是小区整体的办证情况。"
         )
-    missing = "楼号和单元" if uq.building is None else "单元号"
+    missing = "和".join(
+        word for word, value in (("楼号", uq.building), ("单元号", uq.unit)) if value is None
+    )
     return UnitResolution(note=f"这个小区有多套房屋的房号都是{uq.room}，请补充{missing}。")
 
 
