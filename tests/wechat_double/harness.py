@@ -9,10 +9,13 @@ import socket
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
+
+from wechat_double.simulator import FakeWeChatApi, WeChatSimulator
 
 _FAKE_RASA = Path(__file__).resolve().parents[1] / "api" / "chat" / "fake_rasa.py"
 
@@ -102,3 +105,14 @@ class ChannelServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.sock.close()
+
+
+@dataclass
+class WeChatRig:
+    """Everything one test drives: simulator → channel (real server) → scripted bot → fake API."""
+
+    channel: Any
+    bot: ScriptedBot
+    server: ChannelServer
+    sim: WeChatSimulator
+    api: FakeWeChatApi

@@ -31,4 +31,5 @@ def rasa(rasa_server: FakeRasaServer, monkeypatch: pytest.MonkeyPatch) -> FakeRa
     fake.state.clear()
     fake.fail_status = None
     fake.delay = 0.0
+    fake.delay_all = 0.0
     return fake

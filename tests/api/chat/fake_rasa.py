@@ -25,6 +25,7 @@ class FakeRasa:
         self.received: list[tuple[str, str]] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.delay = 0.0
+        self.delay_all = 0.0
         self.fail_status: int | None = None
         self.counter = 0
         self.lock = threading.Lock()
@@ -34,6 +35,8 @@ class FakeRasa:
         with self.lock:
             self.received.append((sender, text))
             st = self.state.setdefault(sender, {})
+        if self.delay_all:
+            time.sleep(self.delay_all)
         out: list[dict[str, Any]] = []
 
         def say(t: str, buttons: list[dict[str, str]] | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ for path in (ROOT / "bot", ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from wechat_double.harness import ChannelServer, ScriptedBot  # noqa: E402
+from wechat_double.harness import ChannelServer, ScriptedBot, WeChatRig  # noqa: E402
 from wechat_double.simulator import (  # noqa: E402
     TEST_AES_KEY,
     TEST_APPID,
@@ -27,17 +26,6 @@ from wechat_double.simulator import (  # noqa: E402
 )
 
 from channels.wechat import WeChatConfig, WeChatInput  # noqa: E402
-
-
-@dataclass
-class WeChatRig:
-    """Everything one test drives: simulator → channel (real server) → scripted bot → fake API."""
-
-    channel: WeChatInput
-    bot: ScriptedBot
-    server: ChannelServer
-    sim: WeChatSimulator
-    api: FakeWeChatApi
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from conftest import WeChatRig
+from wechat_double.harness import WeChatRig
 from wechat_double.simulator import FakeWeChatApi
 
 from channels.wechat import WeChatInput

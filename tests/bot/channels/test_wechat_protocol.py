@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import WeChatRig
+from wechat_double.harness import WeChatRig
 from wechat_double.simulator import (
     ACCOUNT,
     TEST_AES_KEY,

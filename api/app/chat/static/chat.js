@@ -171,10 +171,8 @@
         return;
       }
       var messages = res.data.messages || [];
-      if (!messages.length) {
-        addBubble("bot", WELCOME, null, null, false);
-        return;
-      }
+      // The welcome is not part of the transcript; it opens every conversation.
+      addBubble("bot", WELCOME, null, messages.length ? messages[0].at : null, false);
       messages.forEach(function (m, i) {
         var live = m.role === "bot" && messages.slice(i + 1).every(function (x) { return x.role === "bot"; });
         addBubble(m.role, m.text, m.buttons, m.at, live);
