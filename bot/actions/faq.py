@@ -39,11 +39,9 @@ class ActionAnswerFaq(Action):
             dispatcher.utter_message(response="utter_menu")
             return []
         try:
-            entry = await api.policy(tracker.sender_id, topic)
+            answer = await api.faq_answer(tracker.sender_id, topic)
         except (api.ApiUnavailable, api.ApiError):
-            dispatcher.utter_message(response=f"utter_policy_faq/{topic}")
-            return []
-        answer = entry.get("answer") or (entry.get("faq") or {}).get("answer")
+            answer = None
         if not answer:
             dispatcher.utter_message(response=f"utter_policy_faq/{topic}")
             return []

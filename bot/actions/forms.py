@@ -1,6 +1,6 @@
 """Form validators: lookup, petition and petition check.
 
-ID numbers and phones are extracted here from the latest message (custom slot mappings) and
+ID numbers, phones and names are extracted here from the latest message (custom slot mappings) and
 sealed at once (actions.sensitive), so the slot events in the tracker never hold them in the
 clear. Slots are only taken from free text while the form asks for them, and never from a
 message that means "cancel", so that "算了" leaves the form.
@@ -16,7 +16,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions import text
-from actions.sensitive import is_sealed, seal
+from actions.sensitive import is_sealed, seal, unseal
 
 # Intents that never fill a slot from free text (they mean: stop, or something else entirely).
 NOT_AN_ANSWER = {
@@ -76,17 +76,17 @@ class _CommonSlots:
             if not value and text.normalize(_text(tracker)):
                 dispatcher.utter_message(response="utter_invalid_person_name")
                 return {"person_name": None}
-        return {"person_name": value} if value else {}
+        return {"person_name": seal(text.normalize(value))} if value else {}
 
     def validate_person_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """A name has no digits and at most 32 characters."""
-        name = text.normalize(str(value or ""))
+        """A name has no digits and at most 32 characters; it is kept sealed."""
+        name = text.normalize(unseal(value) if is_sealed(value) else str(value or ""))
         if not name or len(name) > 32 or any(ch.isdigit() for ch in name):
             dispatcher.utter_message(response="utter_invalid_person_name")
             return {"person_name": None}
-        return {"person_name": name}
+        return {"person_name": seal(name)}
 
     def extract_phone(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -42,11 +42,12 @@ class ActionSubmitPetition(Action):
             dispatcher.utter_message(response="utter_petition_no_consent")
             return done
         phone = unseal(tracker.get_slot("phone"))
-        if not phone:
+        person_name = unseal(tracker.get_slot("person_name"))
+        if not phone or not person_name:
             dispatcher.utter_message(response="utter_petition_incomplete")
             return done
         body: dict[str, Any] = {
-            "person_name": tracker.get_slot("person_name"),
+            "person_name": person_name,
             "phone": phone,
             "description": tracker.get_slot("description"),
             "consent": True,

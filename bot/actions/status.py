@@ -157,7 +157,7 @@ class ActionLookupStatus(Action):
         """Call POST /api/v1/lookup and answer for unit, project, ambiguous, none or error."""
         address = tracker.get_slot("address")
         id_number = unseal(tracker.get_slot("id_number"))
-        person_name = tracker.get_slot("person_name")
+        person_name = unseal(tracker.get_slot("person_name"))
         if not address and not (id_number and person_name):
             dispatcher.utter_message(response="utter_ask_address")
             return [SlotSet("lookup_result", "none")]

@@ -43,7 +43,9 @@ def build() -> str:
         sort_keys=False,
         width=1000,
     )
-    header = "# GENERATED from policies/faq.yml by bot/scripts/gen_faq_responses.py — do not edit.\n"
+    header = (
+        "# GENERATED from policies/faq.yml by bot/scripts/gen_faq_responses.py — do not edit.\n"
+    )
     return header + body
 
 
@@ -56,7 +58,8 @@ def main() -> int:
     if args.check:
         current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
         if current != text:
-            print(f"{OUT} drifted from policies/faq.yml: run {Path(__file__).name}", file=sys.stderr)
+            name = Path(__file__).name
+            print(f"{OUT} drifted from policies/faq.yml: run {name}", file=sys.stderr)
             return 1
         return 0
     if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:

@@ -22,8 +22,14 @@ API = "http://127.0.0.1:8000"
 
 def load_domain() -> dict[str, Any]:
     """The split domain files of bot/domain merged into one dict (as Rasa sends it)."""
-    merged: dict[str, Any] = {"intents": [], "entities": [], "slots": {}, "forms": {},
-                              "responses": {}, "actions": []}
+    merged: dict[str, Any] = {
+        "intents": [],
+        "entities": [],
+        "slots": {},
+        "forms": {},
+        "responses": {},
+        "actions": [],
+    }
     for path in sorted((BOT_DIR / "domain").glob("*.yml")):
         part = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for key in ("intents", "entities", "actions"):

@@ -20,8 +20,11 @@ def status(done: bool = False) -> dict[str, Any]:
                 "department": {"code": "fire_rescue", "name": "消防救援大队"},
                 "buyer_at_fault": False,
                 "policies": [
-                    {"code": "no_fault_buyer", "name": "国家利益不受损、群众无过错",
-                     "summary": "开发企业的过错由开发企业承担。"}
+                    {
+                        "code": "no_fault_buyer",
+                        "name": "国家利益不受损、群众无过错",
+                        "summary": "开发企业的过错由开发企业承担。",
+                    }
                 ],
                 "resident_next_steps": ["不需要您补交材料，请保管好购房合同和交款票据。"],
                 "time_limit": "住建局接到交办后5个工作日内书面答复。",
@@ -40,7 +43,11 @@ def status(done: bool = False) -> dict[str, Any]:
         "unit_count": 180,
         "initial_registration": {"done": done, "label": "已完成" if done else "未完成"},
         "transfer_registration": {
-            "units_total": 180, "done": 0, "in_progress": 0, "not_started": 180, "rate": 0.0
+            "units_total": 180,
+            "done": 0,
+            "in_progress": 0,
+            "not_started": 180,
+            "rate": 0.0,
         },
         "expected_resolution_date": "2027-06-30",
         "open_blockers": blockers,
@@ -56,10 +63,15 @@ def unit_match(done: bool = False, transfer: str = "not_started") -> dict[str, A
         "project": {"code": "QS001", "name": "观象山庄", "aliases": [], "district": "城关镇"},
         "status": status(done),
         "unit": {
-            "building": "3", "unit": "2", "room": "501", "transfer_status": transfer,
+            "building": "3",
+            "unit": "2",
+            "room": "501",
+            "transfer_status": transfer,
             "transfer_status_label": {"done": "已办结", "in_progress": "办理中"}.get(
-                transfer, "未办理"),
-            "owner_name": "张*", "id_number": "**************0034",
+                transfer, "未办理"
+            ),
+            "owner_name": "张*",
+            "id_number": "**************0034",
         },
     }
 
@@ -67,8 +79,11 @@ def unit_match(done: bool = False, transfer: str = "not_started") -> dict[str, A
 AMBIGUOUS = {
     "match": "ambiguous",
     "candidates": [
-        {"project": {"code": "QS002", "name": "阳光花园"},
-         "unit": {"building": "5", "unit": "1", "room": "301"}, "score": 0.8},
+        {
+            "project": {"code": "QS002", "name": "阳光花园"},
+            "unit": {"building": "5", "unit": "1", "room": "301"},
+            "score": 0.8,
+        },
         {"project": {"code": "QS003", "name": "阳光花苑"}, "unit": None, "score": 0.7},
     ],
 }
@@ -80,8 +95,11 @@ GUIDANCE = {
         "transfer_registration": {"title": "办房本（转移登记）请带：", "items": ["身份证原件"]},
         "initial_pending": {"title": "您现在可以先准备：", "items": ["保管好购房合同"]},
     },
-    "where_to_apply": {"title": "去哪里办", "items": ["政务服务中心不动产登记窗口"],
-                       "note": "工作日办理"},
+    "where_to_apply": {
+        "title": "去哪里办",
+        "items": ["政务服务中心不动产登记窗口"],
+        "note": "工作日办理",
+    },
     "next_steps": {
         "initial_done": {"title": "您的小区已经可以办房本了", "items": ["准备材料"]},
         "initial_pending": {"title": "小区首次登记还没办完，接下来", "items": ["等部门答复"]},

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 import respx
+
 from actions.sensitive import seal
 from actions.status import ActionLookupStatus, ActionNoneOfCandidates
 
@@ -48,8 +49,9 @@ async def test_done_project_tells_to_apply(domain, dispatcher) -> None:
     respx.post(f"{API}/api/v1/lookup").mock(
         return_value=httpx.Response(200, json=payloads.unit_match(done=True))
     )
-    events = await ActionLookupStatus().run(dispatcher, make_tracker(slots={"address": "x3号楼"}),
-                                            domain)
+    events = await ActionLookupStatus().run(
+        dispatcher, make_tracker(slots={"address": "x3号楼"}), domain
+    )
     joined = "\n".join(texts(dispatcher))
     assert "首次登记已经完成" in joined and "现在就可以申请" in joined
     assert "卡点" not in joined
@@ -61,10 +63,11 @@ async def test_lookup_by_id_unseals_only_for_the_api(domain, dispatcher) -> None
     route = respx.post(f"{API}/api/v1/lookup").mock(
         return_value=httpx.Response(200, json=payloads.unit_match())
     )
-    tracker = make_tracker(slots={"id_number": seal(VALID_ID), "person_name": "张桂兰"})
+    tracker = make_tracker(slots={"id_number": seal(VALID_ID), "person_name": seal("张桂兰")})
     events = await ActionLookupStatus().run(dispatcher, tracker, domain)
     assert json.loads(route.calls.last.request.content) == {
-        "id_number": VALID_ID, "person_name": "张桂兰"
+        "id_number": VALID_ID,
+        "person_name": "张桂兰",
     }
     slots = slot_events(events)
     assert slots["id_number"] is None  # the reference is dropped after use
@@ -76,8 +79,9 @@ async def test_ambiguous_offers_plain_text_buttons(domain, dispatcher) -> None:
     respx.post(f"{API}/api/v1/lookup").mock(
         return_value=httpx.Response(200, json=payloads.AMBIGUOUS)
     )
-    events = await ActionLookupStatus().run(dispatcher, make_tracker(slots={"address": "阳光"}),
-                                            domain)
+    events = await ActionLookupStatus().run(
+        dispatcher, make_tracker(slots={"address": "阳光"}), domain
+    )
     buttons = dispatcher.messages[0]["buttons"]
     payloads_ = [b["payload"] for b in buttons]
     assert payloads_ == ["阳光花园5号楼1单元301室", "阳光花苑", "都不是"]
@@ -89,13 +93,19 @@ async def test_ambiguous_offers_plain_text_buttons(domain, dispatcher) -> None:
 @respx.mock
 async def test_not_found_twice_offers_a_person(domain, dispatcher) -> None:
     respx.post(f"{API}/api/v1/lookup").mock(return_value=httpx.Response(200, json=payloads.NONE))
-    first = slot_events(await ActionLookupStatus().run(
-        dispatcher, make_tracker(slots={"address": "幸福里9号楼"}), domain))
+    first = slot_events(
+        await ActionLookupStatus().run(
+            dispatcher, make_tracker(slots={"address": "幸福里9号楼"}), domain
+        )
+    )
     assert first["lookup_failures"] == 1 and "offered_human" not in first
     assert "utter_not_found" in texts(dispatcher)
     dispatcher.messages.clear()
-    second = slot_events(await ActionLookupStatus().run(
-        dispatcher, make_tracker(slots={"address": "幸福里9号", "lookup_failures": 1.0}), domain))
+    second = slot_events(
+        await ActionLookupStatus().run(
+            dispatcher, make_tracker(slots={"address": "幸福里9号", "lookup_failures": 1.0}), domain
+        )
+    )
     assert second["offered_human"] is True
     assert "utter_not_found_twice" in texts(dispatcher) and "utter_offer_human" in texts(dispatcher)
 
@@ -103,8 +113,9 @@ async def test_not_found_twice_offers_a_person(domain, dispatcher) -> None:
 @respx.mock
 async def test_api_down_apologises_quickly(domain, dispatcher) -> None:
     respx.post(f"{API}/api/v1/lookup").mock(side_effect=httpx.ConnectError("refused"))
-    events = await ActionLookupStatus().run(dispatcher, make_tracker(slots={"address": "x1号楼"}),
-                                            domain)
+    events = await ActionLookupStatus().run(
+        dispatcher, make_tracker(slots={"address": "x1号楼"}), domain
+    )
     assert texts(dispatcher) == ["utter_api_down"]
     assert slot_events(events)["lookup_result"] == "error"
 
@@ -124,8 +135,9 @@ async def test_api_slow_apologises_within_a_few_seconds(domain, dispatcher, monk
     with respx.mock:
         respx.post(f"{API}/api/v1/lookup").mock(side_effect=slow)
         start = time.monotonic()
-        await ActionLookupStatus().run(dispatcher, make_tracker(slots={"address": "x1号楼"}),
-                                       domain)
+        await ActionLookupStatus().run(
+            dispatcher, make_tracker(slots={"address": "x1号楼"}), domain
+        )
     assert time.monotonic() - start < 2
     assert texts(dispatcher) == ["utter_api_down"]
 
@@ -139,9 +151,12 @@ async def test_server_error_is_treated_as_down(domain, dispatcher) -> None:
 
 @respx.mock
 async def test_invalid_id_message_from_the_api_is_shown(domain, dispatcher) -> None:
-    respx.post(f"{API}/api/v1/lookup").mock(return_value=httpx.Response(
-        422, json={"code": "validation_error", "message": "身份证号校验位不对"}))
-    tracker = make_tracker(slots={"id_number": seal(VALID_ID), "person_name": "张桂兰"})
+    respx.post(f"{API}/api/v1/lookup").mock(
+        return_value=httpx.Response(
+            422, json={"code": "validation_error", "message": "身份证号校验位不对"}
+        )
+    )
+    tracker = make_tracker(slots={"id_number": seal(VALID_ID), "person_name": seal("张桂兰")})
     await ActionLookupStatus().run(dispatcher, tracker, domain)
     assert "身份证号校验位不对" in texts(dispatcher)
 

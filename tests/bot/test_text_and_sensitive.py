@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from actions import text
 from actions.sensitive import is_sealed, seal, unseal
 

@@ -96,6 +96,22 @@ async def policy(sender_id: str | None, code: str) -> dict[str, Any]:
     return await _request("GET", f"/api/v1/policies/{code}", sender_id=sender_id)
 
 
+async def faq_answer(sender_id: str | None, topic: str) -> str | None:
+    """Today's answer of a `policy_faq/<topic>`; None when the catalogue has no such topic.
+
+    `GET /policies/{code}` serves the blocker when a code is both a blocker and a FAQ topic
+    (developer_uncooperative), so the FAQ is then taken from the whole catalogue.
+    """
+    entry = await policy(sender_id, topic)
+    if entry.get("kind", "faq") == "faq" and entry.get("answer"):
+        return str(entry["answer"])
+    catalogue = await _request("GET", "/api/v1/policies", sender_id=sender_id)
+    for item in catalogue.get("faq") or []:
+        if item.get("code") == topic and item.get("answer"):
+            return str(item["answer"])
+    return None
+
+
 async def create_petition(
     sender_id: str | None, body: dict[str, Any], idempotency_key: str
 ) -> dict[str, Any]:
