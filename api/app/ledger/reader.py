@@ -1,0 +1,338 @@
+"""Reading ledger files: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK) and XLSX, as streams of rows.
+
+Sheets are recognised by their header row, never by file or sheet name, because staff rename
+both. Rows are yielded one at a time with the row number a spreadsheet program shows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+PROJECT_COLUMNS = (
+    "项目编号",
+    "项目名称",
+    "别名",
+    "区县",
+    "地址",
+    "开发企业",
+    "总套数",
+    "首次登记",
+    "卡点",
+    "卡点说明",
+    "责任单位",
+    "预计化解日期",
+)
+UNIT_COLUMNS = ("项目编号", "幢号", "单元", "房号", "业主姓名", "身份证号", "转移登记")
+SHEET_LABELS = {"projects": "项目表", "units": "房屋表"}
+
+SheetKind = Literal["projects", "units"]
+# What callers may pass: a path, (filename, bytes), (filename, file object) or a file object.
+LedgerSource = str | os.PathLike[str] | tuple[str, bytes] | tuple[str, IO[bytes]] | IO[bytes]
+
+_CHUNK = 1 << 20
+_CSV_FIELD_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem of one cell (or one row, or one file): where it is and why, in Chinese."""
+
+    sheet: str
+    row: int
+    column: str
+    reason: str
+
+
+@dataclass
+class Sheet:
+    """One recognised sheet: its kind, the column positions and a way to stream its rows."""
+
+    kind: SheetKind
+    name: str
+    header_row: int
+    columns: dict[str, int]
+    total_rows: int | None
+    _rows: Callable[[], Iterator[tuple[int, tuple[Any, ...]]]] = field(repr=False)
+    # CSV cells are always strings: stripping them is all cell_text would do (and faster).
+    plain_text: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """True when every column of the sheet's kind is present (rows can be checked)."""
+        expected = PROJECT_COLUMNS if self.kind == "projects" else UNIT_COLUMNS
+        return all(c in self.columns for c in expected)
+
+    def rows(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """Non-empty data rows after the header: (row number as a spreadsheet shows it, texts)."""
+        convert = str.strip if self.plain_text else cell_text
+        header_row = self.header_row
+        for number, values in self._rows():
+            if number > header_row:
+                texts = tuple(map(convert, values))
+                if any(texts):
+                    yield number, texts
+
+
+def cell_text(value: Any) -> str:
+    """A cell as text: numbers without a spurious '.0', dates as YYYY-MM-DD, stripped."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip().strip("\u3000").strip()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _clean_header(value: Any) -> str:
+    text = cell_text(value).lstrip("\ufeff").replace(" ", "").replace("\u3000", "")
+    return text.rstrip("*＊")
+
+
+class _Blob:
+    """The bytes of one source, reopenable from the start as often as needed."""
+
+    def __init__(self, source: LedgerSource) -> None:
+        self._path: Path | None = None
+        self._data: bytes | None = None
+        self._file: IO[bytes] | None = None
+        if isinstance(source, tuple):
+            name, payload = source
+            self.name = Path(str(name)).name or "上传文件"
+            if isinstance(payload, bytes | bytearray | memoryview):
+                self._data = bytes(payload)
+            else:
+                self._file = payload
+        elif isinstance(source, str | os.PathLike):
+            self._path = Path(source)
+            self.name = self._path.name
+        else:
+            self._file = source
+            self.name = Path(str(getattr(source, "name", "") or "上传文件")).name
+        if self._file is not None and not self._file.seekable():
+            self._data, self._file = self._file.read(), None
+
+    def open(self) -> AbstractContextManager[IO[bytes]]:
+        """A binary stream positioned at the start (the caller's own file is not closed)."""
+        if self._path is not None:
+            return self._path.open("rb")
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        assert self._file is not None
+        self._file.seek(0)
+        return nullcontext(self._file)
+
+    def head(self, size: int = 8) -> bytes:
+        """The first bytes (format sniffing)."""
+        with self.open() as fh:
+            return fh.read(size)
+
+    @property
+    def suffix(self) -> str:
+        """Lower-case extension of the file name."""
+        return Path(self.name).suffix.lower()
+
+
+def detect_encoding(blob_open: Callable[[], AbstractContextManager[IO[bytes]]]) -> tuple[str, int]:
+    """Encoding of a CSV file and its number of lines; one streaming pass over the bytes.
+
+    A BOM decides; otherwise the file is UTF-8 only if every byte decodes as UTF-8 (Chinese
+    text in GBK essentially never does), else GB18030, the superset of GBK and GB2312.
+    """
+    lines = 0
+    with blob_open() as fh:
+        first = fh.read(_CHUNK)
+        if first.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        elif first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            encoding = "utf-16"
+        else:
+            encoding = "utf-8"
+        decoder = codecs.getincrementaldecoder("utf-8")() if encoding == "utf-8" else None
+        chunk = first
+        while chunk:
+            lines += chunk.count(b"\n")
+            if decoder is not None:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    decoder, encoding = None, "gb18030"
+            chunk = fh.read(_CHUNK)
+        if decoder is not None:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                encoding = "gb18030"
+    return encoding, lines
+
+
+def _classify(headers: list[str]) -> SheetKind | None:
+    present = {h for h in headers if h}
+    scores: dict[SheetKind, int] = {
+        "projects": len(present & set(PROJECT_COLUMNS)),
+        "units": len(present & set(UNIT_COLUMNS)),
+    }
+    kind: SheetKind = max(scores, key=lambda k: scores[k])
+    # 项目编号 is in both; a sheet needs at least one more column of its own to be recognised.
+    return kind if scores[kind] >= 2 else None
+
+
+def _header_errors(
+    sheet: str, row: int, headers: list[str], kind: SheetKind
+) -> tuple[dict[str, int], list[RowError]]:
+    expected = PROJECT_COLUMNS if kind == "projects" else UNIT_COLUMNS
+    label = SHEET_LABELS[kind]
+    columns: dict[str, int] = {}
+    errors: list[RowError] = []
+    for idx, head in enumerate(headers):
+        if not head:
+            continue
+        if head not in expected:
+            errors.append(RowError(sheet, row, head, f"无法识别的列名“{head}”（{label}）"))
+        elif head in columns:
+            errors.append(RowError(sheet, row, head, f"列“{head}”重复出现"))
+        else:
+            columns[head] = idx
+    for head in expected:
+        if head not in columns:
+            errors.append(RowError(sheet, row, head, f"{label}缺少列“{head}”"))
+    return columns, errors
+
+
+def _first_nonempty(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]] | None:
+    for number, values in enumerate(rows, start=1):
+        headers = [_clean_header(v) for v in values]
+        if any(headers):
+            return number, headers
+        if number > 50:  # a sheet whose first 50 rows are empty is treated as empty
+            return None
+    return None
+
+
+@contextmanager
+def _csv_rows(
+    blob: _Blob, encoding: str, delimiter: str
+) -> Iterator[Iterator[tuple[int, tuple[Any, ...]]]]:
+    with blob.open() as raw:
+        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        try:
+            reader = csv.reader(text, delimiter=delimiter)
+            yield ((n, tuple(rec)) for n, rec in enumerate(reader, start=1))
+        finally:
+            text.detach()
+
+
+def _open_csv(blob: _Blob, errors: list[RowError]) -> list[Sheet]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        encoding, lines = detect_encoding(blob.open)
+        with blob.open() as raw:
+            sample = raw.read(64 * 1024).decode(encoding, errors="replace")
+    except OSError as exc:
+        errors.append(RowError(blob.name, 0, "", f"无法读取文件：{exc.strerror or exc}"))
+        return []
+    first_line = sample.lstrip("\ufeff").split("\n", 1)[0]
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    try:
+        with _csv_rows(blob, encoding, delimiter) as records:
+            found = _first_nonempty(r for _, r in records)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        errors.append(RowError(blob.name, 0, "", f"文件无法按 CSV 读取：{exc}"))
+        return []
+    if found is None:
+        errors.append(RowError(blob.name, 0, "", "文件是空的"))
+        return []
+    header_row, headers = found
+    kind = _classify(headers)
+    if kind is None:
+        errors.append(
+            RowError(blob.name, header_row, "", "无法识别的表头：既不是项目表也不是房屋表")
+        )
+        return []
+    columns, header_errors = _header_errors(blob.name, header_row, headers, kind)
+    errors.extend(header_errors)
+
+    def rows() -> Iterator[tuple[int, tuple[Any, ...]]]:
+        with _csv_rows(blob, encoding, delimiter) as it:
+            yield from it
+
+    left = max(lines - header_row, 0)
+    return [Sheet(kind, blob.name, header_row, columns, left, rows, plain_text=True)]
+
+
+def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sheet]:
+    from openpyxl import load_workbook
+
+    try:
+        handle = stack.enter_context(blob.open())
+        workbook = load_workbook(handle, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds on a damaged file
+        errors.append(RowError(blob.name, 0, "", "文件不是有效的 Excel（.xlsx）工作簿"))
+        return []
+    stack.callback(workbook.close)
+    sheets: list[Sheet] = []
+    for ws in workbook.worksheets:
+        total = ws.max_row if isinstance(ws.max_row, int) else None
+        # Some programs write a wrong dimension tag: read every row regardless.
+        ws.reset_dimensions()  # type: ignore[union-attr]
+        found = _first_nonempty(iter(ws.iter_rows(values_only=True)))
+        if found is None:
+            continue  # an empty sheet (e.g. the default Sheet2) is not an error
+        header_row, headers = found
+        kind = _classify(headers)
+        if kind is None:
+            errors.append(
+                RowError(ws.title, header_row, "", "无法识别的表头：既不是项目表也不是房屋表")
+            )
+            continue
+        columns, header_errors = _header_errors(ws.title, header_row, headers, kind)
+        errors.extend(header_errors)
+
+        def rows(ws: Any = ws) -> Iterator[tuple[int, tuple[Any, ...]]]:
+            return enumerate(ws.iter_rows(values_only=True), start=1)
+
+        left = None if total is None else max(total - header_row, 0)
+        sheets.append(Sheet(kind, ws.title, header_row, columns, left, rows))
+    if not sheets and not errors:
+        errors.append(RowError(blob.name, 0, "", "工作簿中没有项目表或房屋表"))
+    return sheets
+
+
+def open_sheets(
+    sources: list[LedgerSource], stack: ExitStack, errors: list[RowError]
+) -> list[Sheet]:
+    """Recognise every sheet of every source; file and header problems go to `errors`."""
+    sheets: list[Sheet] = []
+    for source in sources:
+        try:
+            blob = _Blob(source)
+        except OSError as exc:
+            errors.append(RowError(str(source), 0, "", f"无法读取文件：{exc.strerror or exc}"))
+            continue
+        if blob._path is not None and not blob._path.is_file():
+            errors.append(RowError(blob.name, 0, "", "文件不存在"))
+            continue
+        if blob.suffix == ".xls" or blob.head(8).startswith(b"\xd0\xcf\x11\xe0"):
+            errors.append(
+                RowError(blob.name, 0, "", "不支持旧版 .xls 格式，请另存为 .xlsx 或 CSV 后再导入")
+            )
+        elif blob.suffix in {".xlsx", ".xlsm"} or blob.head(4) == b"PK\x03\x04":
+            sheets.extend(_open_xlsx(blob, stack, errors))
+        else:
+            sheets.extend(_open_csv(blob, errors))
+    return sheets

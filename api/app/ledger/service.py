@@ -1,0 +1,703 @@
+"""Ledger (台账) import: validate every row of the staff's spreadsheets, then write all or nothing.
+
+Projects are few (a county has hundreds) and are handled row by row with their blockers and
+audit trail. Units are many (a province lists millions): they are streamed into a temporary
+staging table in batches (COPY on PostgreSQL, executemany on SQLite), checked for duplicates
+there, and merged into `unit` with two set-based statements, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from app.audit.models import AuditLog
+from app.core.database import utcnow
+from app.core.errors import AppError
+from app.core.security import hash_id_number
+from app.ledger.reader import (
+    SHEET_LABELS,
+    UNIT_COLUMNS,
+    LedgerSource,
+    RowError,
+    Sheet,
+    open_sheets,
+)
+from app.status.address import normalize_part
+from app.status.idcard import validate_id_number
+from app.status.models import BLOCKER_OPEN, BLOCKER_RESOLVED, TRANSFER_STATUSES, Blocker, Project
+
+__all__ = ["ImportReport", "LedgerValidationError", "RowError", "import_ledger"]
+
+AUDIT_ACTION = "ledger_import"
+MAX_REPORTED_ERRORS = 10_000
+BATCH_ROWS = 5_000
+INITIAL_REGISTRATION = {"已完成": True, "未完成": False}
+_LIST_SPLIT = re.compile(r"[;；]")
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+# Building, unit and room values repeat all over a ledger ("1号楼", "2单元", "501").
+_normalize_part = functools.lru_cache(maxsize=1 << 16)(normalize_part)
+_STAGE_COLUMNS = (
+    "seq",
+    "sheet_idx",
+    "row_no",
+    "project_code",
+    "building",
+    "unit",
+    "room",
+    "owner_name",
+    "id_hash",
+    "id_last4",
+    "transfer_status",
+)
+
+
+class LedgerValidationError(AppError):
+    """The ledger has bad rows; nothing was imported. `.errors` lists them in file order."""
+
+    def __init__(self, errors: list[RowError], total: int | None = None) -> None:
+        self.errors = errors
+        self.total = total if total is not None else len(errors)
+        message = f"台账有 {self.total} 处错误，未导入任何数据。请修改后重新导入。"
+        super().__init__(
+            422, "ledger_invalid", message, {"errors": [asdict(e) for e in errors[:1000]]}
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import did (all zero for a re-import of the same file)."""
+
+    projects_created: int = 0
+    projects_updated: int = 0
+    projects_unchanged: int = 0
+    units_created: int = 0
+    units_updated: int = 0
+    units_unchanged: int = 0
+    blockers_opened: int = 0
+    blockers_resolved: int = 0
+    sheets: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when anything was written."""
+        return bool(
+            self.projects_created
+            or self.projects_updated
+            or self.units_created
+            or self.units_updated
+            or self.blockers_opened
+            or self.blockers_resolved
+        )
+
+    def summary_zh(self) -> str:
+        """A short Chinese summary for staff."""
+        return (
+            f"项目：新增 {self.projects_created}，更新 {self.projects_updated}，"
+            f"未变 {self.projects_unchanged}；"
+            f"房屋：新增 {self.units_created}，更新 {self.units_updated}，"
+            f"未变 {self.units_unchanged}；"
+            f"卡点：新增或重新打开 {self.blockers_opened}，已化解 {self.blockers_resolved}。"
+        )
+
+
+# --- the policy catalogue ------------------------------------------------------------------
+
+
+class _Catalogue:
+    """The parts of the policy catalogue the import needs: blocker codes and departments."""
+
+    def __init__(self) -> None:
+        from app.policy.catalogue import get_catalogue
+
+        self._cat = get_catalogue()
+        self.blocker_codes = set(self._cat.blockers)
+        self._by_name: dict[str, str | None] = {}
+
+    @staticmethod
+    def _code(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return str(value.code)
+
+    def department(self, name: str) -> str | None:
+        """Department code for a ledger 责任单位 value (Chinese name, alias or code)."""
+        if name not in self._by_name:
+            code: str | None = name if name in self._cat.departments else None
+            if code is None:
+                code = self._code(self._cat.department_by_name(name))
+            self._by_name[name] = code
+        return self._by_name[name]
+
+    def default_department(self, blocker_code: str) -> str:
+        """The catalogue's default department for a blocker code ('' for an unknown code)."""
+        if blocker_code not in self.blocker_codes:
+            return ""
+        return self._code(self._cat.default_department(blocker_code)) or ""
+
+
+# --- row validation -----------------------------------------------------------------------
+
+
+class _Errors:
+    """Collected row errors, capped so that a wholly wrong file cannot exhaust memory."""
+
+    def __init__(self) -> None:
+        self.items: list[RowError] = []
+        self.total = 0
+
+    def add(self, sheet: str, row: int, column: str, reason: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_REPORTED_ERRORS:
+            self.items.append(RowError(sheet, row, column, reason))
+
+    def extend(self, errors: Iterable[RowError]) -> None:
+        for e in errors:
+            self.add(e.sheet, e.row, e.column, e.reason)
+
+
+@dataclass
+class _ProjectRow:
+    code: str
+    fields: dict[str, Any]
+    blockers: list[tuple[str, str, str]]  # (code, note, department code)
+
+
+def _parse_date(value: str) -> date | None:
+    m = _DATE.match(value)
+    if not m:
+        raise ValueError
+    return date(int(m[1]), int(m[2]), int(m[3]))
+
+
+def _split_list(value: str, expected: int) -> list[str] | None:
+    """`;`-separated values: one for all, or exactly `expected` of them; None when neither."""
+    if not value:
+        return [""] * expected
+    parts = [p.strip() for p in value.split(";")]
+    if len(parts) == 1 and expected > 1:
+        # Staff type the full-width ； too; a single note may itself contain one, so the
+        # full-width split only counts when it gives exactly one part per blocker.
+        wide = [p.strip() for p in _LIST_SPLIT.split(value)]
+        if len(wide) == expected:
+            return wide
+    if len(parts) == 1:
+        return parts * expected
+    return parts if len(parts) == expected else None
+
+
+def _validate_project(
+    sheet: Sheet, number: int, cells: tuple[str, ...], cat: _Catalogue, errors: _Errors
+) -> _ProjectRow | None:
+    def get(col: str) -> str:
+        idx = sheet.columns.get(col)
+        return cells[idx] if idx is not None and idx < len(cells) else ""
+
+    def bad(col: str, reason: str) -> None:
+        errors.add(sheet.name, number, col, reason)
+
+    before = errors.total
+    code, name = get("项目编号"), get("项目名称")
+    if not code:
+        bad("项目编号", "项目编号不能为空")
+    elif len(code) > 32:
+        bad("项目编号", "项目编号太长（最多32个字符）")
+    if not name:
+        bad("项目名称", "项目名称不能为空")
+    units_text = get("总套数").replace(",", "").replace("，", "")
+    unit_count = 0
+    if not units_text:
+        bad("总套数", "总套数不能为空")
+    elif not units_text.isdigit():
+        bad("总套数", f"总套数应为不小于0的整数，不能是“{units_text}”")
+    else:
+        unit_count = int(units_text)
+    initial = get("首次登记")
+    if initial not in INITIAL_REGISTRATION:
+        shown = f"“{initial}”" if initial else "空"
+        bad("首次登记", f"首次登记只能填“已完成”或“未完成”，不能是{shown}")
+    expected: date | None = None
+    if raw_date := get("预计化解日期"):
+        try:
+            expected = _parse_date(raw_date)
+        except ValueError:
+            bad("预计化解日期", f"日期“{raw_date}”不正确，应为 YYYY-MM-DD，例如 2027-06-30")
+
+    codes = [c.strip() for c in _LIST_SPLIT.split(get("卡点")) if c.strip()]
+    for c in codes:
+        if c not in cat.blocker_codes:
+            bad("卡点", f"未知的卡点代码“{c}”")
+    if len(set(codes)) != len(codes):
+        bad("卡点", "卡点代码重复")
+    notes = _split_list(get("卡点说明"), len(codes))
+    if notes is None or (not codes and get("卡点说明")):
+        bad("卡点说明", f"卡点说明的条数与卡点（{len(codes)}个）不一致")
+    departments = _split_list(get("责任单位"), len(codes))
+    dept_codes: list[str] = []
+    if departments is None or (not codes and get("责任单位")):
+        bad("责任单位", f"责任单位的个数与卡点（{len(codes)}个）不一致")
+    else:
+        for blocker_code, dept_name in zip(codes, departments, strict=True):
+            if not dept_name:
+                dept_codes.append(cat.default_department(blocker_code))
+                continue
+            dept = cat.department(dept_name)
+            if dept is None:
+                bad("责任单位", f"未知的责任单位“{dept_name}”")
+            dept_codes.append(dept or "")
+    if errors.total != before:
+        return None
+    assert notes is not None
+    aliases = [a.strip() for a in get("别名").split("、") if a.strip()]
+    fields = {
+        "name": name,
+        "aliases": aliases,
+        "district": get("区县"),
+        "address": get("地址"),
+        "developer": get("开发企业"),
+        "unit_count": unit_count,
+        "initial_registration_done": INITIAL_REGISTRATION[initial],
+        "expected_resolution_date": expected,
+    }
+    return _ProjectRow(code, fields, list(zip(codes, notes, dept_codes, strict=True)))
+
+
+class _UnitValidator:
+    """Checks one unit row and turns it into a staging tuple (ID number hashed, never kept)."""
+
+    def __init__(self, sheet: Sheet, sheet_idx: int, known_projects: set[str]) -> None:
+        self.sheet = sheet
+        self.sheet_idx = sheet_idx
+        self.known = known_projects
+        self.pick = operator.itemgetter(*(sheet.columns[c] for c in UNIT_COLUMNS))
+        self.width = max(sheet.columns.values()) + 1
+
+    def __call__(
+        self, seq: int, number: int, cells: tuple[str, ...], errors: _Errors
+    ) -> tuple[Any, ...] | None:
+        """The staging row; errors are added to `errors` (the row is then staged keys-only)."""
+        if len(cells) < self.width:
+            cells = cells + ("",) * (self.width - len(cells))
+        code, building, unit, room, owner, id_raw, status_text = self.pick(cells)
+        b, u, r = _normalize_part(building), _normalize_part(unit), _normalize_part(room)
+        status = TRANSFER_STATUSES.get(status_text)
+        id_hash = id_last4 = id_error = None
+        if id_raw:
+            try:
+                id_number = validate_id_number(id_raw)
+            except ValueError as exc:
+                id_error = str(exc)  # the reason never quotes the number itself
+            else:
+                id_hash, id_last4 = hash_id_number(id_number), id_number[-4:]
+        if (
+            code in self.known
+            and b
+            and r
+            and status is not None
+            and id_error is None
+            and len(b) <= 32
+            and len(u) <= 32
+            and len(r) <= 32
+            and len(owner) <= 64
+        ):
+            return (seq, self.sheet_idx, number, code, b, u, r, owner, id_hash, id_last4, status)
+        sheet = self.sheet.name
+        if not code:
+            errors.add(sheet, number, "项目编号", "项目编号不能为空")
+        elif code not in self.known:
+            errors.add(
+                sheet, number, "项目编号", f"项目编号“{code}”不在项目表中，数据库里也没有这个项目"
+            )
+        for col, value, limit in (("幢号", b, 32), ("单元", u, 32), ("房号", r, 32)):
+            if not value and col != "单元":
+                errors.add(sheet, number, col, f"{col}不能为空")
+            elif len(value) > limit:
+                errors.add(sheet, number, col, f"{col}太长（最多{limit}个字符）")
+        if len(owner) > 64:
+            errors.add(sheet, number, "业主姓名", "业主姓名太长（最多64个字符）")
+        if id_error is not None:
+            errors.add(sheet, number, "身份证号", id_error)
+        if status is None:
+            shown = f"“{status_text}”" if status_text else "空"
+            reason = f"转移登记只能填“已办结”“办理中”或“未办理”，不能是{shown}"
+            errors.add(sheet, number, "转移登记", reason)
+        if code and b and r and max(len(code), len(b), len(u), len(r)) <= 32:
+            # Staged only so that a later copy of this home is still reported as a duplicate;
+            # with any error nothing is merged.
+            return (seq, self.sheet_idx, number, code, b, u, r, "", None, None, "")
+        return None
+
+
+# --- staging table ------------------------------------------------------------------------
+
+
+class _Stage:
+    """A temporary table holding the validated unit rows of this import."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.dialect = db.get_bind().dialect.name
+        self.name = f"ledger_stage_{uuid.uuid4().hex[:12]}"
+        self._restore: Any = None
+        self.rows = 0
+        # Bigger sort/cache memory for this transaction only: the merge sorts and maintains
+        # indexes over every unit row (bounded, and given back in drop()).
+        if self.dialect == "postgresql":
+            self._restore = db.execute(text("SHOW work_mem")).scalar_one()
+            db.execute(text("SELECT set_config('work_mem', '64MB', true)"))
+        elif self.dialect == "sqlite":
+            self._restore = db.execute(text("PRAGMA cache_size")).scalar_one()
+            db.execute(text("PRAGMA cache_size = -65536"))
+        on_commit = " ON COMMIT DROP" if self.dialect == "postgresql" else ""
+        db.execute(
+            text(
+                f"CREATE TEMPORARY TABLE {self.name} ("
+                "seq INTEGER NOT NULL, sheet_idx INTEGER NOT NULL, row_no INTEGER NOT NULL, "
+                "project_code VARCHAR(32) NOT NULL, building VARCHAR(32) NOT NULL, "
+                "unit VARCHAR(32) NOT NULL, room VARCHAR(32) NOT NULL, "
+                "owner_name VARCHAR(64) NOT NULL, id_hash VARCHAR(64), id_last4 VARCHAR(4), "
+                f"transfer_status VARCHAR(16) NOT NULL){on_commit}"
+            )
+        )
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        """Append a batch of validated rows."""
+        if not batch:
+            return
+        conn = self.db.connection()
+        cols = ", ".join(_STAGE_COLUMNS)
+        driver = conn.connection.driver_connection
+        if self.dialect == "postgresql" and driver is not None and _is_psycopg3(driver):
+            with driver.cursor() as cur, cur.copy(f"COPY {self.name} ({cols}) FROM STDIN") as cp:
+                for row in batch:
+                    cp.write_row(row)
+        else:
+            marks = ", ".join("?" if self.dialect == "sqlite" else "%s" for _ in _STAGE_COLUMNS)
+            conn.exec_driver_sql(f"INSERT INTO {self.name} ({cols}) VALUES ({marks})", batch)
+        self.rows += len(batch)
+
+    def duplicates(self) -> Iterator[tuple[int, int, int, int]]:
+        """(sheet_idx, row_no, first sheet_idx, first row_no) of every repeated unit."""
+        if self.dialect == "postgresql":
+            self.db.execute(text(f"ANALYZE {self.name}"))
+        keys = "project_code, building, unit, room"
+        rows = self.db.execute(
+            text(
+                f"WITH firsts AS (SELECT {keys}, MIN(seq) AS first_seq FROM {self.name} "
+                f"GROUP BY {keys} HAVING COUNT(*) > 1) "
+                f"SELECT s.sheet_idx, s.row_no, f.sheet_idx, f.row_no "
+                f"FROM firsts d JOIN {self.name} s ON s.project_code = d.project_code "
+                "AND s.building = d.building AND s.unit = d.unit AND s.room = d.room "
+                f"AND s.seq > d.first_seq JOIN {self.name} f ON f.seq = d.first_seq "
+                "ORDER BY s.seq"
+            )
+        )
+        for a, b, c, d in rows:
+            yield int(a), int(b), int(c), int(d)
+
+    def merge(self, now: datetime) -> tuple[int, int]:
+        """Update changed units, insert new ones; (created, updated)."""
+        distinct = "IS DISTINCT FROM" if self.dialect == "postgresql" else "IS NOT"
+        src = (
+            "(SELECT s.seq, p.id AS project_id, s.building, s.unit, s.room, s.owner_name, "
+            f"s.id_hash, s.id_last4, s.transfer_status FROM {self.name} s "
+            "JOIN project p ON p.code = s.project_code)"
+        )
+        changed = " OR ".join(
+            f"unit.{c} {distinct} src.{c}"
+            for c in ("owner_name", "id_hash", "id_last4", "transfer_status")
+        )
+        update = text(
+            "UPDATE unit SET owner_name = src.owner_name, id_hash = src.id_hash, "
+            "id_last4 = src.id_last4, transfer_status = src.transfer_status, updated_at = :now "
+            f"FROM {src} AS src WHERE unit.project_id = src.project_id "
+            "AND unit.building = src.building AND unit.unit = src.unit AND unit.room = src.room "
+            f"AND ({changed})"
+        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+        updated = self.db.execute(update, {"now": now}).rowcount  # type: ignore[attr-defined]
+        insert = text(
+            "INSERT INTO unit (project_id, building, unit, room, owner_name, id_hash, id_last4, "
+            "transfer_status, updated_at) SELECT src.project_id, src.building, src.unit, "
+            "src.room, src.owner_name, src.id_hash, src.id_last4, src.transfer_status, :now "
+            f"FROM {src} AS src WHERE NOT EXISTS (SELECT 1 FROM unit u "
+            "WHERE u.project_id = src.project_id AND u.building = src.building "
+            "AND u.unit = src.unit AND u.room = src.room) ORDER BY src.seq"
+        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+        created = self.db.execute(insert, {"now": now}).rowcount  # type: ignore[attr-defined]
+        return int(created), int(updated)
+
+    def drop(self) -> None:
+        """Remove the staging table and give back the memory settings."""
+        self.db.execute(text(f"DROP TABLE IF EXISTS {self.name}"))
+        if self.dialect == "postgresql":
+            self.db.execute(
+                text("SELECT set_config('work_mem', :v, true)"), {"v": str(self._restore)}
+            )
+        elif self.dialect == "sqlite":
+            self.db.execute(text(f"PRAGMA cache_size = {int(self._restore)}"))
+
+
+def _is_psycopg3(driver: Any) -> bool:
+    return type(driver).__module__.startswith("psycopg")
+
+
+# --- writing projects and blockers --------------------------------------------------------
+
+
+def _snapshot(project: Project) -> dict[str, Any]:
+    """A JSON-safe picture of a project and its blockers for the audit trail."""
+    d = project.expected_resolution_date
+    return {
+        "name": project.name,
+        "aliases": list(project.aliases or []),
+        "district": project.district,
+        "address": project.address,
+        "developer": project.developer,
+        "unit_count": project.unit_count,
+        "initial_registration_done": project.initial_registration_done,
+        "expected_resolution_date": d.isoformat() if d else None,
+        "blockers": [
+            {"code": b.code, "note": b.note, "department": b.department, "status": b.status}
+            for b in project.blockers
+        ],
+    }
+
+
+def _apply_project(
+    db: Session, row: _ProjectRow, project: Project | None, now: datetime, report: ImportReport
+) -> tuple[Project, dict[str, Any] | None, bool]:
+    """Create or update one project and set its open blockers; (project, before, changed)."""
+    if project is None:
+        project = Project(code=row.code, created_at=now, updated_at=now, **row.fields)
+        project.blockers = [
+            Blocker(code=c, note=n, department=d, status=BLOCKER_OPEN, changed_at=now)
+            for c, n, d in row.blockers
+        ]
+        db.add(project)
+        report.projects_created += 1
+        report.blockers_opened += len(row.blockers)
+        return project, None, True
+    before = _snapshot(project)
+    changed = False
+    for key, value in row.fields.items():
+        if getattr(project, key) != value:
+            setattr(project, key, value)
+            changed = True
+    existing = {b.code: b for b in project.blockers}
+    wanted = {c for c, _, _ in row.blockers}
+    for code, note, dept in row.blockers:
+        blocker = existing.get(code)
+        if blocker is None:
+            project.blockers.append(
+                Blocker(code=code, note=note, department=dept, status=BLOCKER_OPEN, changed_at=now)
+            )
+            report.blockers_opened += 1
+            changed = True
+            continue
+        if blocker.status != BLOCKER_OPEN:
+            blocker.status = BLOCKER_OPEN
+            report.blockers_opened += 1
+        elif blocker.note == note and blocker.department == dept:
+            continue
+        blocker.note, blocker.department, blocker.changed_at = note, dept, now
+        changed = True
+    for code, blocker in existing.items():
+        if code not in wanted and blocker.status == BLOCKER_OPEN:
+            blocker.status, blocker.changed_at = BLOCKER_RESOLVED, now
+            report.blockers_resolved += 1
+            changed = True
+    if changed:
+        project.updated_at = now
+        report.projects_updated += 1
+    else:
+        report.projects_unchanged += 1
+    return project, before, changed
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --- the import ---------------------------------------------------------------------------
+
+
+def import_ledger(
+    paths: Sequence[LedgerSource],
+    *,
+    db: Session,
+    actor: str,
+    progress: bool = False,
+) -> ImportReport:
+    """Validate every row of the ledger files, then import all of them or nothing.
+
+    `paths` holds file paths, `(filename, bytes)` or `(filename, file object)` pairs, or file
+    objects (CSV one file per sheet, or an XLSX workbook with both sheets). Raises
+    LedgerValidationError listing every bad row; the caller's session is left as it was.
+    The caller commits.
+    """
+    cat = _Catalogue()
+    errors = _Errors()
+    report = ImportReport()
+    now = utcnow()
+    with ExitStack() as stack:
+        header_errors: list[RowError] = []
+        sheets = open_sheets(list(paths), stack, header_errors)
+        errors.extend(header_errors)
+        report.sheets = [f"{s.name}（{SHEET_LABELS[s.kind]}）" for s in sheets]
+        savepoint = db.begin_nested()
+        try:
+            _run(db, sheets, cat, errors, report, now, actor, progress)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+    return report
+
+
+def _run(
+    db: Session,
+    sheets: list[Sheet],
+    cat: _Catalogue,
+    errors: _Errors,
+    report: ImportReport,
+    now: datetime,
+    actor: str,
+    progress: bool,
+) -> None:
+    # 1. Projects: few, validated and kept in memory.
+    project_rows: dict[str, _ProjectRow] = {}
+    seen_at: dict[str, tuple[str, int]] = {}
+    file_codes: set[str] = set()
+    for sheet in (s for s in sheets if s.kind == "projects"):
+        idx = sheet.columns.get("项目编号", -1)
+        if idx < 0:
+            continue
+        for number, cells in sheet.rows():
+            # A sheet missing columns is reported by its header; its rows are not checked.
+            row = _validate_project(sheet, number, cells, cat, errors) if sheet.complete else None
+            code = cells[idx] if idx < len(cells) else ""
+            if code in seen_at:
+                first_sheet, first_row = seen_at[code]
+                errors.add(
+                    sheet.name,
+                    number,
+                    "项目编号",
+                    f"项目编号“{code}”重复，与{first_sheet}第{first_row}行相同",
+                )
+                continue
+            if code:
+                seen_at[code] = (sheet.name, number)
+                file_codes.add(code)
+            if row is not None:
+                project_rows[code] = row
+    known = file_codes | set(db.scalars(select(Project.code)))
+
+    # 2. Units: streamed into the staging table in batches.
+    stage = _Stage(db)
+    unit_sheets = [s for s in sheets if s.kind == "units" and s.complete]
+    seq = 0
+    for sheet_idx, sheet in enumerate(unit_sheets):
+        check = _UnitValidator(sheet, sheet_idx, known)
+        batch: list[tuple[Any, ...]] = []
+        bar = _progress_bar(sheet, progress)
+        try:
+            for number, cells in sheet.rows():
+                seq += 1
+                staged = check(seq, number, cells, errors)
+                if staged is not None:
+                    batch.append(staged)
+                if len(batch) >= BATCH_ROWS:
+                    stage.write(batch)
+                    if bar is not None:
+                        bar.update(len(batch))
+                    batch = []
+            stage.write(batch)
+            if bar is not None:
+                bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+    for sheet_idx, number, first_idx, first_row in stage.duplicates():
+        sheet_name, first_name = unit_sheets[sheet_idx].name, unit_sheets[first_idx].name
+        where = f"第{first_row}行" if first_name == sheet_name else f"{first_name}第{first_row}行"
+        errors.add(
+            sheet_name, number, "房号", f"房屋重复：与{where}是同一套房（幢号、单元、房号相同）"
+        )
+    if errors.total:
+        order = {s.name: i for i, s in enumerate(sheets)}
+        items = sorted(errors.items, key=lambda e: (order.get(e.sheet, -1), e.row))
+        raise LedgerValidationError(items, errors.total)
+
+    # 3. Write projects and blockers, with one audit row per created or changed project.
+    existing: dict[str, Project] = {}
+    for chunk in _chunks(sorted(project_rows)):
+        stmt = (
+            select(Project).where(Project.code.in_(chunk)).options(selectinload(Project.blockers))
+        )
+        existing.update({p.code: p for p in db.scalars(stmt)})
+    audits: list[AuditLog] = []
+    for code, row in project_rows.items():
+        project, before, changed = _apply_project(db, row, existing.get(code), now, report)
+        if changed:
+            audits.append(
+                AuditLog(
+                    at=now,
+                    actor=actor[:64],
+                    action=AUDIT_ACTION,
+                    entity_type="project",
+                    entity_id=code,
+                    before=before,
+                    after=_snapshot(project),
+                )
+            )
+    db.flush()
+
+    # 4. Merge the units.
+    created, updated = stage.merge(now)
+    report.units_created, report.units_updated = created, updated
+    report.units_unchanged = stage.rows - created - updated
+    stage.drop()
+    if created or updated:
+        # Unit rows carry names and ID hashes: the trail records counts, not the rows.
+        audits.append(
+            AuditLog(
+                at=now,
+                actor=actor[:64],
+                action=AUDIT_ACTION,
+                entity_type="ledger",
+                entity_id=", ".join(s.name for s in unit_sheets)[:64],
+                before=None,
+                after={"units_created": created, "units_updated": updated},
+            )
+        )
+    db.add_all(audits)
+    db.flush()
+
+
+def _progress_bar(sheet: Sheet, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    # delay: small files finish before the bar would appear.
+    return tqdm(
+        total=sheet.total_rows,
+        desc=f"{sheet.name}（{SHEET_LABELS[sheet.kind]}）",
+        unit="行",
+        file=sys.stderr,
+        delay=1.0,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )

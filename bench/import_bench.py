@@ -1,0 +1,154 @@
+"""Ledger import benchmark: a generated 300,000-unit ledger into fresh SQLite and PostgreSQL.
+
+    api/.venv/bin/python bench/import_bench.py [--units 300000] [--backends sqlite,postgresql]
+
+Each backend runs in its own child process so that its peak RSS is its own. Prints unit rows/s
+for the first import and for a re-import of the same files (which must change nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
+    """Import the ledger twice into a fresh database of one backend; return the figures."""
+    sys.path.insert(0, str(ROOT / "api"))
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from app.core.database import make_engine
+    from app.ledger.service import import_ledger
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        engine = make_engine(url)
+    else:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        cfg = Config(str(ROOT / "api" / "alembic.ini"))
+        cfg.set_main_option("script_location", str(ROOT / "api" / "alembic"))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        files = [ledger / "projects.csv", ledger / "units.csv"]
+        rss_before = _rss_mb()
+        runs = []
+        for label in ("first import", "re-import"):
+            start = time.perf_counter()
+            with Session(engine) as db:
+                report = import_ledger(files, db=db, actor="bench", progress=False)
+                db.commit()
+            seconds = time.perf_counter() - start
+            rows = report.units_created + report.units_updated + report.units_unchanged
+            runs.append(
+                {
+                    "run": label,
+                    "rows": rows,
+                    "seconds": round(seconds, 2),
+                    "rows_per_s": round(rows / seconds),
+                    "created": report.units_created,
+                    "unchanged": report.units_unchanged,
+                }
+            )
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM unit")).scalar_one()
+        return {
+            "backend": backend,
+            "runs": runs,
+            "units_in_db": stored,
+            "rss_before_mb": round(rss_before, 1),
+            "peak_rss_mb": round(_rss_mb(), 1),
+        }
+    finally:
+        engine.dispose()
+        if schema is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+def main() -> None:
+    """Generate the ledger once, then run each backend in a child process and print figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--units", type=int, default=300_000)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--ledger", type=Path, help="existing directory with projects.csv, units.csv")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.ledger, args.workdir)))
+        return
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        ledger = args.ledger
+        if ledger is None:
+            ledger = Path(tmp) / "ledger"
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "gen_ledger.py"),
+                    "--units",
+                    str(args.units),
+                    "--out",
+                    str(ledger),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        size_mb = (ledger / "units.csv").stat().st_size / 1e6
+        print(f"== ledger import: {args.units:,} units ({size_mb:.1f} MB CSV) ==")
+        for backend in args.backends.split(","):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    backend,
+                    "--ledger",
+                    str(ledger),
+                    "--workdir",
+                    tmp,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            for run in result["runs"]:
+                print(
+                    f"{backend:10s} {run['run']:12s} {run['rows']:>8,} rows in "
+                    f"{run['seconds']:6.2f} s = {run['rows_per_s']:>7,} rows/s "
+                    f"(created {run['created']:,}, unchanged {run['unchanged']:,})"
+                )
+            print(
+                f"{backend:10s} units in db {result['units_in_db']:,}; peak RSS "
+                f"{result['peak_rss_mb']} MB (before import {result['rss_before_mb']} MB)"
+            )
+
+
+if __name__ == "__main__":
+    main()
