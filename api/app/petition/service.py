@@ -19,21 +19,16 @@ from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
 from app.petition.models import Petition, PetitionDayCounter
 from app.petition.schemas import PetitionCreate
+from app.policy.catalogue import get_catalogue
+from app.status import matching
 from app.status.models import Project
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FIRST_ANSWER_DAYS = 5
-
 
 def first_answer_days() -> int:
     """The catalogue's first-answer limit in working days (5, the 'one week' of real programmes)."""
-    try:
-        from app.policy.catalogue import get_catalogue
-
-        return int(get_catalogue().settings.first_answer_working_days)
-    except (ImportError, AttributeError):
-        return DEFAULT_FIRST_ANSWER_DAYS
+    return int(get_catalogue().settings.first_answer_working_days)
 
 
 def _fingerprint(data: PetitionCreate) -> str:
@@ -71,16 +66,11 @@ def _resolve_home(*, db: Session, data: PetitionCreate) -> tuple[int | None, int
             raise AppError(422, "unknown_project", "没有找到这个项目编号，请核对后重新填写。")
         return project.id, None, data.address or project.name
     assert data.address is not None
-    try:
-        from app.status import matching
-    except ImportError:  # matching not installed: keep the address text only
+    found = matching.match_address(db=db, text=data.address)
+    if found.match not in ("unit", "project"):
+        # Ambiguous or unknown: staff see the address as typed and link the project by hand.
         return None, None, data.address
-    result = matching.match_address(db=db, text=data.address)
-    project_id = getattr(result, "project_id", None)
-    unit_id = getattr(result, "unit_id", None)
-    if getattr(result, "match", None) not in ("unit", "project"):
-        project_id = unit_id = None
-    return project_id, unit_id, data.address
+    return found.project_id, found.unit_id, data.address
 
 
 def create(
@@ -164,11 +154,8 @@ def lookup(*, db: Session, number: str, phone: str) -> Petition | None:
 
 def department_names(petition: Petition) -> list[str]:
     """Chinese names of the departments the petition is assigned to."""
-    codes = [a.department for a in petition.assignments]
-    try:
-        from app.policy.catalogue import get_catalogue
-
-        departments = get_catalogue().departments
-        return [departments[c].name if c in departments else c for c in codes]
-    except (ImportError, AttributeError):
-        return codes
+    departments = get_catalogue().departments
+    return [
+        departments[a.department].name if a.department in departments else a.department
+        for a in petition.assignments
+    ]

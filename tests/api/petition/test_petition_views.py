@@ -234,3 +234,20 @@ def test_answer_due_beyond_known_calendar_is_provisional(db: Session) -> None:
     petition, _ = service.create(db=db, data=PetitionCreate(**BODY), today=date(2026, 12, 28))
     assert petition.answer_due == date(2027, 1, 4)
     assert petition.answer_due_provisional is True
+
+
+def test_address_links_the_matched_unit(client: TestClient, db: Session) -> None:
+    """A petition by address is linked to the project and unit the address names."""
+    from app.status.models import Unit
+
+    project = Project(code="QS-T02", name="翠湖名邸", aliases=[], district="城关镇")
+    db.add(project)
+    db.flush()
+    unit = Unit(project_id=project.id, building="3", unit="2", room="501", owner_name="某某")
+    db.add(unit)
+    db.flush()
+    r = client.post("/api/v1/petitions", json={**BODY, "address": "翠湖名邸三号楼二单元五零一"})
+    assert r.status_code == 201, r.text
+    stored = db.scalar(select(Petition).where(Petition.number == r.json()["number"]))
+    assert stored is not None
+    assert (stored.project_id, stored.unit_id) == (project.id, unit.id)
