@@ -1,0 +1,284 @@
+"""The console end to end through its forms: intake to closure, conflicts, blockers reflected
+in the public status, ledger upload with row errors, dashboard and accounts pages."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+from staff.staffkit import make_petition, make_project, make_user
+from staff.test_staff_auth import console_login, page_csrf
+
+from app.audit.models import AuditLog
+from app.status.models import Project
+
+
+def _version(html: str) -> str:
+    return re.search(r'name="version" value="(\d+)"', html).group(1)
+
+
+def _post(client, url: str, data: dict, page_html: str):
+    return client.post(
+        url, data=data | {"csrf_token": page_csrf(page_html)}, follow_redirects=False
+    )
+
+
+def test_petition_from_intake_to_closure(client, db):
+    """A resident's petition is assigned, answered, verified and closed in the console; the
+    resident then sees 已办结 through the public lookup."""
+    clerk = make_user(db, "clerk")
+    officer = make_user(db, "officer", department="housing_bureau")
+    db.commit()
+    r = client.post(
+        "/api/v1/petitions",
+        json={
+            "person_name": "李四",
+            "phone": "13900001111",
+            "address": "观象山庄3号楼2单元501",
+            "description": "交房八年还没办房本，开发商说在等消防验收。",
+            "consent": True,
+            "channel": "webchat",
+        },
+    )
+    assert r.status_code in (200, 201), r.text
+    number = r.json()["number"]
+
+    console_login(client, clerk.username)
+    listing = client.get("/console/petitions")
+    assert number in listing.text
+    url = f"/console/petitions/{number}"
+    page = client.get(url)
+    assert "139****1111" not in page.text and "13900001111" in page.text  # clerk may call back
+    r = _post(
+        client,
+        f"{url}/assign",
+        {"departments": ["housing_bureau"], "version": _version(page.text)},
+        page.text,
+    )
+    assert r.status_code == 303
+
+    client.cookies.clear()
+    console_login(client, officer.username)
+    assert number in client.get("/console/my").text
+    page = client.get(url)
+    assert "139****1111" in page.text and "13900001111" not in page.text
+    r = _post(
+        client,
+        f"{url}/answer",
+        {
+            "answer": "消防复验已安排在下周。",
+            "department": "housing_bureau",
+            "version": _version(page.text),
+        },
+        page.text,
+    )
+    assert r.status_code == 303
+
+    client.cookies.clear()
+    console_login(client, clerk.username)
+    page = client.get(url)
+    r = _post(
+        client, f"{url}/transition", {"action": "verify", "version": _version(page.text)}, page.text
+    )
+    assert r.status_code == 303
+    page = client.get(url)
+    r = _post(
+        client,
+        f"{url}/close",
+        {
+            "outcome": "消防复验通过，已完成首次登记。",
+            "satisfaction": "satisfied",
+            "version": _version(page.text),
+        },
+        page.text,
+    )
+    assert r.status_code == 303
+    page = client.get(url)
+    assert "已办结" in page.text and "满意" in page.text
+    for label in ("受理信访", "分派部门", "部门答复", "变更状态", "办结"):
+        assert label in page.text  # the audit trail on the page
+    status = client.post(
+        "/api/v1/petitions/lookup", json={"petition_number": number, "phone": "13900001111"}
+    )
+    assert status.json()["status"] == "closed" and status.json()["status_label"] == "已办结"
+
+
+def test_second_clerk_gets_a_conflict_message(client, db):
+    """Two clerks open the same page; the second save is refused with a clear message."""
+    clerk = make_user(db, "clerk")
+    petition = make_petition(db, status="accepted")
+    db.commit()
+    console_login(client, clerk.username)
+    url = f"/console/petitions/{petition.number}"
+    stale = client.get(url).text
+    r = _post(
+        client, f"{url}/assign", {"departments": ["tax_bureau"], "version": _version(stale)}, stale
+    )
+    assert r.status_code == 303
+    r = _post(
+        client,
+        f"{url}/transition",
+        {"action": "transfer", "note": "移送法院", "version": _version(stale)},
+        stale,
+    )
+    assert r.status_code == 409
+    assert "刚被其他人修改过" in r.text
+    assert "已分派" in client.get(url).text
+
+
+def test_blocker_edits_reach_the_public_status(client, db):
+    """Resolving and adding a blocker in the console changes what the bot will be told."""
+    clerk = make_user(db, "clerk")
+    project = make_project(db, blockers=(("fire_acceptance", "housing_bureau"),))
+    db.commit()
+    before = client.get(f"/api/v1/projects/{project.code}/status").json()
+    assert [b["code"] for b in before["open_blockers"]] == ["fire_acceptance"]
+
+    console_login(client, clerk.username)
+    url = f"/console/projects/{project.code}"
+    page = client.get(url)
+    r = _post(client, f"{url}/blockers/fire_acceptance/resolve", {}, page.text)
+    assert r.status_code == 303
+    page = client.get(url)
+    r = _post(
+        client,
+        f"{url}/blockers",
+        {"blocker": "mortgage", "department": "", "note": "在建工程抵押，正在协调银行解押"},
+        page.text,
+    )
+    assert r.status_code == 303
+    page = client.get(url)
+    r = _post(client, f"{url}/expected", {"expected": "2027-05-31"}, page.text)
+    assert r.status_code == 303
+
+    after = client.get(f"/api/v1/projects/{project.code}/status").json()
+    assert [b["code"] for b in after["open_blockers"]] == ["mortgage"]
+    assert [b["code"] for b in after["resolved_blockers"]] == ["fire_acceptance"]
+    assert after["expected_resolution_date"] == "2027-05-31"
+    assert "在建工程抵押" in str(after["open_blockers"][0])
+    actions = db.scalars(
+        select(AuditLog.action).where(
+            AuditLog.entity_type == "project", AuditLog.entity_id == project.code
+        )
+    ).all()
+    assert actions == ["blocker.resolve", "blocker.add", "project.update"]
+    page = client.get(url)
+    assert "卡点已化解" in page.text and "新增卡点" in page.text
+
+
+PROJECTS_HEADER = (
+    "项目编号,项目名称,别名,区县,地址,开发企业,总套数,首次登记,"
+    "卡点,卡点说明,责任单位,预计化解日期\n"
+)
+
+
+def test_ledger_upload_shows_row_errors_and_imports_nothing(client, db):
+    """A ledger with one bad row is refused as a whole and its errors are listed as a table."""
+    admin = make_user(db, "admin")
+    db.commit()
+    console_login(client, admin.username)
+    page = client.get("/console/ledger")
+    bad = (
+        PROJECTS_HEADER
+        + "T001,测试一期,,市北区,测试路1号,测试置业,10,未完成,fire_acceptance,待复验,,2027-01-31\n"
+        + "T002,测试二期,,市北区,测试路2号,测试置业,20,也许吧,no_such_blocker,,,明年\n"
+    )
+    r = client.post(
+        "/console/ledger",
+        data={"csrf_token": page_csrf(page.text)},
+        files={"files": ("项目表.csv", bad.encode("utf-8"), "text/csv")},
+    )
+    assert r.status_code == 422
+    assert "未导入任何数据" in r.text
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>", r.text)
+    assert rows and all(row == "3" for _, row in rows)
+    assert (
+        db.scalar(
+            select(func.count()).select_from(Project).where(Project.code.in_(["T001", "T002"]))
+        )
+        == 0
+    )
+
+    good = (
+        PROJECTS_HEADER
+        + "T001,测试一期,,市北区,测试路1号,测试置业,10,未完成,fire_acceptance,待复验,,2027-01-31\n"
+    )
+    r = client.post(
+        "/console/ledger",
+        data={"csrf_token": page_csrf(page.text)},
+        files={"files": ("项目表.csv", good.encode("utf-8"), "text/csv")},
+    )
+    assert r.status_code == 200 and "导入成功" in r.text
+    assert db.scalar(select(Project).where(Project.code == "T001")).name == "测试一期"
+
+
+def test_dashboard_page_and_downloads(client, db):
+    """The dashboard renders its figures and charts; SVG, CSV and XLSX downloads carry them."""
+    clerk = make_user(db, "clerk")
+    make_project(
+        db,
+        district="市北区",
+        unit_count=4,
+        initial_done=True,
+        transfers=("done", "done", "not_started", "in_progress"),
+    )
+    make_petition(db, status="closed", answered=True)
+    db.commit()
+    console_login(client, clerk.username)
+    page = client.get("/console/dashboard")
+    assert page.status_code == 200
+    assert page.text.count("<svg") == 4
+    for label in (
+        "首次登记化解率",
+        "转移登记化解率",
+        "总体登记率",
+        "办结率",
+        "按期办结率",
+        "息诉罢访率",
+    ):
+        assert label in page.text
+    svg = client.get("/console/dashboard/districts.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert "attachment" in svg.headers["content-disposition"] and "市北区" in svg.text
+    csv_text = client.get("/console/dashboard.csv").content.decode("utf-8-sig")
+    assert "市北区" in csv_text and "50.0%" in csv_text
+    wb = load_workbook(io.BytesIO(client.get("/console/dashboard.xlsx").content))
+    assert "按区县" in wb.sheetnames
+    values = [c.value for row in wb["按区县"].iter_rows() for c in row]
+    assert "市北区" in values and "50.0%" in values
+
+
+def test_officer_lands_on_own_assignments_and_cannot_open_dashboard(client, db):
+    """Officers start on their open assignments; the dashboard is not theirs."""
+    officer = make_user(db, "officer", department="tax_bureau")
+    mine = make_petition(db, status="assigned", departments=("tax_bureau",))
+    other = make_petition(db, status="assigned", departments=("housing_bureau",))
+    db.commit()
+    r = console_login(client, officer.username)
+    landing = client.get(r.headers["location"])
+    assert str(landing.url).endswith("/console/my")
+    assert mine.number in landing.text and other.number not in landing.text
+    assert client.get(f"/console/petitions/{other.number}").status_code == 404
+    assert client.get("/console/dashboard").status_code == 403
+
+
+def test_admin_creates_account_with_one_time_password(client, db):
+    """The accounts page creates an account and shows its random password once."""
+    admin = make_user(db, "admin")
+    db.commit()
+    console_login(client, admin.username)
+    page = client.get("/console/users")
+    r = _post(
+        client,
+        "/console/users",
+        {"username": "zhao.officer", "role": "officer", "department": "tax_bureau"},
+        page.text,
+    )
+    assert r.status_code == 200
+    password = re.search(r'<code class="secret">([^<]+)</code>', r.text).group(1)
+    assert password not in client.get("/console/users").text
+    client.cookies.clear()
+    r = console_login(client, "zhao.officer", password)
+    assert r.status_code == 303
