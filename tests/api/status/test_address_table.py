@@ -154,3 +154,16 @@ def test_alias_change_is_picked_up_without_restart(demo_db: Session) -> None:
     demo_db.flush()
     answer = lookup_address(db=demo_db, address="松涛苑3-2-501")
     assert answer["match"] == "unit" and answer["project"]["code"] == GX
+
+
+@pytest.mark.parametrize("text", ["阳光花圆2号楼1单元301", "滨河湾3号楼2单元501", "3-2-501"])
+def test_a_chosen_candidate_finds_its_home(demo_db: Session, text: str) -> None:
+    """The bot offers candidates as buttons whose text is typed back: each must resolve."""
+    for c in lookup_address(db=demo_db, address=text)["candidates"]:
+        u = c["unit"]
+        label = f"{c['project']['name']}{u['building']}号楼"
+        label += f"{u['unit']}单元" if u["unit"] else ""
+        again = lookup_address(db=demo_db, address=f"{label}{u['room']}室")
+        assert again["match"] == "unit", label
+        assert again["project"]["code"] == c["project"]["code"]
+        assert _unit_tuple(again["unit"]) == _unit_tuple(u)
