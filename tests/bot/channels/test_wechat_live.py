@@ -1,0 +1,136 @@
+"""The WeChat channel inside a real `rasa run` with the trained model, the action server and
+the api (demo ledger): the simulated WeChat platform holds a status conversation and files a
+petition; replies come back passively or, when slow, through the fake customer-service API."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wechat_double.simulator import (
+    TEST_AES_KEY,
+    TEST_APPID,
+    TEST_SECRET,
+    TEST_TOKEN,
+    FakeWeChatApi,
+    WeChatSimulator,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
+import e2e_stack  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+PETITION_NUMBER = re.compile(r"XF-\d{8}-\d{4}")
+PHONE = "13912345678"
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[e2e_stack.Stack, FakeWeChatApi]]:
+    """The whole helpdesk with the WeChat channel enabled next to the REST channel."""
+    try:
+        e2e_stack.latest_model()
+    except e2e_stack.StackError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no trained model under CI (scripts/test.d/20-bot.sh trains it)")
+        pytest.skip("no trained model in bot/models/ (make train)")
+    original = e2e_stack._write_bot_config
+
+    def with_wechat(stack: e2e_stack.Stack, tracker: str) -> tuple[Path, Path]:
+        endpoints, credentials = original(stack, tracker)
+        with credentials.open("a", encoding="utf-8") as handle:
+            handle.write("channels.wechat.WeChatInput:\n")
+        return endpoints, credentials
+
+    with FakeWeChatApi() as api:
+        env = {
+            "WECHAT_TOKEN": TEST_TOKEN,
+            "WECHAT_APPID": TEST_APPID,
+            "WECHAT_APPSECRET": TEST_SECRET,
+            "WECHAT_ENCODING_AES_KEY": TEST_AES_KEY,
+            "WECHAT_API_BASE": api.base,
+            "WECHAT_REDIS_URL": "",
+            "REDIS_URL": "",
+        }
+        e2e_stack._write_bot_config = with_wechat
+        try:
+            with e2e_stack.running_stack(tracker="memory", extra_env=env) as stack:
+                yield stack, api
+        finally:
+            e2e_stack._write_bot_config = original
+
+
+def ask(sim: WeChatSimulator, api: FakeWeChatApi, openid: str, text: str) -> str:
+    """Send like WeChat; the passive reply, or what arrives through custom send instead."""
+    before = len(api.sent)
+    reply = sim.text(openid, text)
+    assert reply.status == 200, reply.body
+    if reply.content is not None:
+        return reply.content
+    assert reply.body == "success"
+    sent = api.wait_for_sent(before + 1, timeout=90)
+    assert len(sent) > before, f"no reply to {text!r}"
+    time.sleep(0.5)  # a long reply may come in several pieces
+    return "\n".join(m["text"]["content"] for m in api.sent[before:] if m["touser"] == openid)
+
+
+def sim_for(stack: e2e_stack.Stack) -> WeChatSimulator:
+    return WeChatSimulator(f"{stack.rasa_url}/webhooks/wechat/webhook", mode="aes")
+
+
+def test_verification_and_status_conversation(live: Any) -> None:
+    stack, api = live
+    sim = sim_for(stack)
+    openid = "oLiveStatus-0000000000000001"
+    assert sim.verify("20261123").text == "20261123"
+    greeting = sim.event(openid, "subscribe").content
+    assert "【1】查房本进度" in greeting
+    first = ask(sim, api, openid, "我家房本为什么一直办不下来")
+    assert "地址" in first or "身份证" in first, first
+    status = ask(sim, api, openid, "观象山庄3号楼2单元501")
+    for word in ("观象山庄", "首次登记", "消防", "人防"):
+        assert word in status, status
+    log = stack.log("rasa")
+    assert openid not in log
+    sim.close()
+
+
+def test_petition_through_wechat(live: Any) -> None:
+    stack, api = live
+    sim = sim_for(stack)
+    openid = "oLivePetition-000000000000002"
+    reply = ask(sim, api, openid, "我要找人反映，登记信访")
+    for _ in range(10):
+        if PETITION_NUMBER.search(reply):
+            break
+        if "同意" in reply:
+            answer = "同意"
+        elif any(w in reply for w in ("经过", "情况", "什么问题", "什么事", "说说", "描述")):
+            answer = "交房五年了房本一直办不下来，开发商说消防验收没过"
+        elif "姓名" in reply or "称呼" in reply:
+            answer = "刘桂芳"
+        elif "手机" in reply or "电话" in reply:
+            answer = PHONE
+        elif "地址" in reply or "小区" in reply:
+            answer = "观象山庄3号楼2单元501"
+        else:
+            raise AssertionError(f"unexpected prompt: {reply}")
+        reply = ask(sim, api, openid, answer)
+    match = PETITION_NUMBER.search(reply)
+    assert match, reply
+    with sqlite3.connect(stack.database) as db:
+        row = db.execute(
+            "SELECT person_name, phone, channel, status FROM petition WHERE number = ?",
+            (match.group(0),),
+        ).fetchone()
+    assert row == ("刘桂芳", PHONE, "wechat", "accepted")
+    for name in ("rasa", "actions"):
+        assert openid not in stack.log(name)
+    sim.close()
