@@ -128,7 +128,7 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
     for pid, code, name, aliases, district, address in rows:
         keys = [compact(x) for x in [name, *(aliases or [])]]
         keys = list(dict.fromkeys(k for k in keys if len(k) >= MIN_KEY_LENGTH))
-        exact = list(keys)
+        exact = [*keys, compact(code)]  # staff and the bot's fallback buttons use the code
         if address:
             exact += [k for k in (compact(address), _street(address, district)) if len(k) >= 4]
         entry = _Entry(pid, code, name, tuple(keys), tuple(dict.fromkeys(exact)))

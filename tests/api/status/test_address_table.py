@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from app.status.matching import lookup_address
+from app.status.matching import lookup_address, project_index
 
 GX = "QS001"  # 观象山庄, old names 观象小区 and 观象新村, 青松县城关镇观象路18号
 GX_3_2_501 = ("3", "2", "501")
@@ -80,6 +80,7 @@ TABLE: list[Row] = [
     ("河西街道紫荆苑5号楼1单元602", "unit", ("QS011",), ("5", "1", "602")),
     ("紫荆苑5号楼一单元六零二", "unit", ("QS011",), ("5", "1", "602")),
     ("龙泉雅居2号楼2单元402室", "unit", ("QS018",), ("2", "2", "402")),
+    ("QS018 2-2-402", "unit", ("QS018",), ("2", "2", "402")),  # the project code
     # --- several candidates ---------------------------------------------------------------
     ("阳光花圆2号楼1单元301", "ambiguous", ("QS002", "QS003"), ("2", "1", "301")),
     ("阳光花2号楼1单元301", "ambiguous", ("QS002", "QS003"), ("2", "1", "301")),
@@ -147,6 +148,8 @@ def test_alias_change_is_picked_up_without_restart(demo_db: Session) -> None:
 
     from app.status.models import Project
 
+    index = project_index.get(demo_db)
+    assert project_index.get(demo_db) is index  # unchanged table: no rebuild
     assert lookup_address(db=demo_db, address="松涛苑")["match"] == "none"
     project = demo_db.scalar(select(Project).where(Project.code == GX))
     assert project is not None
