@@ -32,12 +32,14 @@ install-browser: ## Debian's chromium + chromedriver for the browser tests
 run: install ## start api, action server and Rasa on embedded defaults (Ctrl-C stops all)
 	bash scripts/run.sh
 
-test: install ## lint, then the whole suite (what .ci/run calls)
+test: install install-browser ## lint, then the whole suite (what .ci/run calls)
 	bash scripts/test.sh
 
+LINT_PATHS := api/app api/alembic/env.py bench bot/actions bot/channels bot/privacy bot/scripts tests
+
 lint: install-api ## ruff and mypy
-	api/.venv/bin/ruff check api/app tests/api bench scripts
-	api/.venv/bin/ruff format --check api/app tests/api
+	api/.venv/bin/ruff check $(LINT_PATHS)
+	api/.venv/bin/ruff format --check $(LINT_PATHS)
 	cd api && .venv/bin/mypy app
 
 train: install-bot ## train the Rasa model if its data, config or dictionary changed
