@@ -334,19 +334,24 @@ class WeChatInput(InputChannel):
         except asyncio.TimeoutError:
             await self._mark(dedupe_key, {"s": "async"})
             logger.info("wechat bot slow, reply goes through custom send user=%s", ctx.user_tag)
-            later = asyncio.ensure_future(self._send_later(task, ctx))
-            self._background.add(later)
-            later.add_done_callback(self._background.discard)
+            self._in_background(self._send_later(task, ctx))
             return response.text("success")
         if not outputs:
             await self._mark(dedupe_key, {"s": "done"})
             return response.text("success")
         reply = await self._render(ctx.openid, outputs)
         if len(reply.encode()) > PASSIVE_MAX_BYTES:
+            # Too long for one passive reply: several customer-service messages instead.
             await self._mark(dedupe_key, {"s": "async"})
-            await self._deliver(ctx, outputs_pieces(reply))
+            self._in_background(self._deliver(ctx, outputs_pieces(reply)))
             return response.text("success")
         return await self._remember_passive(dedupe_key, ctx, reply)
+
+    def _in_background(self, coro: Awaitable[Any]) -> None:
+        """Run a send after the answer to WeChat; keep a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _run_bot(
         self,

@@ -243,3 +243,16 @@ def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.redis_url == "redis://example:6379/0"
     channel = WeChatInput.from_credentials(None)
     assert channel.name() == "wechat" and channel.crypto is None
+
+
+def test_reply_too_long_for_a_passive_answer_goes_out_in_pieces(rig: WeChatRig) -> None:
+    lines = [f"第{i}条：" + "证缴分离政策说明。" * 8 for i in range(1, 21)]
+    rig.bot.extra_reply["政策全文"] = "\n".join(lines)
+    reply = rig.sim.text(OPENID, "政策全文")
+    assert reply.body == "success"
+    total = len("\n".join(lines))
+    assert total > 1200  # needs three messages of at most 600 characters
+    sent = rig.api.wait_for_sent(3)
+    pieces = [m["text"]["content"] for m in sent]
+    assert len(pieces) == 3 and all(len(p) <= 600 for p in pieces)
+    assert "\n".join(pieces) == "\n".join(lines)
