@@ -34,7 +34,7 @@ def cn_digits_to_arabic(text: str) -> str:
     if any(ch in "十百千" for ch in text):
         try:
             return str(int(cn2an.cn2an(text, "smart")))
-        except (ValueError, KeyError):
+        except Exception:  # cn2an rejects odd runs ('十十') in several ways: keep the text
             return text
     return "".join(_CN_DIGIT_VALUES[ch] for ch in text)
 

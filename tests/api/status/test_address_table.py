@@ -6,6 +6,7 @@ Each row: what was typed, the expected `match`, the expected project code(s) and
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -170,3 +171,17 @@ def test_a_chosen_candidate_finds_its_home(demo_db: Session, text: str) -> None:
         assert again["match"] == "unit", label
         assert again["project"]["code"] == c["project"]["code"]
         assert _unit_tuple(again["unit"]) == _unit_tuple(u)
+
+
+def test_any_text_gets_a_well_formed_answer(demo_db: Session) -> None:
+    """Whatever residents paste (numerals, symbols, letters, emoji), the answer is well formed."""
+    rng = random.Random(7)
+    pool = (
+        "观象山庄阳光花园苑滨河湾期一二三十百千零两幺号楼栋幢座单元门室户层-—#，。 0123456789AＢ😀"
+    )
+    for _ in range(150):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 60)))
+        answer = lookup_address(db=demo_db, address=text)
+        assert answer["match"] in ("unit", "project", "ambiguous", "none")
+        if answer["match"] in ("ambiguous", "none"):
+            assert answer["message"]
