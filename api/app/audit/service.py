@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "blocker.update": "修改卡点",
     "project.update": "修改项目",
     "ledger.import": "导入台账",
+    "ledger_import": "导入台账",
     "user.create": "新建账号",
     "user.update": "修改账号",
 }

@@ -67,7 +67,25 @@ FIELD_LABELS = {
     "role": "角色",
     "active": "启用",
     "note_id": "备注编号",
+    "name": "项目名称",
+    "aliases": "别名",
+    "district": "区县",
+    "address": "地址",
+    "developer": "开发企业",
+    "unit_count": "总套数",
+    "initial_registration_done": "首次登记完成",
+    "blockers": "卡点",
+    "password": "密码",
 }
+CHANNEL_LABELS = {
+    "wechat": "微信公众号",
+    "webchat": "网页聊天",
+    "bot": "智能客服",
+    "phone": "电话",
+    "visit": "来访",
+    "console": "工作台录入",
+}
+BLOCKER_STATUS_LABELS = {"open": "未化解", "resolved": "已化解"}
 
 
 def _fmt_dt(value: datetime | None) -> str:
@@ -84,7 +102,18 @@ def _fmt_value(key: str, value: Any) -> str:
     if value is None or value == "":
         return "—"
     if key == "status" and isinstance(value, str):
-        return STATUS_LABELS.get(value, value)
+        return STATUS_LABELS.get(value) or BLOCKER_STATUS_LABELS.get(value, value)
+    if key == "blockers" and isinstance(value, list):
+        names = blocker_names()
+        return (
+            "、".join(
+                names.get(str(b.get("code")), str(b.get("code"))) if isinstance(b, dict) else str(b)
+                for b in value
+            )
+            or "无"
+        )
+    if key == "aliases" and isinstance(value, list):
+        return "、".join(str(v) for v in value) or "—"
     if key == "satisfaction" and isinstance(value, str):
         return workflow.SATISFACTION_LABELS.get(value, value)
     if key in ("department",) and isinstance(value, str):
@@ -125,6 +154,7 @@ def _changes(
 templates.env.filters["dt"] = _fmt_dt
 templates.env.globals.update(
     STATUS_LABELS=STATUS_LABELS,
+    CHANNEL_LABELS=CHANNEL_LABELS,
     ROLE_LABELS=ROLE_LABELS,
     SATISFACTION_LABELS=workflow.SATISFACTION_LABELS,
     TRANSFER_LABELS=TRANSFER_LABELS,

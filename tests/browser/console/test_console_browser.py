@@ -1,0 +1,156 @@
+"""The console in headless Chromium at 1366×768: login, a petition from intake to closure,
+a blocker edit, a ledger upload with a bad row, the dashboard. Each step leaves a screenshot."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _new_petition(console_url: str, project_code: str = "QS001") -> str:
+    r = httpx.post(
+        f"{console_url}/api/v1/petitions",
+        json={
+            "person_name": "王五",
+            "phone": "13700002222",
+            "project_code": project_code,
+            "description": "三号楼消防一直没验收，交房六年办不了房本，请帮忙催一下。",
+            "consent": True,
+            "channel": "webchat",
+        },
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()["number"]
+
+
+def test_login_page_and_wrong_password(browser, console_url, shot):
+    """The login page renders in Chinese and a wrong password is refused politely."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = ctx.new_page()
+    page.goto(f"{console_url}/console/petitions")
+    assert "/console/login" in page.url
+    page.fill("input[name=username]", "clerk1")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    assert "用户名或密码不对" in page.inner_text(".flash.err")
+    shot(page, "01-login-error")
+    ctx.close()
+
+
+def test_petition_from_intake_to_closure(desk, console_url, shot):
+    """Clerk assigns, the 消防 officer answers, clerk verifies and closes; resident sees 已办结."""
+    number = _new_petition(console_url)
+    clerk = desk("clerk")
+    clerk.goto("/console/petitions")
+    row = clerk.locator("tr", has_text=number)
+    assert row.count() == 1
+    shot(clerk, "02-petition-list")
+    row.locator("a").first.click()
+    clerk.check("input[name=departments][value=fire_rescue]")
+    clerk.click("form[action$='/assign'] button[type=submit]")
+    assert "已分派" in clerk.inner_text(".flash.ok")
+    assert "消防救援大队" in clerk.inner_text("#answer")
+
+    officer = desk("officer")
+    assert officer.url.endswith("/console/my")
+    assert number in officer.inner_text("main")
+    shot(officer, "03-officer-landing")
+    officer.click(f"a[href='/console/petitions/{number}']")
+    assert "137****2222" in officer.inner_text("main")
+    officer.fill(
+        "form.answer textarea[name=answer]", "已安排3号楼消防设施复验，预计两周内出具意见。"
+    )
+    officer.click("form.answer button[type=submit]")
+    assert "答复已保存" in officer.inner_text(".flash.ok")
+
+    clerk.reload()
+    clerk.click("form:has(input[name=action][value=verify]) button[type=submit]")
+    assert "核实中" in clerk.inner_text("h1")
+    clerk.fill("textarea[name=outcome]", "消防复验通过，项目已完成首次登记，群众已领证。")
+    clerk.check("input[name=satisfaction][value=satisfied]")
+    clerk.click("form[action$='/close'] button[type=submit]")
+    assert "已办结" in clerk.inner_text("h1")
+    audit = clerk.inner_text("ol.audit")
+    for label in ("受理信访", "分派部门", "部门答复", "变更状态", "办结"):
+        assert label in audit
+    shot(clerk, "04-petition-closed")
+    shot(clerk, "04-petition-closed-full", full_page=True)
+
+    lookup = httpx.post(
+        f"{console_url}/api/v1/petitions/lookup",
+        json={"petition_number": number, "phone": "13700002222"},
+        timeout=10,
+    ).json()
+    assert lookup["status_label"] == "已办结"
+
+
+def test_edit_blocker(desk, console_url, shot):
+    """Resolve a blocker and add another; the public project status reflects both."""
+    clerk = desk("clerk")
+    clerk.goto("/console/projects")
+    shot(clerk, "05-projects")
+    clerk.goto("/console/projects/QS002")
+    before = httpx.get(f"{console_url}/api/v1/projects/QS002/status", timeout=10).json()
+    first = before["open_blockers"][0]["code"]
+    clerk.on("dialog", lambda dialog: dialog.accept())
+    clerk.click(f"form[action$='/blockers/{first}/resolve'] button")
+    clerk.wait_for_selector("#blockers .tag.green")
+    clerk.reload()
+    clerk.select_option("select[name=blocker]", "court_seizure")
+    clerk.fill("form.add-blocker input[name=note]", "开发企业名下房产被法院查封，正在协调解封")
+    clerk.click("form.add-blocker button[type=submit]")
+    assert "卡点已添加" in clerk.inner_text(".flash.ok")
+    shot(clerk, "06-project-blockers")
+    after = httpx.get(f"{console_url}/api/v1/projects/QS002/status", timeout=10).json()
+    open_codes = [b["code"] for b in after["open_blockers"]]
+    assert first not in open_codes and "court_seizure" in open_codes
+    assert first in [b["code"] for b in after["resolved_blockers"]]
+
+
+def test_ledger_upload_with_bad_row(desk, shot, tmp_path):
+    """A ledger with a bad row shows the errors as a table and imports nothing."""
+    bad = tmp_path / "项目表.csv"
+    bad.write_text(
+        "项目编号,项目名称,别名,区县,地址,开发企业,总套数,首次登记,卡点,卡点说明,责任单位,预计化解日期\n"
+        "QS900,新测试小区,,城关镇,青松县测试路9号,测试置业,40,未完成,fire_acceptance,待复验,,2027-03-31\n"
+        "QS901,另一小区,,城关镇,青松县测试路10号,测试置业,四十,不知道,no_such_code,,,下个月\n",
+        encoding="utf-8",
+    )
+    admin = desk("admin")
+    admin.goto("/console/ledger")
+    admin.set_input_files("input[type=file]", str(bad))
+    admin.click("form[action='/console/ledger'] button[type=submit]")
+    admin.wait_for_selector("table.errors")
+    assert "未导入任何数据" in admin.inner_text(".flash.err")
+    rows = admin.locator("table.errors tbody tr")
+    assert rows.count() >= 3
+    assert all(rows.nth(i).locator("td").nth(1).inner_text() == "3" for i in range(rows.count()))
+    shot(admin, "07-ledger-errors")
+    admin.goto("/console/projects?q=QS900")
+    assert "没有项目" in admin.inner_text("table.list")
+
+
+def test_dashboard(desk, shot):
+    """The dashboard shows the rates, four server-rendered charts and the export links."""
+    supervisor = desk("supervisor")
+    supervisor.goto("/console/dashboard")
+    assert supervisor.locator("figure.chart svg").count() == 4
+    text = supervisor.inner_text("main")
+    for label in (
+        "首次登记化解率",
+        "转移登记化解率",
+        "总体登记率",
+        "办结率",
+        "按期办结率",
+        "息诉罢访率",
+    ):
+        assert label in text
+    assert "城关镇" in text
+    shot(supervisor, "08-dashboard")
+    shot(supervisor, "08-dashboard-full", full_page=True)
+    with supervisor.expect_download() as download:
+        supervisor.click("a[href='/console/dashboard.xlsx']")
+    assert download.value.suggested_filename.endswith(".xlsx")
