@@ -190,6 +190,11 @@ def test_rasa_down_shows_a_friendly_message(
         shot(page, "10-rasa-down")
     finally:
         rasa_server.fake.fail_status = None
+    # Once Rasa is back, one tap resends the same message.
+    page.locator(".notice.error button", has_text="重发").click()
+    expect(page.locator(".row.user.failed")).to_have_count(0)
+    expect(page.locator(".row.user .bubble")).to_have_text(["查房本进度"])
+    expect(bot_bubbles(page).last).to_contain_text("地址")
 
 
 def test_desktop_layout(browser: Any, api_url: str, shot: Any) -> None:

@@ -67,6 +67,24 @@
     for (var i = 0; i < chips.length; i++) chips[i].disabled = true;
   }
 
+  // Petition numbers (XF-20261123-0007) stay on one line so residents can copy them whole.
+  var KEEP_WHOLE = /(XF-\d{8}-\d{4})/;
+
+  function setText(el, text) {
+    el.textContent = "";
+    String(text).split(KEEP_WHOLE).forEach(function (part, i) {
+      if (!part) return;
+      if (i % 2) {
+        var span = document.createElement("span");
+        span.className = "keep";
+        span.textContent = part;
+        el.appendChild(span);
+      } else {
+        el.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function addBubble(role, text, buttons, at, live) {
     maybeTime(at);
     var row = document.createElement("div");
@@ -79,7 +97,7 @@
     stack.className = "stack";
     var bubble = document.createElement("div");
     bubble.className = "bubble";
-    bubble.textContent = text;
+    setText(bubble, text);
     stack.appendChild(bubble);
     if (buttons && buttons.length) {
       var box = document.createElement("div");
@@ -102,16 +120,18 @@
     return row;
   }
 
-  function addNotice(text, isError, withReload) {
+  var RELOAD = { label: "刷新", run: function () { location.reload(); } };
+
+  function addNotice(text, isError, action) {
     var n = document.createElement("div");
     n.className = "notice" + (isError ? " error" : "");
     n.setAttribute("role", isError ? "alert" : "status");
     n.textContent = text;
-    if (withReload) {
+    if (action) {
       var b = document.createElement("button");
       b.type = "button";
-      b.textContent = "刷新";
-      b.addEventListener("click", function () { location.reload(); });
+      b.textContent = action.label;
+      b.addEventListener("click", function () { n.remove(); action.run(); });
       n.appendChild(b);
     }
     log.appendChild(n);
@@ -143,22 +163,27 @@
     var typing = showTyping();
     var body = { text: text };
     if (payload) body.payload = payload;
+    var resend = {
+      label: "重发",
+      run: function () { mine.remove(); send(text, payload); }
+    };
     api("POST", "/chat/api/messages", body).then(function (res) {
       typing.remove();
       if (!res.ok) {
         mine.classList.add("failed");
         var msg = (res.data && res.data.message) || "发送失败，请稍后再试。";
-        addNotice(msg, true, res.status === 403);
+        var action = res.status === 403 ? RELOAD : (res.status >= 500 ? resend : null);
+        addNotice(msg, true, action);
         return;
       }
-      mine.querySelector(".bubble").textContent = res.data.user.text;
+      setText(mine.querySelector(".bubble"), res.data.user.text);
       var replies = res.data.replies || [];
-      if (!replies.length) addNotice("小助手暂时没有回复，请换个说法再试试。", false, false);
+      if (!replies.length) addNotice("小助手暂时没有回复，请换个说法再试试。", false, null);
       replies.forEach(function (m) { addBubble("bot", m.text, m.buttons, m.at, true); });
     }).catch(function () {
       typing.remove();
       mine.classList.add("failed");
-      addNotice("网络不太好，消息没有发出去，请检查网络后再试。", true, false);
+      addNotice("网络不太好，消息没有发出去，请检查网络后再试。", true, resend);
     }).then(function () {
       setBusy(false);
     });
@@ -167,7 +192,7 @@
   function loadHistory() {
     api("GET", "/chat/api/history").then(function (res) {
       if (!res.ok) {
-        addNotice((res.data && res.data.message) || "读取聊天记录失败。", true, res.status === 403);
+        addNotice((res.data && res.data.message) || "读取聊天记录失败。", true, RELOAD);
         return;
       }
       var messages = res.data.messages || [];
@@ -178,7 +203,7 @@
         addBubble(m.role, m.text, m.buttons, m.at, live);
       });
     }).catch(function () {
-      addNotice("网络不太好，请检查网络后刷新页面。", true, true);
+      addNotice("网络不太好，请检查网络后刷新页面。", true, RELOAD);
     });
   }
 
