@@ -484,8 +484,17 @@ def lookup_address(*, db: Session, address: str) -> dict[str, Any]:
     return answer(db, match_address(db=db, text=address))
 
 
-def _same_name(a: str, b: str) -> bool:
-    return compact(a) == compact(b)
+_CO_OWNERS = re.compile(r"[、,，;；/]")
+
+
+def _same_name(ledger_name: str, typed: str) -> bool:
+    """The typed name is the ledger's owner name or one of the co-owners it lists ('张三、李四')."""
+    want = compact(typed)
+    if not want:
+        return False
+    if compact(ledger_name) == want:
+        return True
+    return any(compact(part) == want for part in _CO_OWNERS.split(ledger_name or ""))
 
 
 def lookup_id(*, db: Session, id_number: str, person_name: str) -> dict[str, Any]:

@@ -136,6 +136,21 @@ def _code_of(db: Session, unit: Unit) -> str:
     return project.code
 
 
+def test_a_co_owner_listed_in_the_ledger_may_ask(
+    demo_client: TestClient, demo_db: Session, demo_units: list[dict[str, str]]
+) -> None:
+    row = _row(demo_units, "QS001", "3", "2", "501")
+    digest = hash_id_number(row["身份证号"])
+    unit = demo_db.scalars(select(Unit).where(Unit.id_hash == digest)).one()
+    unit.owner_name = f"{row['业主姓名']}、欧阳春"
+    demo_db.flush()
+    for name in (row["业主姓名"], "欧阳春", f"{row['业主姓名']}、欧阳春"):
+        body = demo_client.post(URL, json={"id_number": row["身份证号"], "person_name": name})
+        assert body.json()["match"] == "unit", name
+    stranger = demo_client.post(URL, json={"id_number": row["身份证号"], "person_name": "欧阳"})
+    assert stranger.json()["match"] == "none"
+
+
 def test_lower_case_x_is_accepted(
     demo_client: TestClient, demo_units: list[dict[str, str]]
 ) -> None:
