@@ -3,7 +3,13 @@
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
 from app.petition.models import Petition, PetitionAssignment, PetitionDayCounter
-from app.staff.models import PetitionNote, PetitionNotice, StaffSession, StaffUser  # noqa: F401
+from app.staff.models import (  # noqa: F401
+    PetitionDue,
+    PetitionNote,
+    PetitionNotice,
+    StaffSession,
+    StaffUser,
+)
 from app.status.models import Blocker, Project, Unit
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:53:24.479595
+Create Date: 2026-11-23 12:19:18.782373
 
 """
 
@@ -212,6 +212,24 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "petition_due",
+        sa.Column("petition_id", sa.Integer(), nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=False),
+        sa.Column("next_due", sa.Date(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_petition_due_petition_id_petition"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("petition_id", name=op.f("pk_petition_due")),
+    )
+    with op.batch_alter_table("petition_due", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_petition_due_order", ["rank", "next_due", "petition_id"], unique=False
+        )
+
+    op.create_table(
         "petition_note",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("petition_id", sa.Integer(), nullable=False),
@@ -254,6 +272,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_petition_note_petition")
 
     op.drop_table("petition_note")
+    with op.batch_alter_table("petition_due", schema=None) as batch_op:
+        batch_op.drop_index("ix_petition_due_order")
+
+    op.drop_table("petition_due")
     op.drop_table("petition_assignment")
     with op.batch_alter_table("petition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_petition_phone"))

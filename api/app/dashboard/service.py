@@ -17,8 +17,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.core.workdays import today_shanghai
 from app.petition import workflow
 from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
-from app.petition.staff_service import due_columns, pending_due_subquery
+from app.petition.staff_service import overdue_condition
 from app.staff.departments import blocker_names, department_name
+from app.staff.models import PetitionDue
 from app.status.models import BLOCKER_OPEN, Blocker, Project, Unit
 
 
@@ -151,72 +152,51 @@ def registration(
 
 
 def petition_figures(*, db: Session, today: date) -> PetitionFigures:
-    """Counts of petitions by state, on-time closures, satisfaction and overdue."""
+    """Counts of petitions by state, on-time closures, satisfaction and overdue (two scans)."""
     figures = PetitionFigures()
-    for status, n in db.execute(select(Petition.status, func.count()).group_by(Petition.status)):
+    closed = Petition.status == "closed"
+    on_time = and_(
+        closed, (Petition.closure_due.is_(None)) | (_closed_day(db) <= Petition.closure_due)
+    )
+    satisfied = and_(closed, Petition.satisfaction == "satisfied")
+    stmt = select(
+        Petition.status,
+        func.count(),
+        func.sum(case((on_time, 1), else_=0)),
+        func.sum(case((satisfied, 1), else_=0)),
+    ).group_by(Petition.status)
+    for status, n, n_on_time, n_satisfied in db.execute(stmt):
         figures.by_status[status] = int(n)
+        figures.closed_on_time += int(n_on_time or 0)
+        figures.satisfied += int(n_satisfied or 0)
     figures.total = sum(figures.by_status.values())
     figures.closed = figures.by_status.get("closed", 0)
     figures.transferred = figures.by_status.get("transferred", 0)
     figures.open = sum(n for s, n in figures.by_status.items() if s in workflow.OPEN_STATES)
-    closed_day = _closed_day(db)
-    on_time = db.scalar(
-        select(func.count()).where(
-            Petition.status == "closed",
-            (Petition.closure_due.is_(None)) | (closed_day <= Petition.closure_due),
-        )
-    )
-    figures.closed_on_time = int(on_time or 0)
-    figures.satisfied = int(
-        db.scalar(
-            select(func.count()).where(
-                Petition.status == "closed", Petition.satisfaction == "satisfied"
-            )
-        )
-        or 0
-    )
-    pending = pending_due_subquery()
-    is_open, next_due = due_columns(pending)
-    figures.overdue = int(
-        db.scalar(
-            select(func.count())
-            .select_from(Petition)
-            .outerjoin(pending, pending.c.pid == Petition.id)
-            .where(and_(is_open, next_due < today))
-        )
-        or 0
-    )
+    overdue = select(func.count()).select_from(PetitionDue).where(overdue_condition(today))
+    figures.overdue = int(db.scalar(overdue) or 0)
     return figures
 
 
 def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
     """Per blocker type: projects and households it holds up, and petitions from them."""
     names = blocker_names()
-    households = func.coalesce(Project.unit_count, 0)
+    # Each petition belongs to one project, so per-project counts add up without double counting.
+    per_project = dict(
+        db.execute(
+            select(Petition.project_id, func.count())
+            .where(Petition.project_id.is_not(None))
+            .group_by(Petition.project_id)
+        ).all()
+    )
     stmt = (
-        select(Blocker.code, func.count(), func.sum(households))
+        select(Blocker.code, Blocker.project_id, Project.unit_count)
         .join(Project, Project.id == Blocker.project_id)
         .where(Blocker.status == BLOCKER_OPEN)
-        .group_by(Blocker.code)
     )
-    rows = {
-        code: {
-            "code": code,
-            "name": names.get(code, code),
-            "projects": int(n),
-            "households": int(h or 0),
-            "petitions": 0,
-        }
-        for code, n, h in db.execute(stmt)
-    }
-    pstmt = (
-        select(Blocker.code, func.count(func.distinct(Petition.id)))
-        .join(Petition, Petition.project_id == Blocker.project_id)
-        .where(Blocker.status == BLOCKER_OPEN)
-        .group_by(Blocker.code)
-    )
-    for code, n in db.execute(pstmt):
-        rows.setdefault(
+    rows: dict[str, dict[str, Any]] = {}
+    for code, project_id, unit_count in db.execute(stmt):
+        row = rows.setdefault(
             code,
             {
                 "code": code,
@@ -225,7 +205,10 @@ def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
                 "households": 0,
                 "petitions": 0,
             },
-        )["petitions"] = int(n)
+        )
+        row["projects"] += 1
+        row["households"] += int(unit_count or 0)
+        row["petitions"] += int(per_project.get(project_id, 0))
     return sorted(rows.values(), key=lambda r: (-r["projects"], -r["petitions"], r["code"]))
 
 
@@ -264,15 +247,14 @@ def department_counts(*, db: Session, today: date) -> list[dict[str, Any]]:
 
 
 def overdue_list(*, db: Session, today: date, limit: int = 20) -> list[dict[str, Any]]:
-    """The most overdue open petitions (for supervisors)."""
-    pending = pending_due_subquery()
-    is_open, next_due = due_columns(pending)
+    """The most overdue open petitions (for supervisors), from the deadline index."""
     stmt = (
-        select(Petition.number, Petition.status, next_due.label("due"), Project.name)
-        .outerjoin(pending, pending.c.pid == Petition.id)
+        select(Petition.number, Petition.status, PetitionDue.next_due, Project.name)
+        .select_from(PetitionDue)
+        .join(Petition, Petition.id == PetitionDue.petition_id)
         .outerjoin(Project, Project.id == Petition.project_id)
-        .where(and_(is_open, next_due < today))
-        .order_by(next_due, Petition.id)
+        .where(overdue_condition(today))
+        .order_by(PetitionDue.rank, PetitionDue.next_due, PetitionDue.petition_id)
         .limit(limit)
     )
     out = []

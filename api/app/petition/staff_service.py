@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,7 +25,7 @@ from app.petition import workflow
 from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
 from app.staff import roles
 from app.staff.departments import catalogue_setting, department_name, departments
-from app.staff.models import PetitionNote, PetitionNotice, StaffUser
+from app.staff.models import PetitionDue, PetitionNote, PetitionNotice, StaffUser, compute_due
 from app.status.models import Project
 
 NOT_FOUND_MESSAGE = "没有找到这件信访，请核对编号。"
@@ -57,36 +57,6 @@ def actor_of(user: StaffUser) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def pending_due_subquery() -> Any:
-    """Per petition, the earliest answer deadline among its unanswered assignments."""
-    return (
-        select(
-            PetitionAssignment.petition_id.label("pid"),
-            func.min(PetitionAssignment.answer_due).label("due"),
-        )
-        .where(PetitionAssignment.answer.is_(None))
-        .group_by(PetitionAssignment.petition_id)
-        .subquery("pending")
-    )
-
-
-def due_columns(pending: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """(is_open, next_due) SQL expressions for a petition row joined with `pending`."""
-    is_open = Petition.status.in_(workflow.OPEN_STATES)
-    answer_due = case(
-        (pending.c.due.is_not(None), pending.c.due),
-        (Petition.status == "accepted", Petition.answer_due),
-        else_=None,
-    )
-    next_due = case(
-        (answer_due.is_(None), Petition.closure_due),
-        (Petition.closure_due.is_(None), answer_due),
-        (answer_due < Petition.closure_due, answer_due),
-        else_=Petition.closure_due,
-    )
-    return is_open, next_due
-
-
 @dataclass
 class PetitionRow:
     """One line of the petition list."""
@@ -97,15 +67,23 @@ class PetitionRow:
     project_name: str | None
 
 
-def _visible(stmt: Select[Any], user: StaffUser) -> Select[Any]:
+def _visibility(user: StaffUser) -> ColumnElement[bool] | None:
     if roles.can(user, "petition.read_all"):
-        return stmt
-    return stmt.where(
-        exists().where(
-            PetitionAssignment.petition_id == Petition.id,
-            PetitionAssignment.department == (user.department or ""),
-        )
+        return None
+    return exists().where(
+        PetitionAssignment.petition_id == Petition.id,
+        PetitionAssignment.department == (user.department or ""),
     )
+
+
+def _visible(stmt: Select[Any], user: StaffUser) -> Select[Any]:
+    condition = _visibility(user)
+    return stmt if condition is None else stmt.where(condition)
+
+
+def overdue_condition(today: date) -> ColumnElement[bool]:
+    """SQL: the petition is open and its next deadline has passed."""
+    return and_(PetitionDue.rank == 0, PetitionDue.next_due < today)
 
 
 def list_petitions(
@@ -120,54 +98,81 @@ def list_petitions(
     per_page: int = 50,
     today: date | None = None,
 ) -> tuple[list[PetitionRow], int]:
-    """Petitions the user may see, overdue first, then by the nearest deadline."""
+    """Petitions the user may see: open ones by nearest deadline (so overdue first), then the
+    closed and transferred ones, newest first. Served from the petition_due index."""
     today = today or today_shanghai()
-    pending = pending_due_subquery()
-    is_open, next_due = due_columns(pending)
-    overdue = and_(is_open, next_due < today)
-    stmt = (
-        select(Petition, next_due.label("next_due"), Project.name)
-        .outerjoin(pending, pending.c.pid == Petition.id)
-        .outerjoin(Project, Project.id == Petition.project_id)
-    )
-    stmt = _visible(stmt, user)
-    if status:
-        if status == "open":
-            stmt = stmt.where(is_open)
-        else:
-            stmt = stmt.where(Petition.status == status)
+    conditions: list[ColumnElement[bool]] = []
+    needs_petition = needs_project = False
+    visibility = _visibility(user)
+    if visibility is not None:
+        conditions.append(visibility)
+        needs_petition = True
+    if status == "open":
+        conditions.append(PetitionDue.rank == 0)
+    elif status:
+        conditions.append(Petition.status == status)
+        needs_petition = True
     if department:
-        stmt = stmt.where(
+        conditions.append(
             exists().where(
                 PetitionAssignment.petition_id == Petition.id,
                 PetitionAssignment.department == department,
             )
         )
+        needs_petition = True
     if overdue_only:
-        stmt = stmt.where(overdue)
+        conditions.append(overdue_condition(today))
     if q:
         term = q.strip()
-        stmt = stmt.where(
+        conditions.append(
             or_(
                 Petition.number == term.upper(),
                 Petition.address.contains(term),
                 Project.name.contains(term),
             )
         )
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    stmt = stmt.order_by(
-        case((overdue, 0), else_=1),
-        case((is_open, 0), else_=1),
-        case((next_due.is_(None), 1), else_=0),
-        next_due,
-        Petition.id.desc(),
+        needs_petition = needs_project = True
+
+    count_stmt = select(func.count()).select_from(PetitionDue)
+    if needs_petition:
+        count_stmt = count_stmt.join(Petition, Petition.id == PetitionDue.petition_id)
+    if needs_project:
+        count_stmt = count_stmt.outerjoin(Project, Project.id == Petition.project_id)
+    total = db.scalar(count_stmt.where(*conditions)) or 0
+
+    stmt = (
+        select(Petition, PetitionDue.next_due, Project.name)
+        .select_from(PetitionDue)
+        .join(Petition, Petition.id == PetitionDue.petition_id)
+        .outerjoin(Project, Project.id == Petition.project_id)
+        .where(*conditions)
+        .order_by(
+            PetitionDue.rank,
+            PetitionDue.next_due.asc().nulls_last(),
+            PetitionDue.petition_id,
+        )
+        .limit(per_page)
+        .offset(max(page - 1, 0) * per_page)
+        .options(selectinload(Petition.assignments))
     )
-    stmt = stmt.limit(per_page).offset(max(page - 1, 0) * per_page)
     rows = []
     for petition, due, project_name in db.execute(stmt).all():
         is_over = workflow.is_open(petition.status) and due is not None and due < today
         rows.append(PetitionRow(petition, due, is_over, project_name))
     return rows, total
+
+
+def refresh_due(*, db: Session, petition: Petition) -> PetitionDue:
+    """Recompute the petition's next deadline row after a change."""
+    pending = [a.answer_due for a in petition.assignments if a.answer is None]
+    rank, due = compute_due(petition.status, petition.answer_due, petition.closure_due, pending)
+    row = db.get(PetitionDue, petition.id)
+    if row is None:
+        row = PetitionDue(petition_id=petition.id, rank=rank, next_due=due)
+        db.add(row)
+    else:
+        row.rank, row.next_due = rank, due
+    return row
 
 
 def list_open_assignments(
@@ -269,6 +274,8 @@ def _save(db: Session, petition: Petition) -> None:
     """Flush the change; a concurrent update that won first becomes a Chinese 409."""
     petition.updated_at = utcnow()
     try:
+        with db.no_autoflush:
+            refresh_due(db=db, petition=petition)
         db.flush()
     except StaleDataError as exc:
         raise AppError(

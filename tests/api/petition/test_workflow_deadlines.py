@@ -110,3 +110,46 @@ def test_officer_sees_own_open_assignments_due_first(db):
     )
     assert [p.number for _, p, _ in rows] == [sooner.number, later.number]
     assert [overdue for _, _, overdue in rows] == [True, False]
+
+
+def test_deadline_index_follows_every_change(db):
+    """The petition_due row behind the overdue-first list follows assign, answer and close."""
+    from app.staff.models import PetitionDue
+
+    clerk = make_user(db, "clerk")
+    petition = make_petition(db, status="accepted", intake=date(2026, 9, 30))
+    due = db.get(PetitionDue, petition.id)
+    assert (due.rank, due.next_due) == (0, petition.answer_due)
+    staff_service.assign(
+        db=db,
+        user=clerk,
+        petition=petition,
+        departments_=["housing_bureau"],
+        version=petition.version,
+        today=date(2026, 10, 9),
+    )
+    db.refresh(due)
+    assert due.next_due == calendar().add_working_days(date(2026, 10, 9), 5)[0]
+    staff_service.answer(
+        db=db,
+        user=clerk,
+        petition=petition,
+        text="已答复",
+        version=petition.version,
+        department="housing_bureau",
+    )
+    db.refresh(due)
+    assert due.next_due == petition.closure_due
+    staff_service.transition(
+        db=db, user=clerk, petition=petition, action="verify", version=petition.version
+    )
+    staff_service.close(
+        db=db,
+        user=clerk,
+        petition=petition,
+        outcome="已办证",
+        satisfaction="satisfied",
+        version=petition.version,
+    )
+    db.refresh(due)
+    assert (due.rank, due.next_due) == (1, None)
