@@ -58,17 +58,18 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
         rss_before = _rss_mb()
         runs = []
         for label in ("first import", "re-import"):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             with Session(engine) as db:
                 report = import_ledger(files, db=db, actor="bench", progress=False)
                 db.commit()
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             rows = report.units_created + report.units_updated + report.units_unchanged
             runs.append(
                 {
                     "run": label,
                     "rows": rows,
                     "seconds": round(seconds, 2),
+                    "cpu": round(cpu, 2),
                     "rows_per_s": round(rows / seconds),
                     "created": report.units_created,
                     "unchanged": report.units_unchanged,
@@ -120,7 +121,11 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
         size_mb = (ledger / "units.csv").stat().st_size / 1e6
-        print(f"== ledger import: {args.units:,} units ({size_mb:.1f} MB CSV) ==")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"== ledger import: {args.units:,} units ({size_mb:.1f} MB CSV); "
+            f"{os.cpu_count()} CPUs, load average {load} =="
+        )
         for backend in args.backends.split(","):
             out = subprocess.run(
                 [
@@ -142,6 +147,7 @@ def main() -> None:
                 print(
                     f"{backend:10s} {run['run']:12s} {run['rows']:>8,} rows in "
                     f"{run['seconds']:6.2f} s = {run['rows_per_s']:>7,} rows/s "
+                    f"(importer CPU {run['cpu']:.1f} s) "
                     f"(created {run['created']:,}, unchanged {run['unchanged']:,})"
                 )
             print(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import operator
+import queue
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -42,7 +44,7 @@ __all__ = ["ImportReport", "LedgerValidationError", "RowError", "import_ledger"]
 
 AUDIT_ACTION = "ledger_import"
 MAX_REPORTED_ERRORS = 10_000
-BATCH_ROWS = 5_000
+BATCH_ROWS = 10_000
 INITIAL_REGISTRATION = {"已完成": True, "未完成": False}
 _LIST_SPLIT = re.compile(r"[;；]")
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
@@ -343,56 +345,96 @@ class _UnitValidator:
 
 
 class _Stage:
-    """A temporary table holding the validated unit rows of this import."""
+    """A temporary table of this import's unit rows, merged into `unit` batch by batch.
+
+    Every row is kept in the stage (keys only for bad rows) so that duplicates can be found
+    with one GROUP BY at the end; valid rows are merged as their batch arrives. A duplicate
+    or a bad row found later makes the whole import roll back, merged batches included.
+    """
 
     def __init__(self, db: Session) -> None:
-        self.db = db
-        self.dialect = db.get_bind().dialect.name
+        self.conn = db.connection()
+        self.dialect = self.conn.dialect.name
         self.name = f"ledger_stage_{uuid.uuid4().hex[:12]}"
+        self.created = self.updated = 0
         self._restore: Any = None
-        self.rows = 0
-        # Bigger sort/cache memory for this transaction only: the merge sorts and maintains
-        # indexes over every unit row (bounded, and given back in drop()).
+        # Bigger sort/cache memory for this transaction only: the merge maintains indexes
+        # over every unit row (bounded, and given back in drop()).
         if self.dialect == "postgresql":
-            self._restore = db.execute(text("SHOW work_mem")).scalar_one()
-            db.execute(text("SELECT set_config('work_mem', '64MB', true)"))
+            self._restore = self.conn.execute(text("SHOW work_mem")).scalar_one()
+            self.conn.execute(text("SELECT set_config('work_mem', '64MB', true)"))
         elif self.dialect == "sqlite":
-            self._restore = db.execute(text("PRAGMA cache_size")).scalar_one()
-            db.execute(text("PRAGMA cache_size = -65536"))
+            self._restore = self.conn.execute(text("PRAGMA cache_size")).scalar_one()
+            self.conn.execute(text("PRAGMA cache_size = -65536"))
         on_commit = " ON COMMIT DROP" if self.dialect == "postgresql" else ""
-        db.execute(
+        self.conn.execute(
             text(
                 f"CREATE TEMPORARY TABLE {self.name} ("
-                "seq INTEGER NOT NULL, sheet_idx INTEGER NOT NULL, row_no INTEGER NOT NULL, "
+                "seq INTEGER PRIMARY KEY, sheet_idx INTEGER NOT NULL, row_no INTEGER NOT NULL, "
                 "project_code VARCHAR(32) NOT NULL, building VARCHAR(32) NOT NULL, "
                 "unit VARCHAR(32) NOT NULL, room VARCHAR(32) NOT NULL, "
                 "owner_name VARCHAR(64) NOT NULL, id_hash VARCHAR(64), id_last4 VARCHAR(4), "
                 f"transfer_status VARCHAR(16) NOT NULL){on_commit}"
             )
         )
+        distinct = "IS DISTINCT FROM" if self.dialect == "postgresql" else "IS NOT"
+        # Rows of one batch (by seq) joined to their project; bad rows have no status.
+        src = (
+            "(SELECT s.seq, p.id AS project_id, s.building, s.unit, s.room, s.owner_name, "
+            f"s.id_hash, s.id_last4, s.transfer_status FROM {self.name} s "
+            "JOIN project p ON p.code = s.project_code "
+            "WHERE s.seq BETWEEN :lo AND :hi AND s.transfer_status <> '')"
+        )
+        changed = " OR ".join(
+            f"unit.{c} {distinct} src.{c}"
+            for c in ("owner_name", "id_hash", "id_last4", "transfer_status")
+        )
+        now = bindparam("now", type_=DateTime(timezone=True))
+        self._update = text(
+            "UPDATE unit SET owner_name = src.owner_name, id_hash = src.id_hash, "
+            "id_last4 = src.id_last4, transfer_status = src.transfer_status, updated_at = :now "
+            f"FROM {src} AS src WHERE unit.project_id = src.project_id "
+            "AND unit.building = src.building AND unit.unit = src.unit AND unit.room = src.room "
+            f"AND ({changed})"
+        ).bindparams(now)
+        # ON CONFLICT DO NOTHING: a home repeated inside one batch must not abort the
+        # transaction; the duplicate check at the end reports it and rolls everything back.
+        self._insert = text(
+            "INSERT INTO unit (project_id, building, unit, room, owner_name, id_hash, id_last4, "
+            "transfer_status, updated_at) SELECT src.project_id, src.building, src.unit, "
+            "src.room, src.owner_name, src.id_hash, src.id_last4, src.transfer_status, :now "
+            f"FROM {src} AS src WHERE NOT EXISTS (SELECT 1 FROM unit u "
+            "WHERE u.project_id = src.project_id AND u.building = src.building "
+            "AND u.unit = src.unit AND u.room = src.room) ORDER BY src.seq "
+            "ON CONFLICT DO NOTHING"
+        ).bindparams(now)
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
-        """Append a batch of validated rows."""
+        """Append a batch of rows (COPY on PostgreSQL with psycopg 3, else executemany)."""
         if not batch:
             return
-        conn = self.db.connection()
         cols = ", ".join(_STAGE_COLUMNS)
-        driver = conn.connection.driver_connection
+        driver = self.conn.connection.driver_connection
         if self.dialect == "postgresql" and driver is not None and _is_psycopg3(driver):
             with driver.cursor() as cur, cur.copy(f"COPY {self.name} ({cols}) FROM STDIN") as cp:
                 for row in batch:
                     cp.write_row(row)
         else:
             marks = ", ".join("?" if self.dialect == "sqlite" else "%s" for _ in _STAGE_COLUMNS)
-            conn.exec_driver_sql(f"INSERT INTO {self.name} ({cols}) VALUES ({marks})", batch)
-        self.rows += len(batch)
+            self.conn.exec_driver_sql(f"INSERT INTO {self.name} ({cols}) VALUES ({marks})", batch)
+
+    def merge(self, lo: int, hi: int, now: datetime) -> None:
+        """Merge the valid rows with lo <= seq <= hi: update changed units, insert new ones."""
+        params = {"lo": lo, "hi": hi, "now": now}
+        self.updated += int(self.conn.execute(self._update, params).rowcount)  # type: ignore[attr-defined]
+        self.created += int(self.conn.execute(self._insert, params).rowcount)  # type: ignore[attr-defined]
 
     def duplicates(self) -> Iterator[tuple[int, int, int, int]]:
         """(sheet_idx, row_no, first sheet_idx, first row_no) of every repeated unit."""
         if self.dialect == "postgresql":
-            self.db.execute(text(f"ANALYZE {self.name}"))
+            self.conn.execute(text(f"ANALYZE {self.name}"))
         keys = "project_code, building, unit, room"
-        rows = self.db.execute(
+        rows = self.conn.execute(
             text(
                 f"WITH firsts AS (SELECT {keys}, MIN(seq) AS first_seq FROM {self.name} "
                 f"GROUP BY {keys} HAVING COUNT(*) > 1) "
@@ -406,46 +448,58 @@ class _Stage:
         for a, b, c, d in rows:
             yield int(a), int(b), int(c), int(d)
 
-    def merge(self, now: datetime) -> tuple[int, int]:
-        """Update changed units, insert new ones; (created, updated)."""
-        distinct = "IS DISTINCT FROM" if self.dialect == "postgresql" else "IS NOT"
-        src = (
-            "(SELECT s.seq, p.id AS project_id, s.building, s.unit, s.room, s.owner_name, "
-            f"s.id_hash, s.id_last4, s.transfer_status FROM {self.name} s "
-            "JOIN project p ON p.code = s.project_code)"
-        )
-        changed = " OR ".join(
-            f"unit.{c} {distinct} src.{c}"
-            for c in ("owner_name", "id_hash", "id_last4", "transfer_status")
-        )
-        update = text(
-            "UPDATE unit SET owner_name = src.owner_name, id_hash = src.id_hash, "
-            "id_last4 = src.id_last4, transfer_status = src.transfer_status, updated_at = :now "
-            f"FROM {src} AS src WHERE unit.project_id = src.project_id "
-            "AND unit.building = src.building AND unit.unit = src.unit AND unit.room = src.room "
-            f"AND ({changed})"
-        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
-        updated = self.db.execute(update, {"now": now}).rowcount  # type: ignore[attr-defined]
-        insert = text(
-            "INSERT INTO unit (project_id, building, unit, room, owner_name, id_hash, id_last4, "
-            "transfer_status, updated_at) SELECT src.project_id, src.building, src.unit, "
-            "src.room, src.owner_name, src.id_hash, src.id_last4, src.transfer_status, :now "
-            f"FROM {src} AS src WHERE NOT EXISTS (SELECT 1 FROM unit u "
-            "WHERE u.project_id = src.project_id AND u.building = src.building "
-            "AND u.unit = src.unit AND u.room = src.room) ORDER BY src.seq"
-        ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
-        created = self.db.execute(insert, {"now": now}).rowcount  # type: ignore[attr-defined]
-        return int(created), int(updated)
-
     def drop(self) -> None:
         """Remove the staging table and give back the memory settings."""
-        self.db.execute(text(f"DROP TABLE IF EXISTS {self.name}"))
+        self.conn.execute(text(f"DROP TABLE IF EXISTS {self.name}"))
         if self.dialect == "postgresql":
-            self.db.execute(
+            self.conn.execute(
                 text("SELECT set_config('work_mem', :v, true)"), {"v": str(self._restore)}
             )
         elif self.dialect == "sqlite":
-            self.db.execute(text(f"PRAGMA cache_size = {int(self._restore)}"))
+            self.conn.execute(text(f"PRAGMA cache_size = {int(self._restore)}"))
+
+
+class _Writer:
+    """Feeds batches to the stage from a second thread, so that the database stores and merges
+    one batch while Python checks the next (psycopg and sqlite3 release the GIL meanwhile).
+
+    The queue is short, so memory stays bounded; the main thread does not touch the session
+    until the writer is closed. Needs a connection usable from another thread (make_engine
+    opens SQLite with check_same_thread=False).
+    """
+
+    def __init__(self, stage: _Stage, now: datetime) -> None:
+        self.stage = stage
+        self.now = now
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[tuple[list[tuple[Any, ...]], bool] | None] = queue.Queue(2)
+        self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # keep draining so that the producer never blocks
+            batch, merge = item
+            try:
+                self.stage.write(batch)
+                if merge and batch:
+                    self.stage.merge(batch[0][0], batch[-1][0], self.now)
+            except BaseException as exc:  # re-raised in the main thread
+                self.error = exc
+
+    def put(self, batch: list[tuple[Any, ...]], *, merge: bool) -> None:
+        """Queue a batch (stage it; merge it too when `merge`)."""
+        if self.error is not None:
+            raise self.error
+        self._queue.put((batch, merge))
+
+    def close(self) -> None:
+        """Wait for every queued batch; re-raise the writer's error if it had one."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _is_psycopg3(driver: Any) -> bool:
@@ -604,31 +658,44 @@ def _run(
                 project_rows[code] = row
     known = file_codes | set(db.scalars(select(Project.code)))
 
-    # 2. Units: streamed into the staging table in batches.
+    # 2. While the file is clean so far, write as we go (units need their project's id);
+    # a bad row found later rolls all of it back.
+    audits: list[AuditLog] = []
+    if not errors.total:
+        audits = _write_projects(db, project_rows, now, actor, report)
+
+    # 3. Units: streamed in batches into the stage, merged batch by batch while clean.
     stage = _Stage(db)
     unit_sheets = [s for s in sheets if s.kind == "units" and s.complete]
-    seq = 0
-    for sheet_idx, sheet in enumerate(unit_sheets):
-        check = _UnitValidator(sheet, sheet_idx, known)
-        batch: list[tuple[Any, ...]] = []
-        bar = _progress_bar(sheet, progress)
-        try:
-            for number, cells in sheet.rows():
-                seq += 1
-                staged = check(seq, number, cells, errors)
-                if staged is not None:
+    seq = valid = 0
+    writer = _Writer(stage, now)
+    try:
+        for sheet_idx, sheet in enumerate(unit_sheets):
+            check = _UnitValidator(sheet, sheet_idx, known)
+            batch: list[tuple[Any, ...]] = []
+            bar = _progress_bar(sheet, progress)
+            try:
+                for number, cells in sheet.rows():
+                    seq += 1
+                    staged = check(seq, number, cells, errors)
+                    if staged is None:
+                        continue
                     batch.append(staged)
-                if len(batch) >= BATCH_ROWS:
-                    stage.write(batch)
-                    if bar is not None:
-                        bar.update(len(batch))
-                    batch = []
-            stage.write(batch)
-            if bar is not None:
-                bar.update(len(batch))
-        finally:
-            if bar is not None:
-                bar.close()
+                    if len(batch) >= BATCH_ROWS:
+                        writer.put(batch, merge=not errors.total)
+                        valid += len(batch)
+                        if bar is not None:
+                            bar.update(len(batch))
+                        batch = []
+                writer.put(batch, merge=not errors.total)
+                valid += len(batch)
+                if bar is not None:
+                    bar.update(len(batch))
+            finally:
+                if bar is not None:
+                    bar.close()
+    finally:
+        writer.close()
     for sheet_idx, number, first_idx, first_row in stage.duplicates():
         sheet_name, first_name = unit_sheets[sheet_idx].name, unit_sheets[first_idx].name
         where = f"第{first_row}行" if first_name == sheet_name else f"{first_name}第{first_row}行"
@@ -640,7 +707,35 @@ def _run(
         items = sorted(errors.items, key=lambda e: (order.get(e.sheet, -1), e.row))
         raise LedgerValidationError(items, errors.total)
 
-    # 3. Write projects and blockers, with one audit row per created or changed project.
+    stage.drop()
+    created, updated = stage.created, stage.updated
+    report.units_created, report.units_updated = created, updated
+    report.units_unchanged = valid - created - updated
+    if created or updated:
+        # Unit rows carry names and ID hashes: the trail records counts, not the rows.
+        audits.append(
+            AuditLog(
+                at=now,
+                actor=actor[:64],
+                action=AUDIT_ACTION,
+                entity_type="ledger",
+                entity_id=", ".join(s.name for s in unit_sheets)[:64],
+                before=None,
+                after={"units_created": created, "units_updated": updated},
+            )
+        )
+    db.add_all(audits)
+    db.flush()
+
+
+def _write_projects(
+    db: Session,
+    project_rows: dict[str, _ProjectRow],
+    now: datetime,
+    actor: str,
+    report: ImportReport,
+) -> list[AuditLog]:
+    """Create or update the projects and their blockers; the audit rows of the changed ones."""
     existing: dict[str, Project] = {}
     for chunk in _chunks(sorted(project_rows)):
         stmt = (
@@ -663,27 +758,7 @@ def _run(
                 )
             )
     db.flush()
-
-    # 4. Merge the units.
-    created, updated = stage.merge(now)
-    report.units_created, report.units_updated = created, updated
-    report.units_unchanged = stage.rows - created - updated
-    stage.drop()
-    if created or updated:
-        # Unit rows carry names and ID hashes: the trail records counts, not the rows.
-        audits.append(
-            AuditLog(
-                at=now,
-                actor=actor[:64],
-                action=AUDIT_ACTION,
-                entity_type="ledger",
-                entity_id=", ".join(s.name for s in unit_sheets)[:64],
-                before=None,
-                after={"units_created": created, "units_updated": updated},
-            )
-        )
-    db.add_all(audits)
-    db.flush()
+    return audits
 
 
 def _progress_bar(sheet: Sheet, enabled: bool) -> Any:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditLog
 from app.core.security import hash_id_number
-from app.ledger import reader
+from app.ledger import reader, service
 from app.ledger.service import LedgerValidationError, RowError, import_ledger
 from app.status.idcard import validate_id_number
 from app.status.models import Blocker, Project, Unit
@@ -469,3 +469,29 @@ def test_id_numbers_are_stored_only_as_keyed_hash_and_last_four(
         assert id_number[:14] not in dump
     audit = " ".join(str(a.after) for a in db.scalars(select(AuditLog)))
     assert "测甲" not in audit
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2])
+def test_rows_merged_in_earlier_batches_are_rolled_back_too(
+    db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    # Units are merged batch by batch while the file is clean; a duplicate or a bad row in a
+    # later batch must still leave nothing behind.
+    monkeypatch.setattr(service, "BATCH_ROWS", batch_rows)
+    import_ledger(write_pair(tmp_path), db=db, actor="tester")
+    state = _state(db)
+    units = [
+        unit(**{"房号": "701", "身份证号": ""}),
+        unit(**{"房号": "702", "身份证号": "", "转移登记": "已办结"}),
+        unit(**{"转移登记": "已办结"}),  # changes an existing home
+        unit(**{"房号": "0701", "身份证号": ""}),  # the same home as the first row
+    ]
+    with pytest.raises(LedgerValidationError) as caught:
+        import_ledger(write_pair(tmp_path, units=units), db=db, actor="tester")
+    assert [(e.row, e.column) for e in caught.value.errors] == [(5, "房号")]
+    assert _state(db) == state
+
+    units[3] = unit(**{"房号": "703", "转移登记": "办结"})
+    with pytest.raises(LedgerValidationError):
+        import_ledger(write_pair(tmp_path, units=units), db=db, actor="tester")
+    assert _state(db) == state
