@@ -22,6 +22,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 ROOT = Path(__file__).resolve().parents[2]
 NLU_DIR = ROOT / "nlu_data"
 TEST_DIR = NLU_DIR / "test"
+BOT_JIEBA_DIR = ROOT / "bot" / "jieba"
 LEDGER_PROJECTS = ROOT / "api" / "app" / "ledger" / "demo_data" / "projects.csv"
 
 CONTRACT_INTENTS = {
@@ -153,13 +154,17 @@ def _ledger_words() -> list[str]:
 
 @lru_cache(maxsize=1)
 def tokenizer():
-    """A jieba tokenizer like the bot's: default dictionary plus the ledger's project names."""
+    """A jieba tokenizer like the bot's: its user dictionary (bot/jieba/) or the ledger's names."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tk = jieba.Tokenizer()
-    for word in _ledger_words():
-        tk.add_word(word)
+    user_dicts = sorted(BOT_JIEBA_DIR.glob("*.txt")) if BOT_JIEBA_DIR.is_dir() else []
+    for path in user_dicts:
+        tk.load_userdict(str(path))
+    if not user_dicts:
+        for word in _ledger_words():
+            tk.add_word(word)
     return tk
 
 
