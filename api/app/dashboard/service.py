@@ -213,37 +213,36 @@ def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
 
 
 def department_counts(*, db: Session, today: date) -> list[dict[str, Any]]:
-    """Per department: petitions assigned, answered, answered on time, waiting, overdue."""
-    open_petition = Petition.status.in_(workflow.OPEN_STATES)
-    unanswered = PetitionAssignment.answer.is_(None)
-    stmt = (
-        select(
-            PetitionAssignment.department,
-            func.count(),
-            func.sum(case((unanswered, 0), else_=1)),
-            func.sum(case((and_(unanswered, open_petition), 1), else_=0)),
-            func.sum(
-                case(
-                    (and_(unanswered, open_petition, PetitionAssignment.answer_due < today), 1),
-                    else_=0,
-                )
-            ),
-        )
-        .join(Petition, Petition.id == PetitionAssignment.petition_id)
-        .group_by(PetitionAssignment.department)
-    )
-    rows = [
-        {
+    """Per department: petitions assigned, answered, waiting for an answer, overdue."""
+    totals = select(
+        PetitionAssignment.department, func.count(), func.count(PetitionAssignment.answer)
+    ).group_by(PetitionAssignment.department)
+    rows: dict[str, dict[str, Any]] = {}
+    for dept, n, answered in db.execute(totals):
+        rows[dept] = {
             "code": dept,
             "name": department_name(dept),
             "assigned": int(n),
             "answered": int(answered or 0),
-            "waiting": int(waiting or 0),
-            "overdue": int(overdue or 0),
+            "waiting": 0,
+            "overdue": 0,
         }
-        for dept, n, answered, waiting, overdue in db.execute(stmt)
-    ]
-    return sorted(rows, key=lambda r: (-r["overdue"], -r["assigned"], r["code"]))
+    # Waiting: unanswered assignments of open petitions (rank 0 in the deadline index).
+    waiting = (
+        select(
+            PetitionAssignment.department,
+            func.count(),
+            func.sum(case((PetitionAssignment.answer_due < today, 1), else_=0)),
+        )
+        .join(PetitionDue, PetitionDue.petition_id == PetitionAssignment.petition_id)
+        .where(PetitionAssignment.answer.is_(None), PetitionDue.rank == 0)
+        .group_by(PetitionAssignment.department)
+    )
+    for dept, n, overdue in db.execute(waiting):
+        if dept in rows:
+            rows[dept]["waiting"] = int(n)
+            rows[dept]["overdue"] = int(overdue or 0)
+    return sorted(rows.values(), key=lambda r: (-r["overdue"], -r["assigned"], r["code"]))
 
 
 def overdue_list(*, db: Session, today: date, limit: int = 20) -> list[dict[str, Any]]:
