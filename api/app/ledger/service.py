@@ -409,6 +409,31 @@ class _Stage:
             "ON CONFLICT DO NOTHING"
         ).bindparams(now)
 
+        # PostgreSQL: one statement per batch, each row probes the unique index once.
+        # DISTINCT ON keeps a home repeated inside a batch from failing the upsert; the
+        # duplicate check at the end reports it. xmax = 0 tells an insert from an update.
+        self._upsert = None
+        if self.dialect == "postgresql":
+            self._upsert = text(
+                "WITH src AS (SELECT DISTINCT ON (p.id, s.building, s.unit, s.room) "
+                "p.id AS project_id, s.building, s.unit, s.room, s.owner_name, s.id_hash, "
+                f"s.id_last4, s.transfer_status FROM {self.name} s "
+                "JOIN project p ON p.code = s.project_code "
+                "WHERE s.seq BETWEEN :lo AND :hi AND s.transfer_status <> '' "
+                "ORDER BY p.id, s.building, s.unit, s.room, s.seq), "
+                "up AS (INSERT INTO unit AS u (project_id, building, unit, room, owner_name, "
+                "id_hash, id_last4, transfer_status, updated_at) SELECT project_id, building, "
+                "unit, room, owner_name, id_hash, id_last4, transfer_status, :now FROM src "
+                "ON CONFLICT (project_id, building, unit, room) DO UPDATE SET "
+                "owner_name = EXCLUDED.owner_name, id_hash = EXCLUDED.id_hash, "
+                "id_last4 = EXCLUDED.id_last4, transfer_status = EXCLUDED.transfer_status, "
+                "updated_at = EXCLUDED.updated_at WHERE (u.owner_name, u.id_hash, u.id_last4, "
+                "u.transfer_status) IS DISTINCT FROM (EXCLUDED.owner_name, EXCLUDED.id_hash, "
+                "EXCLUDED.id_last4, EXCLUDED.transfer_status) RETURNING (u.xmax = 0) AS created) "
+                "SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
+                "FROM up"
+            ).bindparams(now)
+
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         """Append a batch of rows (COPY on PostgreSQL with psycopg 3, else executemany)."""
         if not batch:
@@ -426,6 +451,11 @@ class _Stage:
     def merge(self, lo: int, hi: int, now: datetime) -> None:
         """Merge the valid rows with lo <= seq <= hi: update changed units, insert new ones."""
         params = {"lo": lo, "hi": hi, "now": now}
+        if self._upsert is not None:
+            created, updated = self.conn.execute(self._upsert, params).one()
+            self.created += int(created)
+            self.updated += int(updated)
+            return
         self.updated += int(self.conn.execute(self._update, params).rowcount)  # type: ignore[attr-defined]
         self.created += int(self.conn.execute(self._insert, params).rowcount)  # type: ignore[attr-defined]
 
