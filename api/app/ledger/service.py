@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import queue
 import re
 import sys
@@ -631,6 +632,10 @@ def import_ledger(
     LedgerValidationError listing every bad row; the caller's session is left as it was.
     The caller commits.
     """
+    if isinstance(paths, str | bytes | os.PathLike) or (
+        isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[1], bytes | bytearray)
+    ):
+        paths = [paths]  # type: ignore[list-item]  # one source passed without a list
     cat = _Catalogue()
     errors = _Errors()
     report = ImportReport()

@@ -134,6 +134,9 @@ def test_uploads_as_bytes_pairs_and_file_objects(db: Session) -> None:
     report = import_ledger([("项目.csv", projects), buf], db=db, actor="console:admin")
     assert (report.projects_created, report.units_created) == (2, 3)
     assert report.sheets == ["项目.csv（项目表）", "房屋.csv（房屋表）"]
+    # One source without a list is one file, not a sequence of characters or parts.
+    again = import_ledger(("项目.csv", projects), db=db, actor="console:admin")
+    assert again.projects_unchanged == 2 and not again.changed
 
 
 def test_units_may_refer_to_projects_already_in_the_database(db: Session, tmp_path: Path) -> None:
