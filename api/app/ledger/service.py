@@ -2,8 +2,10 @@
 
 Projects are few (a county has hundreds) and are handled row by row with their blockers and
 audit trail. Units are many (a province lists millions): they are streamed into a temporary
-staging table in batches (COPY on PostgreSQL, executemany on SQLite), checked for duplicates
-there, and merged into `unit` with two set-based statements, so memory stays flat.
+staging table in batches (COPY on PostgreSQL, executemany on SQLite) and, while no bad row has
+been seen, merged into `unit` batch by batch with set-based statements from a writer thread.
+Duplicates are found in the staging table at the end. Any bad row rolls the savepoint back, so
+nothing is half-imported; memory holds a few batches, never the file.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from app.ledger.reader import (
     Sheet,
     open_sheets,
 )
+from app.policy.catalogue import get_catalogue
 from app.status.address import normalize_part
 from app.status.idcard import validate_id_number
 from app.status.models import BLOCKER_OPEN, BLOCKER_RESOLVED, TRANSFER_STATUSES, Blocker, Project
@@ -122,32 +125,22 @@ class _Catalogue:
     """The parts of the policy catalogue the import needs: blocker codes and departments."""
 
     def __init__(self) -> None:
-        from app.policy.catalogue import get_catalogue
-
         self._cat = get_catalogue()
         self.blocker_codes = set(self._cat.blockers)
         self._by_name: dict[str, str | None] = {}
 
-    @staticmethod
-    def _code(value: Any) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        return str(value.code)
-
     def department(self, name: str) -> str | None:
         """Department code for a ledger 责任单位 value (Chinese name, alias or code)."""
         if name not in self._by_name:
-            code: str | None = name if name in self._cat.departments else None
-            if code is None:
-                code = self._code(self._cat.department_by_name(name))
-            self._by_name[name] = code
+            found = self._cat.department_by_name(name)
+            self._by_name[name] = found.code if found is not None else None
         return self._by_name[name]
 
     def default_department(self, blocker_code: str) -> str:
         """The catalogue's default department for a blocker code ('' for an unknown code)."""
         if blocker_code not in self.blocker_codes:
             return ""
-        return self._code(self._cat.default_department(blocker_code)) or ""
+        return self._cat.default_department(blocker_code).code
 
 
 # --- row validation -----------------------------------------------------------------------
