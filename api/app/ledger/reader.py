@@ -10,7 +10,7 @@ import codecs
 import csv
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -61,7 +61,7 @@ class Sheet:
     header_row: int
     columns: dict[str, int]
     total_rows: int | None
-    _rows: Callable[[], Iterator[tuple[int, tuple[Any, ...]]]] = field(repr=False)
+    _rows: Callable[[], Iterator[tuple[int, Sequence[Any]]]] = field(repr=False)
     # CSV cells are always strings: stripping them is all cell_text would do (and faster).
     plain_text: bool = False
 
@@ -214,7 +214,7 @@ def _header_errors(
     return columns, errors
 
 
-def _first_nonempty(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]] | None:
+def _first_nonempty(rows: Iterator[Sequence[Any]]) -> tuple[int, list[str]] | None:
     for number, values in enumerate(rows, start=1):
         headers = [_clean_header(v) for v in values]
         if any(headers):
@@ -227,12 +227,12 @@ def _first_nonempty(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]] | 
 @contextmanager
 def _csv_rows(
     blob: _Blob, encoding: str, delimiter: str
-) -> Iterator[Iterator[tuple[int, tuple[Any, ...]]]]:
+) -> Iterator[Iterator[tuple[int, Sequence[Any]]]]:
     with blob.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         try:
             reader = csv.reader(text, delimiter=delimiter)
-            yield ((n, tuple(rec)) for n, rec in enumerate(reader, start=1))
+            yield enumerate(reader, start=1)
         finally:
             text.detach()
 
@@ -267,7 +267,7 @@ def _open_csv(blob: _Blob, errors: list[RowError]) -> list[Sheet]:
     columns, header_errors = _header_errors(blob.name, header_row, headers, kind)
     errors.extend(header_errors)
 
-    def rows() -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def rows() -> Iterator[tuple[int, Sequence[Any]]]:
         with _csv_rows(blob, encoding, delimiter) as it:
             yield from it
 
@@ -303,7 +303,7 @@ def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sh
         columns, header_errors = _header_errors(ws.title, header_row, headers, kind)
         errors.extend(header_errors)
 
-        def rows(ws: Any = ws) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        def rows(ws: Any = ws) -> Iterator[tuple[int, Sequence[Any]]]:
             return enumerate(ws.iter_rows(values_only=True), start=1)
 
         left = None if total is None else max(total - header_row, 0)
