@@ -54,6 +54,8 @@ _LIST_SPLIT = re.compile(r"[;；]")
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 # Building, unit and room values repeat all over a ledger ("1号楼", "2单元", "501").
 _normalize_part = functools.lru_cache(maxsize=1 << 16)(normalize_part)
+# COPY text format: backslash, tab, newline and carriage return are escaped; NULL is \N.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _STAGE_COLUMNS = (
     "seq",
     "sheet_idx",
@@ -428,19 +430,37 @@ class _Stage:
                 "FROM up"
             ).bindparams(now)
 
-    def write(self, batch: list[tuple[Any, ...]]) -> None:
-        """Append a batch of rows (COPY on PostgreSQL with psycopg 3, else executemany)."""
-        if not batch:
+    @property
+    def _copy(self) -> bool:
+        driver = self.conn.connection.driver_connection
+        return self.dialect == "postgresql" and _is_psycopg3(driver)
+
+    def prepare(self, batch: list[tuple[Any, ...]]) -> Any:
+        """The batch in the form `write` sends (COPY text on PostgreSQL), built by the caller's
+        thread so that the writer thread hardly needs the GIL."""
+        if not self._copy:
+            return batch
+        return "".join(
+            "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in row) + "\n"
+            for row in batch
+        ).encode()
+
+    def write(self, prepared: Any) -> None:
+        """Append a prepared batch (COPY on PostgreSQL with psycopg 3, else executemany)."""
+        if not prepared:
             return
         cols = ", ".join(_STAGE_COLUMNS)
-        driver = self.conn.connection.driver_connection
-        if self.dialect == "postgresql" and driver is not None and _is_psycopg3(driver):
+        if self._copy:
+            driver = self.conn.connection.driver_connection
+            assert driver is not None
+            # One write per batch: each flush in this thread would wait for the GIL.
             with driver.cursor() as cur, cur.copy(f"COPY {self.name} ({cols}) FROM STDIN") as cp:
-                for row in batch:
-                    cp.write_row(row)
+                cp.write(prepared)
         else:
             marks = ", ".join("?" if self.dialect == "sqlite" else "%s" for _ in _STAGE_COLUMNS)
-            self.conn.exec_driver_sql(f"INSERT INTO {self.name} ({cols}) VALUES ({marks})", batch)
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {self.name} ({cols}) VALUES ({marks})", prepared
+            )
 
     def merge(self, lo: int, hi: int, now: datetime) -> None:
         """Merge the valid rows with lo <= seq <= hi: update changed units, insert new ones."""
@@ -496,7 +516,7 @@ class _Writer:
         self.stage = stage
         self.now = now
         self.error: BaseException | None = None
-        self._queue: queue.Queue[tuple[list[tuple[Any, ...]], bool] | None] = queue.Queue(2)
+        self._queue: queue.Queue[tuple[Any, int, int, bool] | None] = queue.Queue(2)
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -504,11 +524,11 @@ class _Writer:
         while (item := self._queue.get()) is not None:
             if self.error is not None:
                 continue  # keep draining so that the producer never blocks
-            batch, merge = item
+            prepared, lo, hi, merge = item
             try:
-                self.stage.write(batch)
-                if merge and batch:
-                    self.stage.merge(batch[0][0], batch[-1][0], self.now)
+                self.stage.write(prepared)
+                if merge and hi >= lo:
+                    self.stage.merge(lo, hi, self.now)
             except BaseException as exc:  # re-raised in the main thread
                 self.error = exc
 
@@ -516,7 +536,9 @@ class _Writer:
         """Queue a batch (stage it; merge it too when `merge`)."""
         if self.error is not None:
             raise self.error
-        self._queue.put((batch, merge))
+        if not batch:
+            return
+        self._queue.put((self.stage.prepare(batch), batch[0][0], batch[-1][0], merge))
 
     def close(self) -> None:
         """Wait for every queued batch; re-raise the writer's error if it had one."""

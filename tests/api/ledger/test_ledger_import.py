@@ -498,3 +498,15 @@ def test_rows_merged_in_earlier_batches_are_rolled_back_too(
     with pytest.raises(LedgerValidationError):
         import_ledger(write_pair(tmp_path, units=units), db=db, actor="tester")
     assert _state(db) == state
+
+
+def test_values_with_backslashes_tabs_and_newlines_round_trip(db: Session, tmp_path: Path) -> None:
+    # The PostgreSQL path stages rows with COPY's text format, where these need escaping.
+    odd = "测\\N\t甲\r\n乙\\"
+    units = [unit(**{"业主姓名": odd}), unit(**{"房号": "A\\1", "业主姓名": "\\N"})]
+    files = write_pair(tmp_path, units=units)
+    import_ledger(files, db=db, actor="tester")
+    stored = _units(db)
+    assert stored[("T001", "3", "2", "501")].owner_name == odd
+    assert stored[("T001", "3", "2", "A\\1")].owner_name == "\\N"
+    assert not import_ledger(files, db=db, actor="tester").changed
