@@ -52,6 +52,22 @@ class RowError:
     reason: str
 
 
+class NulByteError(ValueError):
+    """A CSV file with a NUL byte (damaged, or not text at all), at the given line."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class SheetReadError(Exception):
+    """A sheet that cannot be read to its end (damaged file); carries the RowError."""
+
+    def __init__(self, error: RowError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
 @dataclass
 class Sheet:
     """One recognised sheet: its kind, the column positions and a way to stream its rows."""
@@ -72,14 +88,21 @@ class Sheet:
         return all(c in self.columns for c in expected)
 
     def rows(self) -> Iterator[tuple[int, tuple[str, ...]]]:
-        """Non-empty data rows after the header: (row number as a spreadsheet shows it, texts)."""
+        """Non-empty data rows after the header: (row number as a spreadsheet shows it, texts).
+
+        Raises SheetReadError when the file turns out to be unreadable part-way through.
+        """
         convert = str.strip if self.plain_text else cell_text
-        header_row = self.header_row
-        for number, values in self._rows():
-            if number > header_row:
-                texts = tuple(map(convert, values))
-                if any(texts):
-                    yield number, texts
+        header_row = number = self.header_row
+        try:
+            for number, values in self._rows():
+                if number > header_row:
+                    texts = tuple(map(convert, values))
+                    if any(texts):
+                        yield number, texts
+        except (UnicodeDecodeError, csv.Error) as exc:
+            reason = f"从这一行起文件无法读取（{type(exc).__name__}），请检查文件是否完整"
+            raise SheetReadError(RowError(self.name, number + 1, "", reason)) from None
 
 
 def cell_text(value: Any) -> str:
@@ -166,6 +189,8 @@ def detect_encoding(blob_open: Callable[[], AbstractContextManager[IO[bytes]]]) 
         decoder = codecs.getincrementaldecoder("utf-8")() if encoding == "utf-8" else None
         chunk = first
         while chunk:
+            if encoding != "utf-16" and (nul := chunk.find(b"\x00")) >= 0:
+                raise NulByteError(lines + chunk.count(b"\n", 0, nul) + 1)
             lines += chunk.count(b"\n")
             if decoder is not None:
                 try:
@@ -178,7 +203,21 @@ def detect_encoding(blob_open: Callable[[], AbstractContextManager[IO[bytes]]]) 
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 encoding = "gb18030"
+    if encoding == "gb18030" and not _decodes(blob_open, encoding):
+        raise UnicodeError("neither UTF-8 nor GB18030")
     return encoding, lines
+
+
+def _decodes(blob_open: Callable[[], AbstractContextManager[IO[bytes]]], encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with blob_open() as fh:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _classify(headers: list[str]) -> SheetKind | None:
@@ -245,6 +284,14 @@ def _open_csv(blob: _Blob, errors: list[RowError]) -> list[Sheet]:
             sample = raw.read(64 * 1024).decode(encoding, errors="replace")
     except OSError as exc:
         errors.append(RowError(blob.name, 0, "", f"无法读取文件：{exc.strerror or exc}"))
+        return []
+    except NulByteError as exc:
+        reason = "文件含有空字符（NUL），可能已损坏，请在表格软件中重新另存为 CSV"
+        errors.append(RowError(blob.name, exc.line, "", reason))
+        return []
+    except UnicodeError:
+        reason = "文件编码无法识别，请在表格软件中另存为 CSV（UTF-8 或 GBK 编码）后再导入"
+        errors.append(RowError(blob.name, 0, "", reason))
         return []
     first_line = sample.lstrip("\ufeff").split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","

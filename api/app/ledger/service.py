@@ -37,6 +37,7 @@ from app.ledger.reader import (
     LedgerSource,
     RowError,
     Sheet,
+    SheetReadError,
     open_sheets,
 )
 from app.policy.catalogue import get_catalogue
@@ -688,7 +689,7 @@ def _run(
         idx = sheet.columns.get("项目编号", -1)
         if idx < 0:
             continue
-        for number, cells in sheet.rows():
+        for number, cells in _rows(sheet, errors):
             # A sheet missing columns is reported by its header; its rows are not checked.
             row = _validate_project(sheet, number, cells, cat, errors) if sheet.complete else None
             code = cells[idx] if idx < len(cells) else ""
@@ -725,7 +726,7 @@ def _run(
             batch: list[tuple[Any, ...]] = []
             bar = _progress_bar(sheet, progress)
             try:
-                for number, cells in sheet.rows():
+                for number, cells in _rows(sheet, errors):
                     seq += 1
                     staged = check(seq, number, cells, errors)
                     if staged is None:
@@ -809,6 +810,14 @@ def _write_projects(
             )
     db.flush()
     return audits
+
+
+def _rows(sheet: Sheet, errors: _Errors) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """The sheet's rows; a file damaged part-way is one error, not a crash."""
+    try:
+        yield from sheet.rows()
+    except SheetReadError as exc:
+        errors.add(exc.error.sheet, exc.error.row, exc.error.column, exc.error.reason)
 
 
 def _progress_bar(sheet: Sheet, enabled: bool) -> Any:

@@ -510,3 +510,32 @@ def test_values_with_backslashes_tabs_and_newlines_round_trip(db: Session, tmp_p
     assert stored[("T001", "3", "2", "501")].owner_name == odd
     assert stored[("T001", "3", "2", "A\\1")].owner_name == "\\N"
     assert not import_ledger(files, db=db, actor="tester").changed
+
+
+def test_undecodable_or_damaged_files_are_errors_not_crashes(db: Session, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(csv_bytes(UNIT_HEADER, [unit()], "gbk") + b"\xff\xfe\xfd\x80\x80\n")
+    with pytest.raises(LedgerValidationError) as caught:
+        import_ledger([garbage], db=db, actor="tester")
+    assert [(e.sheet, e.row) for e in caught.value.errors] == [("garbage.csv", 0)]
+    assert "编码无法识别" in caught.value.errors[0].reason
+
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(csv_bytes(UNIT_HEADER, [unit()]) + b"T001,3,2,5\x0003,,,\xe6\x9c\xaa\n")
+    with pytest.raises(LedgerValidationError) as caught:
+        import_ledger(write_pair(tmp_path)[:1] + [nul], db=db, actor="tester")
+    assert [(e.sheet, e.row) for e in caught.value.errors] == [("nul.csv", 3)]
+    assert _count(db, Project) == 0
+
+    fake = tmp_path / "fake.xlsx"
+    fake.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(LedgerValidationError) as caught:
+        import_ledger([fake], db=db, actor="tester")
+    assert caught.value.errors[0].reason == "文件不是有效的 Excel（.xlsx）工作簿"
+
+    huge = tmp_path / "huge.csv"
+    huge.write_bytes(csv_bytes(UNIT_HEADER, [unit(), unit(**{"业主姓名": "长" * 1_100_000})]))
+    with pytest.raises(LedgerValidationError) as caught:
+        import_ledger(write_pair(tmp_path)[:1] + [huge], db=db, actor="tester")
+    assert [(e.sheet, e.row) for e in caught.value.errors] == [("huge.csv", 3)]
+    assert "文件无法读取" in caught.value.errors[0].reason
