@@ -51,6 +51,8 @@ AUDIT_ACTION = "ledger_import"
 MAX_REPORTED_ERRORS = 10_000
 BATCH_ROWS = 10_000
 INITIAL_REGISTRATION = {"已完成": True, "未完成": False}
+# Column sizes of the project table (PostgreSQL refuses longer values).
+_PROJECT_TEXT_LIMITS = {"项目名称": 128, "区县": 64, "地址": 256, "开发企业": 128}
 _LIST_SPLIT = re.compile(r"[;；]")
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 # Building, unit and room values repeat all over a ledger ("1号楼", "2单元", "501").
@@ -214,6 +216,9 @@ def _validate_project(
         bad("项目编号", "项目编号太长（最多32个字符）")
     if not name:
         bad("项目名称", "项目名称不能为空")
+    for col, limit in _PROJECT_TEXT_LIMITS.items():
+        if len(get(col)) > limit:
+            bad(col, f"{col}太长（最多{limit}个字）")
     units_text = get("总套数").replace(",", "").replace("，", "")
     unit_count = 0
     if not units_text:

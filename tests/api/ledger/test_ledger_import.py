@@ -224,6 +224,13 @@ BAD_CASES: list[
         "项目名称不能为空",
     ),
     (
+        "address too long for the database",
+        [project(**{"地址": "路" * 257})],
+        [],
+        ("projects.csv", 2, "地址"),
+        "地址太长（最多256个字）",
+    ),
+    (
         "non-numeric 总套数",
         [project(**{"总套数": "约100套"})],
         [],
