@@ -65,14 +65,28 @@ def typo(name: str, rng: random.Random) -> str:
     return name[:i] + name[i + 1 :]
 
 
-def build_bodies(count: int, seed: int = 7) -> list[bytes]:
-    """A deterministic mix of lookup bodies from the demo ledger."""
+FORM_NAMES = [
+    "digits",
+    "chinese numerals",
+    "3-2-501",
+    "extra words, 栋/室",
+    "district prefix",
+    "alias",
+    "typo",
+    "project only",
+    "building only",
+    "unknown",
+]
+
+
+def build_bodies(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
+    """A deterministic mix of (form name, lookup body) from the demo ledger."""
     rng = random.Random(seed)
     with (DEMO_DIR / "projects.csv").open(encoding="utf-8-sig") as fh:
         projects = {r["项目编号"]: r for r in csv.DictReader(fh)}
     with (DEMO_DIR / "units.csv").open(encoding="utf-8-sig") as fh:
         units = [r for r in csv.DictReader(fh) if r["幢号"].isdigit() and r["房号"].isdigit()]
-    bodies: list[bytes] = []
+    bodies: list[tuple[str, bytes]] = []
     for _ in range(count):
         u = rng.choice(units)
         p = projects[u["项目编号"]]
@@ -92,12 +106,13 @@ def build_bodies(count: int, seed: int = 7) -> list[bytes]:
             f"{name}{b}号楼",
             "幸福里小区8号楼3单元1201",
         ]
-        kind = rng.random()
-        if kind < 0.1 and u["身份证号"] and u["业主姓名"]:
+        if rng.random() < 0.1 and u["身份证号"] and u["业主姓名"]:
+            form = "ID + name"
             body = {"id_number": u["身份证号"], "person_name": u["业主姓名"]}
         else:
-            body = {"address": rng.choice(forms)}
-        bodies.append(json.dumps(body, ensure_ascii=False).encode())
+            i = rng.randrange(len(forms))
+            form, body = FORM_NAMES[i], {"address": forms[i]}
+        bodies.append((form, json.dumps(body, ensure_ascii=False).encode()))
     return bodies
 
 
@@ -125,20 +140,21 @@ async def _request(
 
 
 async def run_load(
-    port: int, bodies: list[bytes], concurrency: int
-) -> tuple[list[float], Counter[int], float]:
-    """Send every body once over `concurrency` keep-alive connections; latencies in seconds."""
-    latencies: list[float] = []
+    port: int, bodies: list[tuple[str, bytes]], concurrency: int
+) -> tuple[dict[str, list[float]], Counter[int], float]:
+    """Send every body once over `concurrency` keep-alive connections; latencies in seconds
+    by address form."""
+    latencies: dict[str, list[float]] = {}
     statuses: Counter[int] = Counter()
     queue = iter(enumerate(bodies))
 
     async def worker(wid: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for i, body in queue:
+            for i, (form, body) in queue:
                 start = time.perf_counter()
                 status = await _request(reader, writer, port, body, f"bench-{wid}-{i % 97}")
-                latencies.append(time.perf_counter() - start)
+                latencies.setdefault(form, []).append(time.perf_counter() - start)
                 statuses[status] += 1
         finally:
             writer.close()
@@ -221,7 +237,7 @@ def main() -> None:
             wait_ready(port, server)
             bodies = build_bodies(args.warmup + args.requests)
             asyncio.run(run_load(port, bodies[: args.warmup], args.concurrency))
-            latencies, statuses, elapsed = asyncio.run(
+            by_form, statuses, elapsed = asyncio.run(
                 run_load(port, bodies[args.warmup :], args.concurrency)
             )
         finally:
@@ -231,7 +247,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
-    ms = [x * 1000 for x in latencies]
+    ms = [x * 1000 for values in by_form.values() for x in values]
     print(
         f"== lookup: {len(ms):,} requests, concurrency {args.concurrency}, "
         f"{args.workers} uvicorn worker(s), SQLite demo ledger =="
@@ -244,6 +260,13 @@ def main() -> None:
     print("status codes " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
     if args.workers == 1:
         print(f"server peak RSS {children_rss_mb():.0f} MB")
+    print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for form, values in sorted(by_form.items()):
+        f_ms = [x * 1000 for x in values]
+        print(
+            f"  {form:20s} n={len(f_ms):5d}  p50 {percentile(f_ms, 50):6.1f} ms  "
+            f"p95 {percentile(f_ms, 95):6.1f} ms"
+        )
 
 
 if __name__ == "__main__":

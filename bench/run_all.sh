@@ -7,9 +7,12 @@ API_PY=api/.venv/bin/python
 status=0
 
 echo "## ledger import (bench/import_bench.py)"
-"$API_PY" bench/import_bench.py "$@" || status=$?
+"$API_PY" bench/import_bench.py || status=$?
 echo
-echo "## POST /api/v1/lookup over HTTP (bench/lookup_bench.py)"
-"$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 || status=$?
+echo "## POST /api/v1/lookup over HTTP: latency, one request at a time (bench/lookup_bench.py)"
+"$API_PY" bench/lookup_bench.py --requests 1000 --concurrency 1 --workers 1 || status=$?
+echo
+echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
+"$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 --workers 2 || status=$?
 
 exit $status
