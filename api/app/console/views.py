@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -228,6 +229,24 @@ def _attempt(db: DbSession, action: Callable[[], Any]) -> str | None:
     return None
 
 
+def html_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a refused page (403/404) as a console page instead of JSON."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except AppError as exc:
+            request, user = kwargs.get("request"), kwargs.get("user")
+            if request is None or exc.status_code not in (403, 404):
+                raise
+            return _page(
+                request, "error.html", user, exc.status_code, exc.message, status=exc.status_code
+            )
+
+    return wrapper
+
+
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/console") and "//" not in target:
         return target
@@ -399,6 +418,7 @@ def _petition_page(
 
 
 @router.get("/petitions/{ref}", response_class=HTMLResponse)
+@html_errors
 def petition_page(ref: str, request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
     """A petition: details, assignments and answers, notes, state buttons, audit trail."""
     return _petition_page(request, db, user, ref)
@@ -552,6 +572,7 @@ def petition_close(
 
 
 @router.get("/projects", response_class=HTMLResponse)
+@html_errors
 def project_list(
     request: Request,
     db: DbSession,
@@ -591,6 +612,7 @@ def _project_page(
 
 
 @router.get("/projects/{code}", response_class=HTMLResponse)
+@html_errors
 def project_page(code: str, request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
     """A project: blockers with owner, notes, expected date; forms to change them."""
     roles.require(user, "project.read")
@@ -714,6 +736,7 @@ def project_expected(
 
 
 @router.get("/ledger", response_class=HTMLResponse)
+@html_errors
 def ledger_page(request: Request, user: ConsoleUser) -> HTMLResponse:
     """The ledger upload form."""
     roles.require(user, "ledger.import")
@@ -756,6 +779,7 @@ async def ledger_upload_post(
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
+@html_errors
 def dashboard(request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
     """Registration and petition figures with server-rendered SVG charts."""
     roles.require(user, "dashboard.read")
@@ -801,6 +825,7 @@ def dashboard_export(fmt: str, db: DbSession, user: ConsoleUser) -> Response:
 
 
 @router.get("/users", response_class=HTMLResponse)
+@html_errors
 def users_page(request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
     """Accounts (admin)."""
     roles.require(user, "users.manage")

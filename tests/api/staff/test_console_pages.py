@@ -260,8 +260,10 @@ def test_officer_lands_on_own_assignments_and_cannot_open_dashboard(client, db):
     landing = client.get(r.headers["location"])
     assert str(landing.url).endswith("/console/my")
     assert mine.number in landing.text and other.number not in landing.text
-    assert client.get(f"/console/petitions/{other.number}").status_code == 404
-    assert client.get("/console/dashboard").status_code == 403
+    refused = client.get(f"/console/petitions/{other.number}")
+    assert refused.status_code == 404 and "没有找到这件信访" in refused.text
+    refused = client.get("/console/dashboard")
+    assert refused.status_code == 403 and "没有这项权限" in refused.text
 
 
 def test_admin_creates_account_with_one_time_password(client, db):
