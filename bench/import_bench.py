@@ -92,15 +92,48 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
             admin.dispose()
 
 
+def xlsx_child(path: Path, workdir: Path) -> dict[str, object]:
+    """Import one XLSX workbook into a fresh SQLite file; return rows/s."""
+    sys.path.insert(0, str(ROOT / "api"))
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.orm import Session
+
+    from app.core.database import make_engine
+    from app.ledger.service import import_ledger
+
+    engine = make_engine(f"sqlite:///{workdir / 'xlsx.db'}")
+    cfg = Config(str(ROOT / "api" / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "api" / "alembic"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    start, cpu = time.perf_counter(), time.process_time()
+    with Session(engine) as db:
+        report = import_ledger([path], db=db, actor="bench")
+        db.commit()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    engine.dispose()
+    rows = report.units_created
+    return {"rows": rows, "seconds": round(seconds, 2), "cpu": round(cpu, 2)}
+
+
 def main() -> None:
     """Generate the ledger once, then run each backend in a child process and print figures."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--units", type=int, default=300_000)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--ledger", type=Path, help="existing directory with projects.csv, units.csv")
+    ap.add_argument(
+        "--xlsx-units", type=int, default=30_000, help="units of the XLSX run (0: skip it)"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--xlsx", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child == "xlsx":
+        print(json.dumps(xlsx_child(args.xlsx, args.workdir)))
+        return
     if args.child:
         print(json.dumps(child(args.child, args.ledger, args.workdir)))
         return
@@ -153,6 +186,27 @@ def main() -> None:
             print(
                 f"{backend:10s} units in db {result['units_in_db']:,}; peak RSS "
                 f"{result['peak_rss_mb']} MB (before import {result['rss_before_mb']} MB)"
+            )
+        if args.xlsx_units:
+            xdir = Path(tmp) / "xlsx"
+            subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "gen_ledger.py"), "--units",
+                 str(args.xlsx_units), "--out", str(xdir), "--xlsx"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", "xlsx", "--xlsx", str(xdir / "ledger.xlsx"),
+                 "--workdir", tmp],
+                check=True,
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+            x = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"xlsx       one workbook {x['rows']:>8,} rows in {x['seconds']:6.2f} s = "
+                f"{x['rows'] / x['seconds']:>7,.0f} rows/s (importer CPU {x['cpu']:.1f} s; "
+                "openpyxl read-only, inline strings; SQLite)"
             )
 
 
