@@ -36,9 +36,11 @@ fi
 
 echo "训练模型 $HASH（${#NLU_FILES[@]} 个 NLU 文件）…"
 export RASA_CACHE_DIRECTORY="$CACHE_DIR/rasa-cache"
+# Two shared cores: one TensorFlow thread per pool avoids oversubscription.
+export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-2} TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
 start=$(date +%s)
 bot/.venv/bin/rasa train --config bot/config.yml --domain bot/domain \
-  --data "${NLU_FILES[@]}" bot/data --out bot/models --fixed-model-name "$HASH" --quiet
+  --data "${NLU_FILES[@]}" bot/data --out bot/models --fixed-model-name "$HASH"
 seconds=$(( $(date +%s) - start ))
 bytes=$(stat -c %s "$MODEL")
 printf '{"hash": "%s", "train_seconds": %d, "model_bytes": %d}\n' "$HASH" "$seconds" "$bytes" \
