@@ -15,6 +15,10 @@ ENC_PREFIX = "enc:"
 
 NAME_ENTITIES = frozenset({"person_name"})
 DEFAULT_NAME_SLOTS = frozenset({"person_name"})
+MAX_NAME_ANSWER = 20
+# A bare Chinese name as typed in answer to the name question (2–4 characters, or a longer
+# minority name with a middle dot).
+_NAME_LIKE = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,10}[·•][\u4e00-\u9fff]{1,10}")
 _SKIP_KEYS = frozenset({"message_id", "timestamp", "event"})
 
 _D = "[0-9０-９]"
@@ -120,14 +124,22 @@ def names_in_events(
     slots = set(name_slots)
     entities = set(name_entities)
     found: set[str] = set()
+    requested: Any = None
     for event in events:
         kind = event.get("event")
+        if kind == "slot" and event.get("name") == "requested_slot":
+            requested = event.get("value")
         if kind == "slot" and event.get("name") in slots:
             value = event.get("value")
             if isinstance(value, str) and not value.startswith(ENC_PREFIX):
                 found.add(value.strip())
         elif kind == "user":
             text = event.get("text") or ""
+            answer = text.strip()
+            if requested in slots and _NAME_LIKE.fullmatch(answer):
+                # The answer to "what is your name?": the form seals the slot at once, so
+                # the typed text is the only clear copy.
+                found.add(answer)
             parse = event.get("parse_data") or {}
             for entity in parse.get("entities") or []:
                 if entity.get("entity") not in entities:
@@ -156,9 +168,18 @@ def redact_events(
     slots = frozenset(name_slots)
     names = names_in_events(events, slots, name_entities)
     masked = []
+    requested: Any = None
     for event in events:
-        if not mask_name_slots and event.get("event") == "slot" and event.get("name") in slots:
+        kind = event.get("event")
+        if kind == "slot" and event.get("name") == "requested_slot":
+            requested = event.get("value")
+        if not mask_name_slots and kind == "slot" and event.get("name") in slots:
             masked.append(dict(event))
+            continue
+        answer = str(event.get("text") or "").strip()
+        if kind == "user" and requested in slots and 0 < len(answer) <= MAX_NAME_ANSWER:
+            # "我叫刘桂芳" answering the name question: the whole answer is the name.
+            masked.append(redact_value(event, [*names, answer]))
         else:
             masked.append(redact_value(event, names))
     return masked

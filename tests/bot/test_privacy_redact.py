@@ -168,3 +168,32 @@ def test_name_slot_can_keep_its_value_while_texts_are_masked() -> None:
     assert masked[0]["parse_data"]["entities"][0]["value"] == "李**"
     assert masked[1]["value"] == "李秀兰"
     assert masked[2]["text"] == "李**您好"
+
+
+def test_typed_answer_to_the_name_question_is_masked_even_when_the_slot_is_sealed() -> None:
+    events = [
+        {"event": "slot", "name": "requested_slot", "value": "person_name"},
+        {"event": "bot", "text": "请问您怎么称呼（姓名）？", "data": {}},
+        {"event": "action", "name": "action_listen"},
+        _user_event("刘桂芳", []),
+        {"event": "slot", "name": "person_name", "value": "enc:gAAAAABsealed"},
+        {"event": "slot", "name": "requested_slot", "value": "phone"},
+        _user_event("我姓刘", []),  # no longer the name question: kept
+    ]
+    masked = redact_events(events)
+    assert masked[3]["text"] == "刘**"
+    assert masked[3]["parse_data"]["text"] == "刘**"
+    assert masked[4]["value"] == "enc:gAAAAABsealed"
+    assert masked[6]["text"] == "我姓刘"
+
+
+def test_longer_answer_to_the_name_question_is_masked_only_where_it_was_typed() -> None:
+    events = [
+        {"event": "slot", "name": "requested_slot", "value": "person_name"},
+        _user_event("我叫欧阳建国", []),
+        {"event": "slot", "name": "person_name", "value": "enc:x"},
+        {"event": "bot", "text": "我叫小帮手，我叫欧阳建国的话…", "data": {}},
+    ]
+    masked = redact_events(events)
+    assert masked[1]["text"] == "我*****"
+    assert masked[3]["text"] == events[3]["text"]  # not a bare name: not masked elsewhere
