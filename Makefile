@@ -26,8 +26,10 @@ bot/.venv/.installed: bot/requirements.lock
 	$(BOT_PY) -m pip install -q --disable-pip-version-check -r bot/requirements.lock
 	touch $@
 
-install-browser: ## Debian's chromium + chromedriver for the browser tests
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+install-browser: ## Debian's chromium, chromedriver and a Chinese font for the browser tests
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "wenquanyi"; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver fonts-wqy-microhei >/dev/null; fi
 
 run: install ## start api, action server and Rasa on embedded defaults (Ctrl-C stops all)
 	bash scripts/run.sh
@@ -55,8 +57,9 @@ import-ledger: install-api ## import one ledger file: make import-ledger FILE=pa
 	@test -n "$(FILE)" || (echo "用法: make import-ledger FILE=台账.xlsx" >&2; exit 2)
 	cd api && .venv/bin/python -m app.ledger.cli import "$(abspath $(FILE))"
 
-create-admin: install-api ## create a staff account: make create-admin USER=name ROLE=admin
-	cd api && .venv/bin/python -m app.staff.cli create-user --username "$(USER)" --role "$(or $(ROLE),admin)"
+create-admin: install-api ## create a staff account: make create-admin NAME=zhang ROLE=admin [DEPT=code]
+	@test -n "$(NAME)" || (echo "用法: make create-admin NAME=用户名 ROLE=admin|clerk|officer|supervisor [DEPT=部门代码]" >&2; exit 2)
+	cd api && .venv/bin/python -m app.staff.cli create-user --username "$(NAME)" --role "$(or $(ROLE),admin)" $(if $(DEPT),--department "$(DEPT)")
 
 lock: ## re-pin both environments from their .in files
 	$(API_PY) -m pip freeze --exclude-editable | grep -v '^pkg_resources' > api/requirements.lock

@@ -14,5 +14,13 @@ echo "## POST /api/v1/lookup over HTTP: latency, one request at a time (bench/lo
 echo
 echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
 "$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 --workers 2 || status=$?
+echo
+echo "## console pages with 50,000 petitions in PostgreSQL (bench/console_bench.py)"
+"$API_PY" bench/console_bench.py || status=$?
+if [ -f bench/bot_bench.py ]; then
+  echo
+  echo "## bot: message latency over REST, 10 conversations; training time; model size"
+  bot/.venv/bin/python bench/bot_bench.py || status=$?
+fi
 
 exit $status
