@@ -4,6 +4,7 @@ petition; replies come back passively or, when slow, through the fake customer-s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -30,6 +31,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 PETITION_NUMBER = re.compile(r"XF-\d{8}-\d{4}")
 PHONE = "13912345678"
+ARTIFACT = Path(__file__).resolve().parents[2] / "artifacts" / "wechat-live-timings.json"
+TIMINGS: list[dict[str, Any]] = []
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +68,25 @@ def live() -> Iterator[tuple[e2e_stack.Stack, FakeWeChatApi]]:
                 yield stack, api
         finally:
             e2e_stack._write_bot_config = original
+            if TIMINGS:
+                ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+                ARTIFACT.write_text(json.dumps(TIMINGS, indent=1), encoding="utf-8")
 
 
 def ask(sim: WeChatSimulator, api: FakeWeChatApi, openid: str, text: str) -> str:
     """Send like WeChat; the passive reply, or what arrives through custom send instead."""
     before = len(api.sent)
+    start = time.monotonic()
     reply = sim.text(openid, text)
     assert reply.status == 200, reply.body
     if reply.content is not None:
+        TIMINGS.append({"mode": "passive", "seconds": round(time.monotonic() - start, 3)})
         return reply.content
     assert reply.body == "success"
+    assert reply.elapsed < 5, "WeChat would have given up and retried"
     sent = api.wait_for_sent(before + 1, timeout=90)
     assert len(sent) > before, f"no reply to {text!r}"
+    TIMINGS.append({"mode": "custom_send", "seconds": round(time.monotonic() - start, 3)})
     time.sleep(0.5)  # a long reply may come in several pieces
     return "\n".join(m["text"]["content"] for m in api.sent[before:] if m["touser"] == openid)
 
