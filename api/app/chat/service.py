@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -107,12 +107,12 @@ class Reply:
     buttons: list[dict[str, str]]
 
 
-def _as_dict(message: ChatMessage) -> dict[str, Any]:
+def _as_dict(message: ChatMessage, conversation_id: str) -> dict[str, Any]:
     return {
         "id": message.id,
         "role": message.role,
         "text": message.text,
-        "buttons": message.buttons or [],
+        "buttons": [sign_button(conversation_id, b) for b in message.buttons or []],
         "at": message.at.isoformat(),
     }
 
@@ -126,23 +126,28 @@ def list_history(*, db: Session, conversation_id: str) -> list[dict[str, Any]]:
         .order_by(ChatMessage.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
-    return [_as_dict(m) for m in reversed(rows)]
+    return [_as_dict(m, conversation_id) for m in reversed(rows)]
 
 
-def _offered_buttons(*, db: Session, key: str) -> list[dict[str, str]]:
-    """Buttons of the bot's last turn (the bubbles after the resident's last message)."""
-    rows = db.scalars(
-        select(ChatMessage)
-        .where(ChatMessage.conversation == key)
-        .order_by(ChatMessage.id.desc())
-        .limit(20)
-    ).all()
-    offered: list[dict[str, str]] = []
-    for row in rows:
-        if row.role != "bot":
-            break
-        offered.extend(row.buttons or [])
-    return offered
+def _payload_serializer(conversation_id: str) -> URLSafeSerializer:
+    return URLSafeSerializer(
+        settings.secret_key, salt="fangben.chat.payload." + transcript_key(conversation_id)
+    )
+
+
+def sign_button(conversation_id: str, button: dict[str, str]) -> dict[str, str]:
+    """A button as the browser gets it: its payload sealed to this conversation."""
+    token = _payload_serializer(conversation_id).dumps([button["payload"], button["title"]])
+    return {"title": button["title"], "payload": str(token)}
+
+
+def _open_button(conversation_id: str, token: str) -> tuple[str, str] | None:
+    """(payload, title) of a chip this conversation was offered; None for anything else."""
+    try:
+        payload, title = _payload_serializer(conversation_id).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return str(payload), str(title)
 
 
 def _clean_buttons(raw: Any) -> list[dict[str, str]]:
@@ -200,12 +205,14 @@ def send(
         raise AppError(422, "empty", EMPTY_MESSAGE)
     outgoing = neutralize(shown)
     if payload is not None:
-        # A chip tap: the payload is trusted only when the bot offered it in its last turn.
-        offered = {b["payload"]: b["title"] for b in _offered_buttons(db=db, key=key)}
-        if payload in offered:
-            outgoing, shown = payload, offered[payload]
+        # A chip tap: the payload is used only when the bot offered it to this conversation
+        # (sealed by `sign_button`), so no one can smuggle an intent in through it.
+        opened = _open_button(conversation_id, payload)
+        if opened is not None:
+            outgoing, shown = opened
     user = ChatMessage(conversation=key, role="user", text=mask_personal(shown), at=utcnow())
-    # Rasa first: when it is down nothing is stored and the resident simply sends again.
+    # Rasa before any database work: no connection is held while the bot thinks (its actions
+    # call this api), and when Rasa is down nothing is stored and the resident sends again.
     replies = _call_rasa(rasa_sender_id(conversation_id), outgoing)
     db.add(user)
     stored: list[ChatMessage] = []
@@ -221,4 +228,7 @@ def send(
         )
     db.add_all(stored)
     db.flush()
-    return {"user": _as_dict(user), "replies": [_as_dict(m) for m in stored]}
+    return {
+        "user": _as_dict(user, conversation_id),
+        "replies": [_as_dict(m, conversation_id) for m in stored],
+    }

@@ -42,7 +42,7 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(max_length=4 * chat_service.MAX_CHARS)
-    payload: str | None = Field(default=None, max_length=200)
+    payload: str | None = Field(default=None, max_length=2000)
 
 
 def _set_cookie(response: Response, token: str) -> None:

@@ -77,7 +77,10 @@ def test_conversation_and_history_survive_reload(client: TestClient, rasa: FakeR
         ("user", "观象山庄3号"),
         ("bot", "查到了：观象"),
     ]
-    assert history[-1]["buttons"][0]["payload"] == "/ask_next_steps"
+    assert history[-1]["buttons"][0]["title"] == "接下来怎么办"
+    # The chip from the reloaded history still works.
+    say(client, "接下来怎么办", payload=history[-1]["buttons"][0]["payload"])
+    assert rasa.received[-1][1] == "/ask_next_steps"
     assert all(m["at"] for m in history)
     # The fake saw one stable sender id that is neither the cookie nor the conversation id.
     senders = {s for s, _ in rasa.received}
@@ -177,15 +180,23 @@ def test_typed_slash_never_reaches_rasa_as_an_intent(client: TestClient, rasa: F
 
 
 def test_chip_tap_sends_the_offered_payload(client: TestClient, rasa: FakeRasa) -> None:
+    from app.main import app
+
     open_chat(client)
-    say(client, "观象山庄3号楼2单元501")
-    out = say(client, "接下来怎么办", payload="/ask_next_steps")
+    offered = say(client, "观象山庄3号楼2单元501")["replies"][0]["buttons"]
+    sealed = offered[0]["payload"]
+    assert "/ask_next_steps" not in sealed  # the browser gets a sealed token, not an intent
+    out = say(client, "随便写的标题", payload=sealed)
     assert rasa.received[-1][1] == "/ask_next_steps"
-    assert out["user"]["text"] == "接下来怎么办"
+    assert out["user"]["text"] == "接下来怎么办"  # the offered title, not what was sent
     assert "首次登记完成后" in out["replies"][0]["text"]
-    # The offer is used up: tapping the same chip again is plain text now.
-    say(client, "接下来怎么办", payload="/ask_next_steps")
+    # A tampered token, or a chip offered to another conversation, is plain typed text.
+    say(client, "接下来怎么办", payload=sealed[:-4] + "AAAA")
     assert rasa.received[-1][1] == "接下来怎么办"
+    with TestClient(app) as other:
+        open_chat(other)
+        say(other, "接下来怎么办", payload=sealed)
+        assert rasa.received[-1][1] == "接下来怎么办"
 
 
 def test_petition_through_the_chat_masks_personal_data_in_the_transcript(
@@ -199,8 +210,9 @@ def test_petition_through_the_chat_masks_personal_data_in_the_transcript(
     # The bot itself got the clear text (it needs it), the stored transcript did not.
     assert rasa.received[-1][1] == "电话13812345678，身份证110101199003071234"
     consent = say(client, "观象山庄一直办不了证，开发商找不到人")["replies"][0]
-    assert [b["payload"] for b in consent["buttons"]] == ["/affirm", "/deny"]
-    done = say(client, "同意", payload="/affirm")["replies"][0]["text"]
+    assert [b["title"] for b in consent["buttons"]] == ["同意", "不同意"]
+    done = say(client, "同意", payload=consent["buttons"][0]["payload"])["replies"][0]["text"]
+    assert rasa.received[-1][1] == "/affirm"
     assert "XF-20261123-" in done
     stored = " ".join(db.scalars(select(ChatMessage.text)).all())
     assert "13812345678" not in stored and "110101199003071234" not in stored
