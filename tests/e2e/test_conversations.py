@@ -65,7 +65,7 @@ def test_status_by_id_number_then_name(stack: Stack) -> None:
 
 def test_ambiguous_address_offers_buttons_then_answers_the_choice(stack: Stack) -> None:
     sender = _sender("amb")
-    replies = stack.say(sender, "阳光花3号楼的房本怎么还没办")
+    replies = stack.say(sender, "阳光花2号楼1单元301的房本怎么还没办")
     buttons = [b for r in replies for b in (r.get("buttons") or [])]
     titles = " ".join(str(b.get("title")) for b in buttons)
     assert "阳光花园" in titles and "阳光花苑" in titles, texts(replies)
