@@ -1,8 +1,8 @@
 # 房本助手 — one entry point. `make help` lists the targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PY311 ?= $(shell command -v python3.11 || echo $$(pyenv root 2>/dev/null)/versions/3.11.7/bin/python)
-PY310 ?= $(shell command -v python3.10 || echo $$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python)
+PY311 ?= $(shell bash scripts/find-python.sh 3.11)
+PY310 ?= $(shell bash scripts/find-python.sh 3.10)
 API_PY := api/.venv/bin/python
 BOT_PY := bot/.venv/bin/python
 
