@@ -37,7 +37,7 @@ def _load() -> Settings:
     return Settings(
         api_url=os.environ.get("API_URL", "http://127.0.0.1:8000").rstrip("/"),
         service_token=token,
-        api_timeout=float(os.environ.get("API_TIMEOUT", "3.0")),
+        api_timeout=float(os.environ.get("API_TIMEOUT", "5.0")),
         slot_key=slot_key,
         environment=environment,
     )
