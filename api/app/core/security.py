@@ -11,7 +11,6 @@ from fastapi import Depends, Header, Request
 from app.core.config import settings
 from app.core.errors import AppError
 
-
 _ID_HMAC = hmac.new(settings.id_hash_secret.encode(), digestmod=hashlib.sha256)
 
 
