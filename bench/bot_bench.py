@@ -1,11 +1,15 @@
 """Bot benchmark: message latency over the REST channel with concurrent conversations.
 
-    bot/.venv/bin/python bench/bot_bench.py [--conversations 10] [--messages 8] [--train]
+    bot/.venv/bin/python bench/bot_bench.py [--conversations 10] [--messages 8] [--think 5]
+                                            [--train]
 
 Starts api (temp SQLite, demo ledger), action server and Rasa (the newest model in bot/models/)
-on free loopback ports, runs the conversations at the same time, and prints p50/p95 message
-latency, the training time of the model (from the `<hash>.json` that scripts/train.sh writes,
-or measured afresh in a scratch directory with --train), the model size and Rasa's memory.
+on free loopback ports and measures three scenarios: one conversation alone (the service time
+of a message), N conversations sending back to back (no pause: a stress figure), and N
+conversations pausing `--think` seconds between messages as residents typing on a phone do.
+Prints p50/p95 latency per scenario, the training time of the model (from the `<hash>.json`
+that scripts/train.sh writes, or measured afresh in a scratch directory with --train), the
+model size and the servers' memory.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -55,11 +60,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def converse(stack: Stack, index: int, messages: int, out: list[float], errors: list[str]) -> None:
+def converse(
+    stack: Stack,
+    index: int,
+    messages: int,
+    out: list[float],
+    errors: list[str],
+    think: float = 0.0,
+) -> None:
     """One conversation of `messages` messages; latencies (seconds) appended to `out`."""
     sender = f"bench-{index}-{uuid.uuid4().hex[:6]}"
+    pause = random.Random(index)
     with httpx.Client(timeout=60) as client:
         for step in range(messages):
+            if think and step:
+                time.sleep(think * pause.uniform(0.5, 1.5))
             text = SCRIPT[(index + step) % len(SCRIPT)]
             started = time.perf_counter()
             try:
@@ -137,54 +152,77 @@ def train_figures(model: Path, retrain: bool) -> dict[str, object]:
     return figures
 
 
+def run_scenario(
+    stack: Stack, conversations: int, messages: int, think: float
+) -> tuple[list[float], list[str], float]:
+    """Run the conversations at the same time; latencies (ms), errors and wall time (s)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=converse, args=(stack, i, messages, latencies, errors, think))
+        for i in range(conversations)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [v * 1000 for v in latencies], errors, time.perf_counter() - started
+
+
+def report(title: str, ms: list[float], errors: list[str], wall: float) -> None:
+    """Print one scenario's figures."""
+    print(f"  {title}")
+    print(
+        f"    {len(ms)} messages ({len(errors)} errors) in {wall:.1f} s; "
+        f"p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms, "
+        f"max {max(ms) if ms else float('nan'):.0f} ms, "
+        f"mean {statistics.mean(ms) if ms else float('nan'):.0f} ms"
+    )
+
+
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=10)
     parser.add_argument("--messages", type=int, default=8, help="messages per conversation")
+    parser.add_argument("--think", type=float, default=5.0, help="mean pause between messages")
     parser.add_argument("--train", action="store_true", help="measure training afresh")
     args = parser.parse_args()
 
     model = latest_model()
+    failed = False
     with running_stack(tracker="memory", model=model) as stack:
-        warm: list[float] = []
-        converse(stack, 0, 3, warm, [])  # first messages load lazily; not counted
-        latencies: list[float] = []
-        errors: list[str] = []
-        threads = [
-            threading.Thread(target=converse, args=(stack, i, args.messages, latencies, errors))
-            for i in range(args.conversations)
-        ]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
+        converse(stack, 0, 3, [], [])  # first messages load lazily; not counted
+        print(f"bot bench over the REST channel (target: p95 < 300 ms), model {model.name}")
+        alone = run_scenario(stack, 1, args.messages * 2, 0.0)
+        report("1 conversation alone (service time per message)", *alone)
+        burst = run_scenario(stack, args.conversations, args.messages, 0.0)
+        report(
+            f"{args.conversations} concurrent conversations × {args.messages} messages, "
+            "back to back (stress)",
+            *burst,
+        )
+        paced = run_scenario(stack, args.conversations, args.messages, args.think)
+        report(
+            f"{args.conversations} concurrent conversations × {args.messages} messages, "
+            f"~{args.think:g} s typing pause between messages",
+            *paced,
+        )
+        failed = any(result[1] for result in (alone, burst, paced))
         rasa_rss = rss_mb(stack.procs["rasa"].pid)
         actions_rss = rss_mb(stack.procs["actions"].pid)
         startup = stack.timings.get("start_servers", float("nan"))
 
-    ms = [v * 1000 for v in latencies]
-    print(f"bot bench: {args.conversations} concurrent conversations × {args.messages} messages")
-    print(
-        f"  messages answered   {len(ms)} ({len(errors)} errors) in {wall:.1f} s "
-        f"= {len(ms) / wall:.1f} msg/s"
-    )
-    print(f"  latency p50         {percentile(ms, 50):.0f} ms")
-    print(f"  latency p95         {percentile(ms, 95):.0f} ms  (target < 300 ms)")
-    print(f"  latency max         {max(ms) if ms else float('nan'):.0f} ms")
-    if ms:
-        print(f"  latency mean        {statistics.mean(ms):.0f} ms")
-    print(f"  servers ready in    {startup:.1f} s (api, actions, Rasa model load)")
-    print(f"  Rasa RSS            {rasa_rss:.0f} MB; action server RSS {actions_rss:.0f} MB")
+    print(f"  servers ready in {startup:.1f} s (api, actions, Rasa model load)")
+    print(f"  memory: Rasa {rasa_rss:.0f} MB, action server {actions_rss:.0f} MB (RSS)")
     figures = train_figures(model, args.train)
-    print(f"  model               {figures['model']} ({figures['model_mb']:.1f} MB)")
+    print(f"  model size {figures['model_mb']:.1f} MB")
     if figures.get("train_seconds") is not None:
-        print(f"  training time       {figures['train_seconds']} s ({figures['train_source']})")
+        print(f"  training time {figures['train_seconds']} s ({figures['train_source']})")
     else:
-        print("  training time       unknown (no train record; rerun with --train)")
-    return 1 if errors else 0
+        print("  training time unknown (no train record; rerun with --train)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
