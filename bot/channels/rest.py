@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rasa.utils.endpoints
-from privacy.logs import install_log_redaction
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
@@ -25,6 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
 from channels import MAX_MESSAGE_CHARS, clean_user_text, neutralize_slash
+from privacy.logs import install_log_redaction
 
 logger = logging.getLogger(__name__)
 

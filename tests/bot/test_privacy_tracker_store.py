@@ -15,7 +15,6 @@ BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 if str(BOT_DIR) not in sys.path:
     sys.path.insert(0, str(BOT_DIR))
 
-from privacy.tracker_store import RedactingTrackerStore  # noqa: E402
 from rasa.core.tracker_store import (  # noqa: E402
     InMemoryTrackerStore,
     RedisTrackerStore,
@@ -30,6 +29,8 @@ from rasa.shared.core.events import (  # noqa: E402
     UserUttered,
 )
 from rasa.utils.endpoints import EndpointConfig  # noqa: E402
+
+from privacy.tracker_store import RedactingTrackerStore  # noqa: E402
 
 ID = "37020319800101123X"
 PHONE = "13912345678"
