@@ -15,7 +15,7 @@ import pytest
 from .conftest import REPO
 
 sys.path.insert(0, str(REPO / "bot" / "scripts"))
-from nlu_report import test_data_hash  # noqa: E402
+from nlu_report import test_data_hash as held_out_hash  # noqa: E402
 
 SUMMARY = REPO / "bot" / "results" / "nlu_summary.json"
 
@@ -25,7 +25,7 @@ def summary() -> dict:
     models = sorted((REPO / "bot" / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
     assert models, "no trained model: run scripts/train.sh (make train) first"
     current = json.loads(SUMMARY.read_text(encoding="utf-8")) if SUMMARY.exists() else {}
-    if current.get("model") != models[-1].name or current.get("test_data_hash") != test_data_hash():
+    if current.get("model") != models[-1].name or current.get("test_data_hash") != held_out_hash():
         subprocess.run(["bash", str(REPO / "scripts" / "evaluate.sh")], check=True, cwd=REPO)
         current = json.loads(SUMMARY.read_text(encoding="utf-8"))
     return current
