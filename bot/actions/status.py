@@ -91,7 +91,7 @@ def blocker_messages(index: int, blocker: dict[str, Any]) -> list[str]:
     time_limit = first(blocker, "time_limit", default="")
     more: list[str] = []
     if policies:
-        more.append("适用政策：" + "；".join(policies[:2]))
+        more.append("适用政策：\n" + "\n".join(f"· {p}" for p in policies[:2]))
     if steps:
         more.append("您可以：\n" + "\n".join(f"· {s}" for s in steps[:3]))
     if expected:
