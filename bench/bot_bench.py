@@ -73,8 +73,12 @@ def converse(
     pause = random.Random(index)
     with httpx.Client(timeout=60) as client:
         for step in range(messages):
-            if think and step:
-                time.sleep(think * pause.uniform(0.5, 1.5))
+            if think:
+                # Residents do not all press "send" at the same instant: the first message comes
+                # after a random part of one pause, the next ones after a typing pause each.
+                time.sleep(
+                    think * (pause.uniform(0.0, 1.0) if step == 0 else pause.uniform(0.5, 1.5))
+                )
             text = SCRIPT[(index + step) % len(SCRIPT)]
             started = time.perf_counter()
             try:

@@ -29,6 +29,7 @@ from rasa.core.tracker_store import (
 )
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
+from speedups import install_speedups
 
 from privacy.logs import install_log_redaction
 from privacy.redact import DEFAULT_NAME_SLOTS, NAME_ENTITIES, redact_events
@@ -79,6 +80,7 @@ class RedactingTrackerStore(TrackerStore):
         self._inner = inner
         super().__init__(domain, event_broker=None)
         install_log_redaction()
+        install_speedups()  # every Rasa configuration loads this store
 
     @property
     def inner(self) -> TrackerStore:

@@ -7,6 +7,7 @@ a few seconds when the api is slow or down instead of leaving the resident waiti
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 import httpx
@@ -37,6 +38,29 @@ def _headers(sender_id: str | None, extra: dict[str, str] | None = None) -> dict
     return headers
 
 
+# One pooled client per event loop: a new AsyncClient per call would build an SSL context and
+# open a new connection every time (tens of milliseconds per message on two shared cores).
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[tuple[str, float], httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    """The pooled client of the running loop, made anew if the api URL or timeout changed."""
+    loop = asyncio.get_running_loop()
+    key = (settings.api_url, settings.api_timeout)
+    cached = _clients.get(loop)
+    if cached is not None and cached[0] == key and not cached[1].is_closed:
+        return cached[1]
+    client = httpx.AsyncClient(
+        base_url=settings.api_url,
+        timeout=settings.api_timeout,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+    _clients[loop] = (key, client)
+    return client
+
+
 async def _request(
     method: str,
     path: str,
@@ -47,11 +71,10 @@ async def _request(
 ) -> Any:
     timeout = settings.api_timeout
     try:
-        async with httpx.AsyncClient(base_url=settings.api_url, timeout=timeout) as client:
-            response = await asyncio.wait_for(
-                client.request(method, path, json=json, headers=_headers(sender_id, headers)),
-                timeout=timeout,
-            )
+        response = await asyncio.wait_for(
+            _client().request(method, path, json=json, headers=_headers(sender_id, headers)),
+            timeout=timeout,
+        )
     except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
         # The exception text may carry the URL only, never a body; keep only its type.
         raise ApiUnavailable(type(exc).__name__) from None
