@@ -4,22 +4,25 @@ driven by Playwright at an office screen's 1366×768. Never downloads a browser.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-API_DIR = ROOT / "api"
-ARTIFACTS = ROOT / "tests" / "artifacts" / "browser-console"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PY = str(API_DIR / ".venv" / "bin" / "python")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from browser_support import (  # noqa: E402
+    API_DIR,
+    API_PY,
+    api_env,
+    launch_chromium,
+    migrate,
+    running_api,
+    screenshot_taker,
+)
 
 SEED = """
 import sys
@@ -35,12 +38,6 @@ with session_scope() as db:
         service.create_user(db=db, username=username, password=password, role=role,
                             department=department or None)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -60,78 +57,29 @@ def console_url(
 ) -> Iterator[str]:
     """The api in its own process on a migrated, seeded SQLite file; killed at the end."""
     db = tmp_path_factory.mktemp("consoledb") / "console.db"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "ENVIRONMENT": "test",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run(
-        [PY, "-m", "alembic", "-x", f"url=sqlite:///{db}", "upgrade", "head"],
-        cwd=API_DIR,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = api_env(db)
+    migrate(db, env)
     departments = {"officer": "fire_rescue"}
     lines = "\n".join(
         f"{user},{role},{departments.get(role, '')},{pw}" for role, (user, pw) in accounts.items()
     )
     subprocess.run(
-        [PY, "-c", SEED],
+        [API_PY, "-c", SEED],
         cwd=API_DIR,
         env=env,
         input=lines.encode(),
         check=True,
         capture_output=True,
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [PY, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=API_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "api died")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("api did not start")
+    with running_api(env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, headless (this directory runs in its own pytest process)."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is required under CI (make install-browser)")
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
+    """Debian's Chromium, headless (this folder runs in its own pytest process)."""
+    with launch_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -162,13 +110,6 @@ def desk(
 
 
 @pytest.fixture
-def shot() -> object:
+def shot() -> Callable[..., Path]:
     """Save a 1366×768 screenshot (and optionally the full page) under tests/artifacts/."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-    def take(page: object, name: str, full_page: bool = False) -> Path:
-        path = ARTIFACTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
-        return path
-
-    return take
+    return screenshot_taker("browser-console")
