@@ -277,6 +277,22 @@ def _validate_project(
     return _ProjectRow(code, fields, list(zip(codes, notes, dept_codes, strict=True)))
 
 
+# An ID number typed into a numeric Excel cell: shown as 1.10105E+17, or stored as a float whose
+# last digits became zeros (a double holds about 15 significant digits).
+_SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?[eE]\+?\d{1,2}$")
+_EXCEL_HINT = "该列在表格软件里可能是“数字”格式，请把身份证号列设为“文本”后重新填写导出"
+
+
+def _id_reason(raw: str, exc: ValueError) -> str:
+    """Why an ID cell is refused (Chinese), naming Excel's number format when it is to blame."""
+    text = raw.strip()
+    if _SCIENTIFIC.match(text):
+        return f"身份证号被存成了科学计数法数字，后几位已丢失；{_EXCEL_HINT}"
+    if text.isdigit() and len(text) == 18 and text.endswith("00"):
+        return f"{exc}（{_EXCEL_HINT}）"
+    return str(exc)
+
+
 class _UnitValidator:
     """Checks one unit row and turns it into a staging tuple (ID number hashed, never kept)."""
 
@@ -301,7 +317,7 @@ class _UnitValidator:
             try:
                 id_number = validate_id_number(id_raw)
             except ValueError as exc:
-                id_error = str(exc)  # the reason never quotes the number itself
+                id_error = _id_reason(id_raw, exc)  # the reason never quotes the number itself
             else:
                 id_hash, id_last4 = hash_id_number(id_number), id_number[-4:]
         if (

@@ -30,7 +30,7 @@ from app.audit.models import AuditLog
 from app.core.security import hash_id_number
 from app.ledger import reader, service
 from app.ledger.service import LedgerValidationError, RowError, import_ledger
-from app.status.idcard import validate_id_number
+from app.status.idcard import check_digit, validate_id_number
 from app.status.models import Blocker, Project, Unit
 
 
@@ -170,6 +170,10 @@ try:
 except ValueError as exc:
     BAD_ID_REASON = str(exc)
 
+# 15 significant digits kept by Excel, the rest zeros (the check digit then fails).
+EXCEL_ZEROED_ID = ID_A[:15] + "000"
+assert check_digit(EXCEL_ZEROED_ID[:17]) != "0"
+
 # (name, projects, units, expected (sheet, row, column), reason fragment)
 BAD_CASES: list[
     tuple[str, list[dict[str, str]], list[dict[str, str]], tuple[str, int, str], str]
@@ -250,6 +254,20 @@ BAD_CASES: list[
         [unit(), unit(**{"房号": "601", "身份证号": BAD_ID})],
         ("units.csv", 3, "身份证号"),
         BAD_ID_REASON,
+    ),
+    (
+        "ID number turned into a number by Excel (scientific notation)",
+        projects_default(),
+        [unit(), unit(**{"房号": "601", "身份证号": "9.90101E+17"})],
+        ("units.csv", 3, "身份证号"),
+        "科学计数法数字，后几位已丢失；该列在表格软件里可能是“数字”格式",
+    ),
+    (
+        "ID number whose last digits Excel turned into zeros",
+        projects_default(),
+        [unit(), unit(**{"房号": "601", "身份证号": EXCEL_ZEROED_ID})],
+        ("units.csv", 3, "身份证号"),
+        "身份证号校验位不正确，请核对后重新输入（该列在表格软件里可能是“数字”格式",
     ),
     (
         "duplicate unit (written differently)",
