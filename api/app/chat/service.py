@@ -29,9 +29,6 @@ COOKIE_NAME = "fb_chat"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_CHARS = 500
 HISTORY_LIMIT = 200
-# Per minute. A resident types far slower than this; scripts hit the limit at once.
-RATE_PER_CONVERSATION = 20
-RATE_PER_IP = 60
 RASA_TIMEOUT = httpx.Timeout(20.0, connect=3.0)
 
 RATE_LIMITED_MESSAGE = "您发得太快了，请稍等一分钟再发。如需人工帮助，可以点“转人工”。"
@@ -195,7 +192,7 @@ def send(
     limiter.hit(
         "chat",
         [("conversation", key[:32]), ("ip", pseudonym(ip))],
-        {"conversation": RATE_PER_CONVERSATION, "ip": RATE_PER_IP},
+        {"conversation": settings.chat_rate_per_conversation, "ip": settings.chat_rate_per_ip},
         message=RATE_LIMITED_MESSAGE,
     )
     shown = _CONTROL_RE.sub("", text).strip()

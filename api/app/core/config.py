@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     lookup_rate_per_sender: int = Field(default=20, description="lookups per sender per minute")
     lookup_rate_per_ip: int = Field(default=120, description="lookups per IP per minute")
     petition_rate_per_ip: int = 30
+    # A resident types far slower than the chat limits; scripts hit them at once.
+    chat_rate_per_conversation: int = Field(
+        default=20, description="web chat messages per conversation per minute"
+    )
+    chat_rate_per_ip: int = Field(default=60, description="web chat messages per IP per minute")
     session_max_age_seconds: int = 8 * 3600
     log_level: str = "INFO"
 

@@ -234,12 +234,14 @@ def test_length_cap_and_empty_messages(client: TestClient, rasa: FakeRasa) -> No
 
 def test_rate_limit_per_conversation(client: TestClient, rasa: FakeRasa) -> None:
     open_chat(client)
-    for _ in range(chat_service.RATE_PER_CONVERSATION):
+    per_conversation = settings.chat_rate_per_conversation
+    assert per_conversation == 20  # the default a resident meets
+    for _ in range(per_conversation):
         say(client, "你好")
     r = client.post("/chat/api/messages", json={"text": "你好"}, headers=H)
     assert r.status_code == 429
     assert r.json()["message"] == chat_service.RATE_LIMITED_MESSAGE
-    assert len(rasa.received) == chat_service.RATE_PER_CONVERSATION
+    assert len(rasa.received) == per_conversation
 
 
 def test_rate_limit_per_ip(
@@ -247,7 +249,7 @@ def test_rate_limit_per_ip(
 ) -> None:
     from app.main import app
 
-    monkeypatch.setattr(chat_service, "RATE_PER_IP", 3)
+    monkeypatch.setattr(settings, "chat_rate_per_ip", 3)
     for i in range(3):
         with TestClient(app) as c:
             open_chat(c)
