@@ -4,6 +4,7 @@ Alembic, and each test inside an outer transaction rolled back at the end."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,10 +127,17 @@ def committing_sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
             conn.execute(table.delete())
 
 
+# Middle of a one-minute window: a test's hits never straddle two windows (fixed-window counts
+# would reset at the minute boundary and a test expecting a 429 would see a 200).
+PINNED_NOW = 1_800_000_030.0
+
+
 @pytest.fixture(autouse=True)
 def _reset_rate_limits() -> Iterator[None]:
     limiter.reset()
+    limiter.clock = lambda: PINNED_NOW
     yield
+    limiter.clock = time.time
     limiter.reset()
 
 

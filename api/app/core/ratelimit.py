@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from app.core.config import settings
 from app.core.errors import AppError
@@ -15,8 +15,14 @@ RATE_LIMITED_MESSAGE = "查询太频繁了，请一分钟后再试。如需帮�
 class RateLimiter:
     """Counts hits per key and window; `hit` raises a Chinese 429 when a limit is passed."""
 
-    def __init__(self, redis_url: str | None = None, window_seconds: int = 60) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        window_seconds: int = 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.window = window_seconds
+        self.clock = clock  # tests pin it, so that counts cannot straddle two windows
         self._lock = threading.Lock()
         self._counts: dict[str, tuple[int, int]] = {}
         self._redis = None
@@ -26,7 +32,7 @@ class RateLimiter:
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
 
     def _incr(self, key: str) -> int:
-        bucket = int(time.time()) // self.window
+        bucket = int(self.clock()) // self.window
         if self._redis is not None:
             rkey = f"rl:{key}:{bucket}"
             pipe = self._redis.pipeline()
