@@ -18,7 +18,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from e2e_stack import Stack, demo_unit, running_stack, texts  # noqa: E402
+from e2e_stack import (  # noqa: E402
+    Stack,
+    demo_unit,
+    petition_form_answer,
+    running_stack,
+    texts,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -86,18 +92,12 @@ def _answer_petition_form(stack: Stack, sender: str, reply: str, id_number: str)
     for _ in range(10):
         if PETITION_NUMBER.search(reply):
             return reply
-        if "同意" in reply:
-            answer = "同意"
-        elif any(w in reply for w in ("经过", "情况", "什么问题", "什么事", "说说", "描述")):
-            answer = f"房本五年没办下来，我身份证{id_number}，电话{PHONE}，请尽快联系"
-        elif "姓名" in reply or "称呼" in reply:
-            answer = "赵玉兰"
-        elif "手机" in reply or "电话" in reply:
-            answer = PHONE
-        elif "地址" in reply or "小区" in reply:
-            answer = "观象山庄3号楼2单元501"
-        else:
-            raise AssertionError(f"unexpected prompt: {reply}")
+        answer = petition_form_answer(
+            reply,
+            name="赵玉兰",
+            phone=PHONE,
+            story=f"房本五年没办下来，我身份证{id_number}，电话{PHONE}，请尽快联系",
+        )
         reply = texts(stack.say(sender, answer))
         # During the conversation, after every turn.
         events = assert_clean(stack, sender, [PHONE, id_number])

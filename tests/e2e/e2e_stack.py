@@ -301,3 +301,21 @@ def texts(replies: list[dict[str, Any]]) -> str:
         for button in reply.get("buttons") or []:
             parts.append(f"[{button.get('title')}|{button.get('payload')}]")
     return "\n".join(parts)
+
+
+def petition_form_answer(
+    reply: str, *, name: str, phone: str, story: str, address: str = "观象山庄3号楼2单元501"
+) -> str:
+    """What a resident answers to the petition form's prompt `reply` (consent, what happened,
+    name, phone, home); AssertionError on a prompt the form should not ask."""
+    if "同意" in reply:
+        return "同意"
+    if any(w in reply for w in ("经过", "情况", "什么问题", "什么事", "说说", "描述")):
+        return story
+    if "姓名" in reply or "称呼" in reply:
+        return name
+    if "手机" in reply or "电话" in reply:
+        return phone
+    if "地址" in reply or "小区" in reply:
+        return address
+    raise AssertionError(f"unexpected prompt: {reply}")

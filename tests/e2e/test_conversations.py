@@ -11,7 +11,7 @@ import sqlite3
 import uuid
 
 import pytest
-from e2e_stack import Stack, demo_unit, texts
+from e2e_stack import Stack, demo_unit, petition_form_answer, texts
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -85,18 +85,15 @@ def _answer_petition_form(stack: Stack, sender: str, first_reply: str) -> str:
     for _ in range(10):
         if PETITION_NUMBER.search(reply):
             return reply
-        if "同意" in reply:
-            answer = "同意"
-        elif any(w in reply for w in ("经过", "情况", "什么问题", "什么事", "说说", "描述")):
-            answer = "交房五年了房本一直办不下来，开发商说消防验收没过，我们也不知道找谁"
-        elif "姓名" in reply or "称呼" in reply:
-            answer = "刘桂芳"
-        elif "手机" in reply or "电话" in reply:
-            answer = PHONE
-        elif "地址" in reply or "小区" in reply:
-            answer = "观象山庄3号楼2单元501"
-        else:
-            raise AssertionError(f"unexpected prompt after {answers_given}: {reply}")
+        try:
+            answer = petition_form_answer(
+                reply,
+                name="刘桂芳",
+                phone=PHONE,
+                story="交房五年了房本一直办不下来，开发商说消防验收没过，我们也不知道找谁",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"after {answers_given}: {exc}") from None
         answers_given.append(answer)
         reply = texts(stack.say(sender, answer))
     raise AssertionError(f"no petition number after {answers_given}: {reply}")

@@ -120,18 +120,12 @@ def test_petition_through_wechat(live: Any) -> None:
     for _ in range(10):
         if PETITION_NUMBER.search(reply):
             break
-        if "同意" in reply:
-            answer = "同意"
-        elif any(w in reply for w in ("经过", "情况", "什么问题", "什么事", "说说", "描述")):
-            answer = "交房五年了房本一直办不下来，开发商说消防验收没过"
-        elif "姓名" in reply or "称呼" in reply:
-            answer = "刘桂芳"
-        elif "手机" in reply or "电话" in reply:
-            answer = PHONE
-        elif "地址" in reply or "小区" in reply:
-            answer = "观象山庄3号楼2单元501"
-        else:
-            raise AssertionError(f"unexpected prompt: {reply}")
+        answer = e2e_stack.petition_form_answer(
+            reply,
+            name="刘桂芳",
+            phone=PHONE,
+            story="交房五年了房本一直办不下来，开发商说消防验收没过",
+        )
         reply = ask(sim, api, openid, answer)
     match = PETITION_NUMBER.search(reply)
     assert match, reply
