@@ -51,6 +51,7 @@ FAQ_TOPICS = {
     "policy_faq/handover_with_certificate",
     "policy_faq/processing_time",
     "policy_faq/resettlement",
+    "policy_faq/school_enrolment",
 }
 CONTRACT_ENTITIES = {
     "address",
@@ -117,9 +118,13 @@ def label(message) -> str:  # noqa: ANN001 - rasa Message
 
 
 def normalise(text: str) -> str:
-    """Text as compared for overlap: NFKC, lower case, no spaces or punctuation."""
+    """Text as compared for overlap: NFKC, lower case, no spaces or punctuation.
+
+    Emoji and other symbols (category So) are kept: "👍" and "😡" are different messages, not
+    two empty strings.
+    """
     text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(ch for ch in text if ch.isalnum())
+    return "".join(ch for ch in text if ch.isalnum() or unicodedata.category(ch) == "So")
 
 
 def label_counts(data: TrainingData) -> Counter[str]:

@@ -51,6 +51,7 @@ FAQ_CODES: tuple[str, ...] = (
     "handover_with_certificate",
     "processing_time",
     "resettlement",
+    "school_enrolment",
 )
 CATALOGUE_FILES: tuple[str, ...] = (
     "departments",
