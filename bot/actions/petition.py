@@ -1,120 +1,340 @@
-"""Petitions (信访): file one from the petition form, and look one up by number and phone."""
+"""Petitions (信访): the petition questions, the read-back before consent, filing, and checks."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-
+from actions import text
 from actions.clients import api
-from actions.common import channel_of, chinese_date, first
-from actions.sensitive import unseal
+from actions.common import channel_of, chinese_date
+from actions.sensitive import seal, unseal
+from actions.status import home_label
 
-_FORM_SLOTS = ("phone", "description", "consent", "requested_slot")
+PETITION_FIELDS = ("person_name", "phone", "address", "description")
+FORGOT = re.compile(r"(忘|不记得|记不得|记不清|找不到|丢了|弄丢|没记|没有记|不知道)")
+REFUSE_PHONE = re.compile(r"(不想|不愿|不留|不给|不方便|没有手机|没手机|为啥要|为什么要|干嘛要)")
+EDIT = re.compile(r"(改一下|修改|改下|改改|写错|不对，?改|更改|重填|要改)")
+# Which field the resident wants to change, from the words of the answer.
+EDIT_FIELDS = (
+    ("phone", re.compile(r"手机|电话|号码")),
+    ("person_name", re.compile(r"姓名|名字|称呼")),
+    ("address", re.compile(r"地址|房子|房屋|小区|楼|住址")),
+    ("description", re.compile(r"情况|问题|描述|内容|反映|经过")),
+)
 
 
 def idempotency_key(sender_id: str, body: dict[str, Any]) -> str:
-    """Same sender and same form contents → same key, so a retried turn files only once."""
+    """Same sender and same contents → same key, so a retried turn files only once."""
     parts = [sender_id] + [str(body.get(k) or "") for k in sorted(body) if k != "channel"]
     return "bot-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
 
 
-def _clear(*names: str) -> list[EventType]:
-    return [SlotSet(name, None) for name in names]
+class PetitionFlow:
+    """Mixin of the turn: the petition questions, read-back, filing and petition checks."""
 
+    reply: Any
+    sender_id: str
+    message: str
+    tracker: Any
 
-class ActionSubmitPetition(Action):
-    """Create the petition through the api once the form is complete and consent given."""
+    def get(self, name: str) -> Any:  # pragma: no cover - provided by Turn
+        raise NotImplementedError
 
-    def name(self) -> str:
-        """Action name."""
-        return "action_submit_petition"
+    def set(self, name: str, value: Any) -> None:  # pragma: no cover - provided by Turn
+        raise NotImplementedError
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
+    def ask(self, slot: str, response: str, task: str | None = None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def end_task(self) -> None:  # pragma: no cover - provided by Turn
+        raise NotImplementedError
+
+    def offer_human(self) -> None:  # pragma: no cover - provided by Turn
+        raise NotImplementedError
+
+    # -- the petition ------------------------------------------------------------------------
+
+    def start_petition(self) -> None:
+        """Begin the petition questions (the home is not asked when a lookup found it)."""
+        self.set("offered_human", False)
+        self.set("task", "petition")
+        for field in ("person_name", "phone", "description", "consent"):
+            self.set(field, None)
+        home = self.get("home") or {}
+        self.set("address", home_label(home) if home.get("code") else None)
+        self.next_petition_question(first=True)
+
+    def next_petition_question(self, first: bool = False) -> None:
+        """Ask for the first missing field, or read back what will be sent."""
+        if not self.get("person_name"):
+            self.ask("person_name", "utter_ask_petition_name_first" if first else "utter_ask_petition_name")
+        elif not self.get("phone"):
+            self.ask("phone", "utter_ask_phone")
+        elif not self.get("address"):
+            self.ask("address", "utter_ask_petition_address")
+        elif not self.get("description"):
+            self.ask("description", "utter_ask_description")
+        else:
+            self.read_back()
+
+    def read_back(self) -> None:
+        """What will be sent, with name and phone masked, and the consent buttons."""
+        self.set("requested_slot", "consent")
+        self.reply.say(
+            "utter_petition_read_back",
+            name=text.mask_name(unseal(self.get("person_name"))),
+            phone=text.mask_phone(unseal(self.get("phone"))),
+            home=self.get("address") or "",
+            summary=text.summary(self.get("description")),
+        )
+
+    async def petition_answer(self, intent: str, interrupted: bool) -> bool:
+        """Take the answer to the pending petition question; False when it is not one."""
+        asked = self.get("requested_slot")
+        message = text.normalize(self.message)
+        if asked == "person_name":
+            name = text.name_from_text(message)
+            if name and not interrupted:
+                self.set("person_name", seal(name))
+                self.next_petition_question()
+                return True
+            if interrupted:
+                return False
+            self.reply.say("utter_invalid_person_name", kind="error")
+            return True
+        if asked == "phone":
+            phone, had_digits = text.phone_answer(message)
+            if phone:
+                self.set("phone", seal(phone))
+                self.next_petition_question()
+                return True
+            if had_digits:
+                self.reply.say("utter_invalid_phone", kind="error")
+                return True
+            if REFUSE_PHONE.search(message):
+                self.reply.say("utter_phone_why")
+                return True
+            if interrupted:
+                return False
+            self.reply.say("utter_invalid_phone", kind="error")
+            return True
+        if asked == "address":
+            if interrupted or len(message) < 2:
+                return False
+            self.set("address", message[:200])
+            self.next_petition_question()
+            return True
+        if asked == "description":
+            # Whatever the resident types now is the description (numbers in it included).
+            if len(message) < 2:
+                return False
+            self.set("description", text.mask_numbers(message)[:2000])
+            self.next_petition_question()
+            return True
+        if asked == "consent":
+            return await self.consent_answer(intent, message)
+        if asked == "edit_field":
+            for field, words in EDIT_FIELDS:
+                if words.search(message):
+                    self.set(field, None)
+                    self.next_petition_question()
+                    return True
+            self.reply.say("utter_ask_edit_field")
+            return True
+        return False
+
+    async def consent_answer(self, intent: str, message: str) -> bool:
+        """同意 files the petition; 不同意 sends nothing; 改一下 asks which field."""
+        if EDIT.search(message):
+            self.set("requested_slot", "edit_field")
+            self.reply.say("utter_ask_edit_field")
+            return True
+        if intent == "deny" or re.search(r"不同意|不行|不要|不可以|不提交|别提交", message):
+            self.clear_petition()
+            self.reply.say("utter_petition_no_consent")
+            return True
+        if intent == "affirm" or re.search(r"同意|可以|好的|行|是的|提交|没问题|对", message):
+            await self.submit_petition()
+            return True
+        return False
+
+    def clear_petition(self) -> None:
+        """Forget the petition's fields (the sealed phone of a filed petition is kept apart)."""
+        for field in ("person_name", "phone", "description", "consent"):
+            self.set(field, None)
+        self.end_task()
+
+    async def submit_petition(self) -> None:
         """POST /api/v1/petitions with an idempotency key; answer with number and deadline."""
-        done = [*_clear(*_FORM_SLOTS), SlotSet("offered_human", False)]
-        if tracker.get_slot("consent") is not True:
-            dispatcher.utter_message(response="utter_petition_no_consent")
-            return done
-        phone = unseal(tracker.get_slot("phone"))
-        person_name = unseal(tracker.get_slot("person_name"))
+        phone = unseal(self.get("phone"))
+        person_name = unseal(self.get("person_name"))
         if not phone or not person_name:
-            dispatcher.utter_message(response="utter_petition_incomplete")
-            return done
+            self.clear_petition()
+            self.reply.say("utter_petition_incomplete", kind="error")
+            return
         body: dict[str, Any] = {
             "person_name": person_name,
             "phone": phone,
-            "description": tracker.get_slot("description"),
+            "description": self.get("description") or "",
             "consent": True,
-            "channel": channel_of(tracker),
+            "channel": channel_of(self.tracker),
         }
-        address = tracker.get_slot("address")
-        if address:
-            body["address"] = address
-        if tracker.get_slot("project_code"):
-            body["project_code"] = tracker.get_slot("project_code")
-        key = idempotency_key(tracker.sender_id, body)
+        home = self.get("home") or {}
+        address = self.get("address")
+        if home.get("code") and address == home_label(home):
+            body["project_code"] = home["code"]
+        body["address"] = address or home_label(home)
+        key = idempotency_key(self.sender_id, body)
         try:
-            created = await api.create_petition(tracker.sender_id, body, key)
+            created = await api.create_petition(self.sender_id, body, key)
         except api.ApiUnavailable:
-            dispatcher.utter_message(response="utter_petition_api_down")
-            return done
+            self.reply.say("utter_petition_api_down", kind="error")
+            return
         except api.ApiError as error:
-            dispatcher.utter_message(text=error.message)
-            dispatcher.utter_message(response="utter_petition_retry")
-            return done
-        due = chinese_date(created.get("answer_due"))
-        dispatcher.utter_message(
-            response="utter_petition_created",
+            self.reply.add(error.message)
+            self.reply.say("utter_petition_fix", kind="error")
+            self.set("requested_slot", "edit_field")
+            return
+        self.set("filed", {"number": created.get("number"), "phone": self.get("phone")})
+        self.clear_petition()
+        self.reply.say(
+            "utter_petition_created",
             number=created.get("number", ""),
-            status_label=created.get("status_label", "已受理"),
-            answer_due=due,
+            status_label=created.get("status_label", ""),
+            answer_due=chinese_date(created.get("answer_due")),
         )
         if created.get("provisional"):
-            dispatcher.utter_message(response="utter_petition_due_provisional")
-        return done
+            self.reply.say("utter_petition_due_provisional")
 
+    # -- checking a petition -----------------------------------------------------------------
 
-class ActionCheckPetition(Action):
-    """Tell the state of a petition found by its number and the phone given at intake."""
+    async def start_check(self, number: str | None) -> None:
+        """A petition check: at once for one filed here, else number (or phone+name) and phone."""
+        filed = self.get("filed") or {}
+        if number is None and filed.get("number"):
+            await self.check(filed["number"], unseal(filed.get("phone")))
+            return
+        if number and filed.get("number") == number:
+            await self.check(number, unseal(filed.get("phone")))
+            return
+        self.set("task", "check")
+        if number:
+            self.set("petition_number", number)
+            self.ask("phone", "utter_ask_check_phone")
+        elif FORGOT.search(self.message):
+            self.start_recover()
+        else:
+            self.ask("petition_number", "utter_ask_petition_number")
 
-    def name(self) -> str:
-        """Action name."""
-        return "action_check_petition"
+    def start_recover(self) -> None:
+        """No number: find the resident's petitions by the phone and name given at intake."""
+        self.set("task", "recover")
+        self.ask("phone", "utter_ask_recover_phone")
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """POST /api/v1/petitions/lookup; status, departments, last update and deadline."""
-        done = _clear("petition_number", "phone", "requested_slot")
-        number = tracker.get_slot("petition_number")
-        phone = unseal(tracker.get_slot("phone"))
+    async def check_answer(self, interrupted: bool) -> bool:
+        """Take the answer to the pending check question; False when it is not one."""
+        asked = self.get("requested_slot")
+        task = self.get("task")
+        message = text.normalize(self.message)
+        if asked == "petition_number":
+            number = text.find_petition_number(message)
+            if number:
+                self.set("petition_number", number)
+                self.ask("phone", "utter_ask_check_phone")
+                return True
+            if FORGOT.search(message):
+                self.start_recover()
+                return True
+            if interrupted:
+                return False
+            self.reply.say("utter_invalid_petition_number", kind="error")
+            return True
+        if asked == "phone":
+            phone, had_digits = text.phone_answer(message)
+            if phone and task == "recover":
+                self.set("phone", seal(phone))
+                self.ask("person_name", "utter_ask_recover_name")
+                return True
+            if phone:
+                await self.check(self.get("petition_number"), phone)
+                return True
+            if had_digits:
+                self.reply.say("utter_invalid_phone", kind="error")
+                return True
+            if interrupted:
+                return False
+            self.reply.say("utter_invalid_phone", kind="error")
+            return True
+        if asked == "person_name" and task == "recover":
+            name = text.name_from_text(message)
+            if not name:
+                if interrupted:
+                    return False
+                self.reply.say("utter_invalid_person_name", kind="error")
+                return True
+            await self.recover(unseal(self.get("phone")), name)
+            return True
+        return False
+
+    async def check(self, number: str | None, phone: str | None) -> None:
+        """POST /petitions/lookup by number and phone; the state, departments and dates."""
+        self.set("petition_number", None)
+        self.set("phone", None)
+        self.end_task()
         if not number or not phone:
-            dispatcher.utter_message(response="utter_petition_incomplete")
-            return done
+            self.reply.say("utter_petition_incomplete", kind="error")
+            return
         try:
-            found = await api.lookup_petition(tracker.sender_id, number, phone)
+            found = await api.lookup_petition(self.sender_id, number, phone)
         except api.ApiUnavailable:
-            dispatcher.utter_message(response="utter_api_down")
-            return done
+            self.reply.say("utter_api_down", kind="error")
+            return
         except api.ApiError as error:
-            dispatcher.utter_message(text=error.message)
-            dispatcher.utter_message(response="utter_petition_check_retry")
-            return done
-        departments = []
-        for item in found.get("departments") or []:
-            departments.append(first(item, "name", "code") if isinstance(item, dict) else item)
-        dispatcher.utter_message(
-            response="utter_petition_status",
-            number=found.get("number", number),
+            self.reply.add(error.message)
+            self.reply.say("utter_petition_check_retry", kind="error")
+            return
+        self.reply.add(self.petition_line(found))
+
+    def petition_line(self, found: dict[str, Any]) -> str:
+        """One petition's state as the resident reads it."""
+        departments = "、".join(
+            str(d.get("name")) for d in found.get("departments") or [] if d.get("name")
+        )
+        return self.reply.text(
+            "utter_petition_status",
+            number=found.get("number", ""),
             status_label=found.get("status_label", ""),
-            departments="、".join(str(d) for d in departments if d) or "正在分派",
+            departments=departments or self.reply.text("utter_petition_no_department"),
             updated_at=chinese_date(found.get("updated_at")),
             answer_due=chinese_date(found.get("answer_due")),
         )
-        return done
+
+    async def recover(self, phone: str | None, name: str) -> None:
+        """POST /petitions/lookup by phone and name: the resident's petitions, newest first."""
+        self.set("phone", None)
+        self.end_task()
+        if not phone:
+            self.reply.say("utter_petition_incomplete", kind="error")
+            return
+        try:
+            found = await api.find_petitions(self.sender_id, phone, name)
+        except api.ApiUnavailable:
+            self.reply.say("utter_api_down", kind="error")
+            return
+        except api.ApiError as error:
+            if error.status == 404:
+                self.reply.say("utter_recover_none")
+                self.offer_human()
+            else:
+                self.reply.add(error.message)
+            return
+        petitions = found.get("petitions") or []
+        if not petitions:
+            self.reply.say("utter_recover_none")
+            self.offer_human()
+            return
+        lines = [self.reply.text("utter_recover_found", count=len(petitions))]
+        lines += [self.petition_line(p) for p in petitions[:3]]
+        self.reply.add("\n".join(lines))

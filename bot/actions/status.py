@@ -1,249 +1,167 @@
-"""Status lookup: find the home by address or ID number and explain its blockers."""
+"""The home's status, as a phone can take it: a short summary first, details on request.
+
+The status object is the api's `ProjectStatusRead` (`POST /api/v1/lookup` → `status`, and
+`GET /api/v1/projects/{code}/status`); the bot reads one spelling of each field. Every sentence
+comes from a response in bot/domain/status.yml or from the catalogue text the api sends.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-
-from actions.clients import api
-from actions.common import chinese_date, first, offer_human
-from actions.sensitive import unseal
+from actions.common import chinese_date
+from actions.replies import Reply
+from actions.text import unit_text
 
 TRANSFER_LABELS = {"done": "已办结", "in_progress": "办理中", "not_started": "未办理"}
-MAX_CANDIDATES = 5
 
 
-def initial_registration_done(status: dict[str, Any] | None) -> bool:
-    """Whether the project's 首次登记 is done, from the status object of the api."""
-    initial = first(status, "initial_registration", default=None)
-    if isinstance(initial, dict):
-        return bool(initial.get("done"))
-    return bool(first(status, "initial_registration_done", default=False))
-
-
-def unit_label(unit: dict[str, Any] | None) -> str:
-    """'3号楼2单元501室' from a unit's building, unit and room."""
-    if not unit:
-        return ""
-    building = first(unit, "building", default="")
-    part = first(unit, "unit", default="")
-    room = first(unit, "room", default="")
-    label = f"{building}号楼" if building else ""
-    label += f"{part}单元" if part else ""
-    label += f"{room}室" if room else ""
-    return first(unit, "label", "display", default=label) or label
-
-
-def candidate_text(candidate: dict[str, Any]) -> str:
-    """The full address text of a candidate: project name and, when known, the unit."""
-    project = candidate.get("project") or {}
-    name = first(project, "name", default="") or first(candidate, "name", default="")
-    return f"{name}{unit_label(candidate.get('unit'))}" or str(first(project, "code", default=""))
-
-
-def _department_names(blocker: dict[str, Any]) -> str:
-    value = first(blocker, "department_name", "department", "departments", default="")
-    if isinstance(value, dict):
-        value = first(value, "name", "code", default="")
-    if isinstance(value, list):
-        names = [first(v, "name", "code") if isinstance(v, dict) else str(v) for v in value]
-        value = "、".join(n for n in names if n)
-    return str(value or "")
-
-
-def _policies(blocker: dict[str, Any]) -> list[str]:
-    lines = []
-    for item in blocker.get("policies") or []:
-        if isinstance(item, dict):
-            name, summary = item.get("name"), item.get("summary")
-            if name and summary:
-                lines.append(f"“{name}”：{summary}")
-            elif name:
-                lines.append(f"“{name}”")
-        elif item:
-            lines.append(f"“{item}”")
-    return lines
-
-
-def blocker_messages(index: int, blocker: dict[str, Any]) -> list[str]:
-    """Two short messages for one open blocker: what and who; then what helps and what next."""
-    name = first(blocker, "name", "code", default="")
-    explanation = first(blocker, "explanation", default="")
-    note = first(blocker, "note", default="")
-    department = _department_names(blocker)
-    what = f"卡点{index}：{name}。{explanation}"
-    if note:
-        what += f"\n本项目情况：{note}"
-    if department:
-        what += f"\n负责单位：{department}。"
-    if blocker.get("buyer_at_fault") is False:
-        what += "这不是您的过错，不需要您替开发企业补钱。"
-    elif blocker.get("buyer_at_fault") is True:
-        what += "这一项需要您本人办理。"
-    policies = _policies(blocker)
-    steps = [str(s) for s in (blocker.get("resident_next_steps") or []) if s]
-    expected = chinese_date(
-        first(blocker, "expected_date", "expected_resolution_date", "expected", default="")
-    )
-    time_limit = first(blocker, "time_limit", default="")
-    more: list[str] = []
-    if policies:
-        more.append("适用政策：\n" + "\n".join(f"· {p}" for p in policies[:2]))
-    if steps:
-        more.append("您可以：\n" + "\n".join(f"· {s}" for s in steps[:3]))
-    if expected:
-        more.append(f"预计{expected}前化解。")
-    elif time_limit:
-        more.append(f"办理时限：{time_limit}")
-    return [what] + (["\n".join(more)] if more else [])
-
-
-def status_messages(result: dict[str, Any]) -> list[str]:
-    """The status answer as several short messages a phone screen can take."""
+def home_from_result(result: dict[str, Any]) -> dict[str, Any]:
+    """What the conversation remembers of a found home (no owner data)."""
     project = result.get("project") or {}
     status = result.get("status") or {}
-    unit = result.get("unit")
-    name = first(project, "name", default="您的小区")
-    messages = [f"查到了：{name}{unit_label(unit)}。"]
-    initial_done = initial_registration_done(status)
-    transfer = first(unit or {}, "transfer_status", default=None)
-    if initial_done:
-        line = "小区的首次登记已经完成。"
-    else:
-        line = "小区的首次登记还没有完成，各家的房本要等它办完才能办。"
+    unit = result.get("unit") or None
+    home: dict[str, Any] = {
+        "code": project.get("code"),
+        "name": project.get("name"),
+        "initial_done": bool((status.get("initial_registration") or {}).get("done")),
+        "blockers": len(status.get("open_blockers") or []),
+        "unit_found": bool(unit),
+    }
     if unit:
-        label = first(unit, "transfer_status_label", default=TRANSFER_LABELS.get(transfer, ""))
-        if transfer == "done":
-            line += f"您家的转移登记：{label}，房本已经办好，可以去登记窗口领证。"
-        elif transfer == "in_progress":
-            line += f"您家的转移登记：{label}，登记窗口正在审核。"
-        elif initial_done:
-            line += f"您家的转移登记：{label}。现在就可以申请，问我“要带什么材料”。"
-        else:
-            line += f"您家的转移登记：{label}，首次登记办完后就能申请。"
-    else:
-        counts = first(status, "transfer_registration", default=None)
-        if isinstance(counts, dict) and counts.get("units_total"):
-            line += f"全小区{counts['units_total']}户中，已办结转移登记{counts.get('done', 0)}户。"
-    messages.append(line)
-    blockers = first(status, "open_blockers", "blockers", default=[]) or []
+        home.update(
+            building=str(unit.get("building") or ""),
+            unit=str(unit.get("unit") or ""),
+            room=str(unit.get("room") or ""),
+            transfer_status=unit.get("transfer_status"),
+        )
+    return home
+
+
+def home_label(home: dict[str, Any]) -> str:
+    """'观象山庄3号楼2单元501', or the project name alone."""
+    return f"{home.get('name') or ''}{unit_text(home) if home.get('unit_found') else ''}"
+
+
+def situation(home: dict[str, Any] | None) -> str:
+    """initial_pending, blocked (first registration done, blockers open), ready, in_progress,
+    transfer_done or not_found: the case the answers and the guidance follow."""
+    if not home or not home.get("code"):
+        return "not_found"
+    if not home.get("initial_done"):
+        return "initial_pending"
+    if home.get("transfer_status") == "done":
+        return "transfer_done"
+    if home.get("transfer_status") == "in_progress":
+        return "in_progress"
+    if home.get("blockers"):
+        return "blocked"
+    return "ready"
+
+
+def blocker_line(blocker: dict[str, Any]) -> str:
+    """One open blocker in one line: the ledger's note (else the catalogue name) and who."""
+    what = blocker.get("note") or blocker.get("name") or ""
+    department = (blocker.get("department") or {}).get("name") or ""
+    return f"· {what}（{department}）" if department else f"· {what}"
+
+
+def expected_date(status: dict[str, Any]) -> str:
+    """The project's expected resolution date in Chinese, or ''."""
+    return chinese_date(status.get("expected_resolution_date"))
+
+
+def summary(reply: Reply, result: dict[str, Any]) -> None:
+    """The first answer to a status question (about 200 characters) with the follow-up buttons."""
+    status = result.get("status") or {}
+    home = home_from_result(result)
+    case = situation(home)
+    unit = result.get("unit") or {}
+    transfer = unit.get("transfer_status_label") or TRANSFER_LABELS.get(
+        str(unit.get("transfer_status")), ""
+    )
+    scope = "unit" if home.get("unit_found") else "project"
+    lines = [reply.text("utter_status_found", home=home_label(home))]
+    counts = status.get("transfer_registration") or {}
+    lines.append(
+        reply.text(
+            f"utter_state_{case}_{scope}",
+            transfer=transfer,
+            done=counts.get("done", 0),
+            total=counts.get("units_total", 0),
+        )
+    )
+    blockers = status.get("open_blockers") or []
     if blockers:
-        messages.append(f"目前还有{len(blockers)}个卡点没有解决：")
-        for index, blocker in enumerate(blockers, start=1):
-            messages.extend(blocker_messages(index, blocker))
-    elif not initial_done:
-        messages.append("台账里暂时没有登记具体卡点，可以问工作人员了解进度。")
-    messages.append("还想知道“现在该做什么”“要带什么材料”“去哪里办”，直接问我就行。")
-    return messages
+        lines.append(reply.text("utter_status_blockers", count=len(blockers)))
+        lines.extend(blocker_line(b) for b in blockers)
+        date = expected_date(status)
+        lines.append(
+            reply.text("utter_status_expected", date=date)
+            if date
+            else reply.text("utter_status_no_date")
+        )
+    elif case == "initial_pending":
+        lines.append(reply.text("utter_status_no_blockers_listed"))
+    lines.append(reply.text(f"utter_status_now_{case}"))
+    reply.add("\n".join(line for line in lines if line))
+    reply.say("utter_status_more")
 
 
-def _reset_identity() -> list[EventType]:
-    return [SlotSet("id_number", None), SlotSet("person_name", None)]
+def details(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
+    """详细原因: each open blocker explained (at most ~300 characters each), one policy per reply."""
+    blockers = status.get("open_blockers") or []
+    if not blockers:
+        reply.say(f"utter_details_none_{situation(home)}")
+        return
+    reply.say("utter_details_intro", project=home.get("name") or "")
+    policy_said = False
+    for index, blocker in enumerate(blockers, start=1):
+        lines = [f"{index}. {blocker.get('name') or ''}"]
+        if blocker.get("note"):
+            lines.append(reply.text("utter_details_note", note=blocker["note"]))
+        lines.append(str(blocker.get("explanation") or ""))
+        department = (blocker.get("department") or {}).get("name")
+        if department:
+            lines.append(reply.text("utter_details_department", department=department))
+        date = chinese_date(blocker.get("expected_date"))
+        if date:
+            lines.append(reply.text("utter_details_expected", date=date))
+        elif blocker.get("time_limit"):
+            lines.append(reply.text("utter_details_time_limit", limit=blocker["time_limit"]))
+        reply.add("\n".join(line for line in lines if line))
+        policies = blocker.get("policies") or []
+        if policies and not policy_said:
+            policy = policies[0]
+            reply.add(
+                reply.text("utter_details_policy", name=policy.get("name"), text=policy.get("summary"))
+            )
+            policy_said = True
+    reply.say("utter_status_more_after_details")
 
 
-class ActionLookupStatus(Action):
-    """Look the home up through the api and explain its status, blockers and next steps."""
-
-    def name(self) -> str:
-        """Action name."""
-        return "action_lookup_status"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """Call POST /api/v1/lookup and answer for unit, project, ambiguous, none or error."""
-        address = tracker.get_slot("address")
-        id_number = unseal(tracker.get_slot("id_number"))
-        person_name = unseal(tracker.get_slot("person_name"))
-        if not address and not (id_number and person_name):
-            dispatcher.utter_message(response="utter_ask_address")
-            return [SlotSet("lookup_result", "none")]
-        try:
-            if id_number and person_name:
-                result = await api.lookup(
-                    tracker.sender_id, id_number=id_number, person_name=person_name
-                )
-            else:
-                result = await api.lookup(tracker.sender_id, address=address)
-        except api.ApiUnavailable:
-            dispatcher.utter_message(response="utter_api_down")
-            return [SlotSet("lookup_result", "error"), *_reset_identity()]
-        except api.ApiError as error:
-            if error.status == 429:
-                dispatcher.utter_message(text=error.message)
-                return [SlotSet("lookup_result", "error"), *_reset_identity()]
-            result = {"match": "none", "message": error.message}
-        match = result.get("match")
-        if match in ("unit", "project"):
-            return self._found(dispatcher, result)
-        if match == "ambiguous" and result.get("candidates"):
-            return self._ambiguous(dispatcher, result)
-        return self._not_found(dispatcher, tracker, result)
-
-    @staticmethod
-    def _found(dispatcher: CollectingDispatcher, result: dict[str, Any]) -> list[EventType]:
-        for message in status_messages(result):
-            dispatcher.utter_message(text=message)
-        project = result.get("project") or {}
-        status = result.get("status") or {}
-        unit = result.get("unit") or {}
-        initial_done = initial_registration_done(status)
-        return [
-            SlotSet("lookup_result", result["match"]),
-            SlotSet("lookup_failures", 0.0),
-            SlotSet("project_code", project.get("code")),
-            SlotSet("project_name", project.get("name")),
-            SlotSet("initial_done", initial_done),
-            SlotSet("transfer_status", unit.get("transfer_status")),
-            *_reset_identity(),
-        ]
-
-    @staticmethod
-    def _ambiguous(dispatcher: CollectingDispatcher, result: dict[str, Any]) -> list[EventType]:
-        buttons = []
-        for candidate in result["candidates"][:MAX_CANDIDATES]:
-            label = candidate_text(candidate)
-            # Plain text payloads: the NLU reads them like a typed address (no "/intent").
-            buttons.append({"title": label, "payload": label})
-        buttons.append({"title": "都不是", "payload": "都不是"})
-        dispatcher.utter_message(response="utter_ambiguous_address", buttons=buttons)
-        return [SlotSet("lookup_result", "ambiguous"), SlotSet("address", None)]
-
-    @staticmethod
-    def _not_found(
-        dispatcher: CollectingDispatcher, tracker: Tracker, result: dict[str, Any]
-    ) -> list[EventType]:
-        failures = int(tracker.get_slot("lookup_failures") or 0) + 1
-        message = result.get("message")
-        if message:
-            dispatcher.utter_message(text=str(message))
-        events: list[EventType] = [
-            SlotSet("lookup_result", "none"),
-            SlotSet("lookup_failures", float(failures)),
-            SlotSet("address", None),
-            *_reset_identity(),
-        ]
-        if failures >= 2:
-            dispatcher.utter_message(response="utter_not_found_twice")
-            events.append(offer_human(dispatcher))
+def when_answer(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
+    """多久 / 什么时候: from the project's own expected date and the registration time limit."""
+    case = situation(home)
+    date = expected_date(status)
+    if case in ("initial_pending", "blocked"):
+        if date:
+            reply.say("utter_when_expected", project=home.get("name"), date=date)
         else:
-            dispatcher.utter_message(response="utter_not_found")
-        return events
+            reply.say("utter_when_no_date", project=home.get("name"))
+    else:
+        reply.say(f"utter_when_{case}")
 
 
-class ActionNoneOfCandidates(Action):
-    """The resident's home is none of the candidates: ask again for the full address."""
-
-    def name(self) -> str:
-        """Action name."""
-        return "action_none_of_candidates"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        """Acknowledge and leave the ambiguous state (the lookup form asks next)."""
-        dispatcher.utter_message(response="utter_none_of_candidates")
-        return [SlotSet("lookup_result", "none"), SlotSet("address", None)]
+def who_answer(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
+    """谁负责 / 找谁: the departments of the project's open blockers."""
+    blockers = status.get("open_blockers") or []
+    if not blockers:
+        reply.say(f"utter_who_{situation(home)}")
+        return
+    lines = [reply.text("utter_who_intro", project=home.get("name"))]
+    for blocker in blockers:
+        department = (blocker.get("department") or {}).get("name") or ""
+        lines.append(reply.text("utter_who_line", blocker=blocker.get("name"), department=department))
+    reply.add("\n".join(lines))
+    reply.say("utter_who_contacts")

@@ -1,4 +1,4 @@
-"""Parsing and masking helpers for what residents type (ID numbers, phones, names, numbers)."""
+"""Parsing and masking helpers for what residents type (ID numbers, phones, names, addresses)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,30 @@ import re
 import unicodedata
 
 ID_RE = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{16}[\dXx])(?![0-9A-Za-z])")
+# A run of 15–20 digits (optionally ending in X) that is not a valid 18-character ID: a hint.
+ID_LIKE_RE = re.compile(r"(?<![0-9A-Za-z])(\d{15,20}[Xx]?)(?![0-9A-Za-z])")
 PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d[\s-]?\d{4}[\s-]?\d{4})(?!\d)")
 PHONE_OK = re.compile(r"1[3-9]\d{9}")
 PETITION_RE = re.compile(r"XF[\s\-—_]*(\d{8})[\s\-—_]*(\d{4})", re.IGNORECASE)
-NAME_RE = re.compile(r"[\u4e00-\u9fff·]{2,8}")
+NAME_RE = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,10}[·•][\u4e00-\u9fff]{1,10}")
+CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 _NAME_PREFIX = re.compile(
-    r"^(我叫|我是|本人|名字是|名字叫|名字|姓名是|姓名|产权人是|产权人|业主是|业主|户主是|户主|叫)[:：]?"
+    r"^(我叫|我是|本人叫|本人是|本人|名字是|名字叫|名字|姓名是|姓名|产权人是|产权人|业主是|业主|户主是"
+    r"|户主|房主是|房主|叫)[:：]?"
 )
 _ADDRESS_HINT = re.compile(
     r"\d|[一二三四五六七八九十两零〇]+(号|栋|幢|单元|楼|室|层)|号楼|栋|幢|单元|室|小区|花园|苑|山庄|家园"
     r"|公寓|大厦|广场|新村|新城|名都|府|湾|城|里|院|路|街|巷|村"
 )
+# Words around an ID number and a name in one message ("身份证990…，名字沈凤海").
+_ID_NAME_FILLER = re.compile(
+    r"身份证号码|身份证号|身份证|证件号|号码|我叫|我是|姓名|名字|产权人|业主|户主|房主|本人|叫|是|的|帮我|"
+    r"麻烦|请|查一下|查查|查询|查|一下|看看|房本|房子|我家|号"
+)
+_DIGITS_CN = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_DIGITS_CN.update({"七": 7, "八": 8, "九": 9})
+_CN_NUM = "零〇一幺二两三四五六七八九十"
+_SEP = r"[\s\-－—_.·。，,、]*"
 
 
 def normalize(text: str | None) -> str:
@@ -24,10 +37,47 @@ def normalize(text: str | None) -> str:
     return unicodedata.normalize("NFKC", text or "").strip()
 
 
+def cn_number(value: str) -> int | None:
+    """'12', '十二', '二十一', '五零一' → the number; None when it is not one."""
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    if not value or any(ch not in _CN_NUM for ch in value):
+        return None
+    if "十" not in value:
+        return int("".join(str(_DIGITS_CN[ch]) for ch in value))
+    tens, _, ones = value.partition("十")
+    high = _DIGITS_CN.get(tens, 1) if tens else 1
+    low = _DIGITS_CN.get(ones, 0) if ones else 0
+    return high * 10 + low
+
+
+def digits_of(text: str | None) -> str:
+    """The digits typed, Chinese numerals (一三八…) read as digits, everything else dropped."""
+    out = []
+    for ch in normalize(text):
+        if ch.isdigit():
+            out.append(ch)
+        elif ch in _DIGITS_CN:
+            out.append(str(_DIGITS_CN[ch]))
+    return "".join(out)
+
+
 def find_id_number(text: str | None) -> str | None:
     """The first 18-character resident ID number in the text (upper-case X), if any."""
-    match = ID_RE.search(normalize(text).replace(" ", ""))
+    compact = re.sub(r"(?<=\d)[\s\-]+(?=[\dXx])", "", normalize(text))
+    match = ID_RE.search(compact)
     return match.group(1).upper() if match else None
+
+
+def id_length_problem(text: str | None) -> int | None:
+    """The length of a digit run that looks like a mistyped ID (15–20 chars, not 18), else None."""
+    compact = re.sub(r"(?<=\d)[\s\-]+(?=[\dXx])", "", normalize(text))
+    for match in ID_LIKE_RE.finditer(compact):
+        value = match.group(1)
+        if len(value) != 18 and not PHONE_OK.fullmatch(value):
+            return len(value)
+    return None
 
 
 def valid_id_number(value: str) -> bool:
@@ -47,13 +97,32 @@ def find_phone(text: str | None) -> str | None:
 
 
 def clean_phone(value: str | None) -> str | None:
-    """A valid 11-digit mobile number (1[3-9]…) from what was typed, else None."""
-    value = re.sub(r"[\s\-()（）]", "", normalize(value))
-    if value.startswith("+86"):
-        value = value[3:]
-    elif value.startswith("0086"):
-        value = value[4:]
-    return value if PHONE_OK.fullmatch(value) else None
+    """A valid 11-digit mobile number (1[3-9]…) from what was typed, else None.
+
+    Spaces, dashes, brackets, +86/0086, full-width digits and Chinese numerals are accepted,
+    as residents type them ("139 1234 5678", "+86-139…", "一三九一二三四五六七八").
+    """
+    raw = normalize(value)
+    if re.search(r"[A-Za-z]", raw):
+        return None
+    digits = digits_of(raw)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    elif len(digits) == 15 and digits.startswith("0086"):
+        digits = digits[4:]
+    return digits if PHONE_OK.fullmatch(digits) else None
+
+
+def phone_answer(text: str | None) -> tuple[str | None, bool]:
+    """(phone, had_digits) for an answer to "your mobile number?"."""
+    raw = normalize(text)
+    found = find_phone(raw)
+    if found:
+        return found, True
+    digits = digits_of(raw)
+    if not digits:
+        return None, False
+    return clean_phone(raw), True
 
 
 def find_petition_number(text: str | None) -> str | None:
@@ -64,9 +133,19 @@ def find_petition_number(text: str | None) -> str | None:
 
 def name_from_text(text: str | None) -> str | None:
     """A Chinese personal name typed on its own ("张三", "我叫李桂兰。"), else None."""
-    value = re.sub(r"[\s,，。.!！?？、]", "", normalize(text))
+    value = re.sub(r"[\s,，。.!！?？、~～]", "", normalize(text))
     value = _NAME_PREFIX.sub("", value)
-    return value if NAME_RE.fullmatch(value) and len(value) <= 5 else None
+    return value if NAME_RE.fullmatch(value) else None
+
+
+def name_beside_id(text: str | None) -> str | None:
+    """The owner's name typed in the same message as an ID number ("沈凤海 9901…"), if any."""
+    value = normalize(text)
+    value = ID_RE.sub(" ", re.sub(r"(?<=\d)[\s\-]+(?=[\dXx])", "", value))
+    value = _ID_NAME_FILLER.sub(" ", value)
+    parts = [p for p in re.split(r"[^\u4e00-\u9fff·]+", value) if p]
+    names = [p for p in parts if NAME_RE.fullmatch(p)]
+    return names[0] if len(names) == 1 else None
 
 
 def looks_like_address(text: str | None) -> bool:
@@ -75,7 +154,92 @@ def looks_like_address(text: str | None) -> bool:
     return 2 <= len(value) <= 120 and bool(_ADDRESS_HINT.search(value))
 
 
+def has_chinese(text: str | None) -> bool:
+    """Whether the text has at least one Chinese character."""
+    return bool(CJK_RE.search(text or ""))
+
+
+_NUM = rf"(\d+|[{_CN_NUM}]+)"
+_BUILDING = re.compile(rf"{_NUM}\s*(?:号楼|号栋|栋|幢|座|号院楼|楼)")
+_UNIT = re.compile(rf"{_NUM}\s*单元")
+_ROOM = re.compile(
+    rf"(?<![\d.])(\d{{3,4}}|[{_CN_NUM}]{{3,4}})(?![\d.])\s*(?:室|号|户)?(?!\s*(?:年|月|日|元|块|万|次|天|个|多|平|米|岁|届|期))"
+)
+_DASHED = re.compile(r"(?<!\d)(\d{1,3})\s*[-－—]\s*(\d{1,2})\s*[-－—]\s*(\d{3,4})(?!\d)")
+
+
+def address_parts(text: str | None) -> dict[str, str]:
+    """Building, unit and room found in a fragment ("5号楼", "1单元", "101", "3-2-501")."""
+    value = normalize(text)
+    parts: dict[str, str] = {}
+    dashed = _DASHED.search(value)
+    if dashed:
+        return {"building": dashed.group(1), "unit": dashed.group(2), "room": dashed.group(3)}
+    rest = value
+    building = _BUILDING.search(rest)
+    if building and cn_number(building.group(1)) is not None:
+        parts["building"] = str(cn_number(building.group(1)))
+        rest = rest[: building.start()] + " " + rest[building.end() :]
+    unit = _UNIT.search(rest)
+    if unit and cn_number(unit.group(1)) is not None:
+        parts["unit"] = str(cn_number(unit.group(1)))
+        rest = rest[: unit.start()] + " " + rest[unit.end() :]
+    room = _ROOM.search(rest)
+    if room:
+        raw = room.group(1)
+        number = raw if raw.isdigit() else digits_of(raw)
+        if number and len(number) >= 3:
+            parts["room"] = number
+    return parts
+
+
+def strip_address_parts(text: str | None) -> str:
+    """The text without building, unit and room ("观象小区5号楼" → "观象小区")."""
+    value = normalize(text)
+    value = _DASHED.sub("", value)
+    for pattern in (_BUILDING, _UNIT):
+        value = pattern.sub("", value)
+    value = re.sub(r"(\d{3,4}|[零〇一二三四五六七八九]{3,4})\s*(室|号|户)?$", "", value)
+    return value.strip(" ，,。")
+
+
+_FILLER = re.compile(
+    r"我家|我们家|俺家|咱家|家里|我住|住在|住|就是|那个|房子|房本|我家的|地址|是|在|的|了|呢|啊|吧|，|,|。|\s"
+)
+
+
+def project_words(text: str | None) -> str:
+    """What is left of an address fragment once building, unit, room and fillers are gone."""
+    return _FILLER.sub("", strip_address_parts(text))
+
+
+def unit_text(parts: dict[str, str]) -> str:
+    """'3号楼2单元501' from building, unit and room (those known)."""
+    label = f"{parts['building']}号楼" if parts.get("building") else ""
+    label += f"{parts['unit']}单元" if parts.get("unit") else ""
+    label += str(parts.get("room") or "")
+    return label
+
+
 def mask_numbers(text: str) -> str:
     """Mask ID numbers and phones inside free text (e.g. a petition description)."""
     text = ID_RE.sub(lambda m: "*" * 14 + m.group(1)[-4:], normalize(text))
     return PHONE_RE.sub(lambda m: m.group(1)[:3] + "****" + m.group(1)[-4:], text)
+
+
+def mask_name(name: str | None) -> str:
+    """王秀英 → 王**: the surname and one star per other character."""
+    value = normalize(name)
+    return value[:1] + "*" * (len(value) - 1) if value else ""
+
+
+def mask_phone(phone: str | None) -> str:
+    """13912345678 → 139****5678."""
+    value = normalize(phone)
+    return value[:3] + "****" + value[-4:] if len(value) == 11 else "***"
+
+
+def summary(text: str | None, limit: int = 40) -> str:
+    """The first `limit` characters of a text, with an ellipsis when cut."""
+    value = re.sub(r"\s+", " ", normalize(text))
+    return value if len(value) <= limit else value[: limit - 1] + "…"

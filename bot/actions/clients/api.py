@@ -162,3 +162,13 @@ async def guidance(sender_id: str | None) -> dict[str, Any]:
     """The catalogue's guidance (materials, where to apply, next steps) from GET /policies."""
     catalogue = await _request("GET", "/api/v1/policies", sender_id=sender_id)
     return dict(catalogue.get("guidance") or {})
+
+
+async def find_petitions(sender_id: str | None, phone: str, person_name: str) -> dict[str, Any]:
+    """POST /api/v1/petitions/lookup with `{phone, person_name}`: the resident's petitions."""
+    return await _request(
+        "POST",
+        "/api/v1/petitions/lookup",
+        sender_id=sender_id,
+        json={"phone": phone, "person_name": person_name},
+    )

@@ -1,0 +1,465 @@
+"""One action answers every turn: the resident's message, what the bot asked, what it knows.
+
+Rasa's rules send each intent to `action_converse`; the state lives in slots (so any Rasa
+replica behind the lock store can take the next turn). The turn first takes the answer to the
+pending question (`requested_slot`), answers a remark or question in between and asks again,
+and otherwise acts on the message. Whatever fails, the resident gets a reply and the next
+message works.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import faq, guidance, status, text
+from actions.clients import api
+from actions.lookup import LookupFlow
+from actions.petition import PetitionFlow
+from actions.replies import Reply
+
+logger = logging.getLogger(__name__)
+
+# Slots the turn reads and writes (all declared in bot/domain/*.yml).
+STATE_SLOTS = (
+    "task",
+    "requested_slot",
+    "home",
+    "parts",
+    "candidates",
+    "address",
+    "id_number",
+    "person_name",
+    "phone",
+    "description",
+    "consent",
+    "petition_number",
+    "filed",
+    "lookup_failures",
+    "misunderstood",
+    "offered_human",
+)
+TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "description")
+CANCEL = re.compile(r"算了|取消|不办了|不查了|不弄了|不登记了|不要了|退出|不填了|先不弄|停下|不问了")
+WHEN = re.compile(r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急")
+WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题")
+WHO = re.compile(r"谁负责|谁管|哪个部门|找谁|找哪|电话|联系")
+# Button payloads of utter_status_more (bot/domain/status.yml) → what they ask for.
+COMMANDS = {
+    "详细原因": "details",
+    "我该做什么": "next_steps",
+    "要带什么材料": "materials",
+    "去哪里办": "where_to_apply",
+    "找工作人员": "human",
+}
+GUIDANCE_TOPIC = {
+    "ask_next_steps": "next_steps",
+    "ask_materials": "materials",
+    "ask_where_to_apply": "where_to_apply",
+}
+# Intents that are a remark or question in the middle of a task, not an answer to it.
+INTERRUPTIONS = {
+    "policy_faq",
+    "ask_next_steps",
+    "ask_materials",
+    "ask_where_to_apply",
+    "bot_challenge",
+    "complain",
+    "check_petition",
+    "ask_certificate_status",
+    "request_human",
+    "out_of_scope",
+    "greet",
+    "thank",
+    "goodbye",
+}
+CONFIDENT = 0.6
+
+
+class Turn(LookupFlow, PetitionFlow):
+    """The state of one conversation turn and the reply being built."""
+
+    def __init__(self, tracker: Tracker, domain: dict[str, Any]) -> None:
+        """Read the message, its understanding and the slots."""
+        self.tracker = tracker
+        self.domain = domain
+        self.sender_id = tracker.sender_id
+        self.reply = Reply(domain)
+        latest = tracker.latest_message or {}
+        self.message = text.normalize(latest.get("text") or "")
+        intent = latest.get("intent") or {}
+        self.intent = str(intent.get("name") or "nlu_fallback")
+        self.confidence = float(intent.get("confidence") or 0.0)
+        self.entities: dict[str, str] = {}
+        for entity in latest.get("entities") or []:
+            name, value = entity.get("entity"), entity.get("value")
+            if name and value and name not in self.entities:
+                self.entities[str(name)] = str(value)
+        self.slots = {name: tracker.get_slot(name) for name in STATE_SLOTS}
+        self.changed: dict[str, Any] = {}
+
+    # -- state -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        """A slot's value as of now in this turn."""
+        return self.slots.get(name)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a slot (sent to Rasa at the end of the turn)."""
+        self.slots[name] = value
+        self.changed[name] = value
+
+    def ask(self, slot: str, response: str, task: str | None = None) -> None:
+        """Ask a question and remember what was asked."""
+        if task:
+            self.set("task", task)
+        self.set("requested_slot", slot)
+        self.reply.say(response)
+
+    def end_task(self) -> None:
+        """No task and no pending question any more."""
+        self.set("task", None)
+        self.set("requested_slot", None)
+
+    def offer_human(self) -> None:
+        """Offer a person (buttons in the response) and remember that the offer stands."""
+        self.reply.say("utter_offer_human")
+        self.set("offered_human", True)
+
+    def events(self) -> list[EventType]:
+        """The slot changes of this turn."""
+        return [SlotSet(name, value) for name, value in self.changed.items()]
+
+    # -- the turn ----------------------------------------------------------------------------
+
+    @property
+    def understood(self) -> bool:
+        """The NLU is confident about the intent."""
+        return self.intent != "nlu_fallback" and self.confidence >= CONFIDENT
+
+    @property
+    def interrupted(self) -> bool:
+        """The message is a remark or question rather than an answer to the pending question."""
+        return self.understood and self.intent in INTERRUPTIONS
+
+    async def handle(self) -> None:
+        """Answer the message."""
+        if not self.message:
+            self.reply.say("utter_not_understood", kind="fallback")
+            return
+        task = self.get("task")
+        if task and (CANCEL.search(self.message) or (self.intent == "deny" and self.understood)):
+            if not (self.get("requested_slot") == "consent"):
+                self.cancel()
+                return
+        if task and await self.continue_task():
+            self.set("misunderstood", 0.0)
+            return
+        await self.fresh()
+
+    def cancel(self) -> None:
+        """Leave the task; nothing is sent."""
+        for name in TASK_SLOTS:
+            self.set(name, None)
+        self.set("parts", None)
+        self.reply.say("utter_cancelled")
+
+    async def continue_task(self) -> bool:
+        """The answer to the pending question; a remark in between is answered, then asked again."""
+        task = self.get("task")
+        asked = self.get("requested_slot")
+        if task == "petition":
+            if await self.petition_answer(self.intent, self.interrupted):
+                return True
+        elif task in ("check", "recover"):
+            if await self.check_answer(self.interrupted):
+                return True
+        elif task == "lookup_id" and asked == "person_name":
+            if not self.interrupted and await self.owner_name_given():
+                return True
+        elif task == "lookup":
+            if self.candidate_choice():
+                return False
+            if asked in ("address", "project") and not self.interrupted:
+                if text.find_id_number(self.message):
+                    return False
+                if asked == "project" and text.project_words(self.message):
+                    parts = dict(self.get("parts") or {})
+                    parts.update(text.address_parts(self.message))
+                    query = f"{text.project_words(self.message)}{text.unit_text(parts)}"
+                    await self.run_lookup(query, parts, new_project=True)
+                    return True
+                if text.looks_like_address(self.message) or self.intent == "inform":
+                    await self.lookup_address({**self.entities, "address": self.message})
+                    return True
+        # Not an answer: a remark or question in between (answered, then the question again),
+        # or something that switches task only when the resident asks for it explicitly.
+        if task in ("petition", "check", "recover") and self.intent in (
+            "check_petition",
+            "ask_certificate_status",
+            "request_human",
+        ):
+            self.reply.say("utter_finish_first")
+            self.reask()
+            return True
+        if task in ("lookup", "lookup_id") and self.intent in ("request_human", "check_petition"):
+            self.end_task()
+            return False
+        if self.interrupted or self.understood:
+            await self.answer_intent(in_task=True)
+            if self.get("task"):
+                self.reask()
+            return True
+        self.reply.say("utter_not_understood_in_task", kind="fallback")
+        self.reask()
+        return True
+
+    def reask(self) -> None:
+        """Ask the pending question again (short form)."""
+        asked = self.get("requested_slot")
+        task = self.get("task")
+        if asked == "consent":
+            self.reply.say("utter_ask_consent_again")
+        elif asked == "edit_field":
+            self.reply.say("utter_ask_edit_field")
+        elif task == "petition" and asked == "person_name":
+            self.reply.say("utter_ask_petition_name")
+        elif asked == "phone" and task in ("check", "recover"):
+            self.reply.say("utter_ask_check_phone" if task == "check" else "utter_ask_recover_phone")
+        elif asked in ("phone", "description", "petition_number"):
+            self.reply.say(f"utter_ask_{asked}")
+        elif asked == "address" and task == "petition":
+            self.reply.say("utter_ask_petition_address")
+        elif asked == "person_name":
+            self.reply.say("utter_ask_owner_name" if task == "lookup_id" else "utter_ask_recover_name")
+        elif asked == "project":
+            self.reply.say("utter_ask_project_for_parts")
+        elif asked == "address":
+            self.reply.say("utter_ask_address_short")
+
+    async def fresh(self) -> None:
+        """A message outside any task (or one that leaves the lookup)."""
+        number = text.find_petition_number(self.message)
+        if number:
+            self.end_task()
+            await self.start_check(number)
+            return
+        id_number = text.find_id_number(self.message)
+        if id_number:
+            self.end_task()
+            await self.id_given(id_number, self.entities)
+            return
+        length = text.id_length_problem(self.message)
+        if length and self.intent not in ("inform_phone",):
+            self.reply.say("utter_id_length", kind="error", length=length)
+            return
+        choice = self.candidate_choice()
+        if choice:
+            await self.pick_candidate(choice)
+            return
+        command = COMMANDS.get(self.message.strip())
+        if command:
+            await self.command(command)
+            return
+        await self.answer_intent(in_task=False)
+
+    async def command(self, command: str) -> None:
+        """A tapped follow-up button."""
+        if command == "human":
+            self.start_petition()
+        elif command == "details":
+            await self.details()
+        else:
+            await self.guidance(command)
+
+    async def answer_intent(self, in_task: bool) -> None:
+        """Act on the intent of a message (inside a task: answer it without leaving the task)."""
+        intent = self.intent if self.understood else "nlu_fallback"
+        if intent != "nlu_fallback":
+            self.set("misunderstood", 0.0)
+        home = self.get("home") or {}
+        if not in_task and intent in ("inform", "ask_certificate_status", "complain"):
+            if self.is_address(self.entities):
+                if intent == "complain":
+                    self.reply.say("utter_complain_empathy")
+                await self.lookup_address(self.entities)
+                return
+        if intent == "greet":
+            self.reply.say("utter_greet")
+        elif intent == "goodbye":
+            self.reply.say("utter_goodbye")
+        elif intent == "thank":
+            self.reply.say("utter_thank")
+        elif intent == "bot_challenge":
+            self.reply.say("utter_iamabot")
+        elif intent == "affirm":
+            if self.get("offered_human") and not in_task:
+                self.start_petition()
+            elif not in_task:
+                self.reply.say("utter_how_can_help")
+        elif intent == "deny":
+            if self.get("offered_human"):
+                self.set("offered_human", False)
+                self.reply.say("utter_decline_human")
+            elif self.get("candidates"):
+                self.set("candidates", None)
+                self.reply.say("utter_none_of_candidates")
+                self.ask("address", "utter_ask_address_short", task="lookup")
+            elif not in_task:
+                self.reply.say("utter_how_can_help")
+        elif intent == "ask_certificate_status":
+            if home.get("code"):
+                if WHEN.search(self.message):
+                    await self.when()
+                elif WHO.search(self.message):
+                    await self.who()
+                else:
+                    await self.details()
+            elif not in_task:
+                self.ask("address", "utter_ask_address", task="lookup")
+        elif intent in GUIDANCE_TOPIC:
+            if intent == "ask_next_steps" and home.get("code") and WHO.search(self.message):
+                await self.who()
+            else:
+                await self.guidance(GUIDANCE_TOPIC[intent])
+        elif intent == "policy_faq":
+            topic = faq.faq_topic(self.tracker)
+            if topic == "processing_time" and home.get("code") and WHEN.search(self.message):
+                await self.when()
+            elif topic:
+                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+            else:
+                self.reply.say("utter_not_understood", kind="fallback")
+        elif intent == "complain":
+            self.reply.say("utter_complain_empathy")
+            if not in_task:
+                self.reply.say("utter_complain_explain" if not home.get("code") else "utter_complain_known")
+                if not self.get("offered_human"):
+                    self.offer_human()
+        elif intent == "request_human":
+            if not in_task:
+                self.start_petition()
+        elif intent == "check_petition":
+            if not in_task:
+                await self.start_check(None)
+        elif intent == "out_of_scope":
+            if not text.has_chinese(self.message):
+                self.reply.say("utter_non_chinese")
+            else:
+                self.reply.say("utter_out_of_scope")
+            if not in_task:
+                self.reply.say("utter_menu")
+        elif intent == "inform":
+            if in_task:
+                return
+            if text.find_phone(self.message):
+                self.reply.say("utter_phone_without_task")
+            else:
+                self.fallback()
+        else:
+            self.fallback(in_task=in_task)
+        if self.get("candidates") and not in_task and intent not in ("deny", "inform"):
+            self.reply.say("utter_candidates_again")
+            self.reply.buttons(self.candidate_buttons(self.get("candidates")))
+
+    def fallback(self, in_task: bool = False) -> None:
+        """Not understood: the menu; twice in a row: buttons and the offer of a person."""
+        count = int(self.get("misunderstood") or 0) + 1
+        self.set("misunderstood", float(count))
+        if in_task:
+            self.reply.say("utter_not_understood_in_task", kind="fallback")
+            return
+        if count >= 2:
+            self.reply.say("utter_still_not_understood", kind="fallback")
+            self.reply.say("utter_offer_human_after_misunderstanding")
+            self.set("offered_human", True)
+            self.set("misunderstood", 0.0)
+        else:
+            self.reply.say("utter_not_understood", kind="fallback")
+            self.reply.say("utter_menu")
+
+    # -- answers about the home --------------------------------------------------------------
+
+    async def fresh_status(self) -> dict[str, Any] | None:
+        """The found project's status from the api (None, with an apology, when it is down)."""
+        home = self.get("home") or {}
+        try:
+            return dict(await api.project_status(self.sender_id, home["code"]))
+        except (api.ApiUnavailable, api.ApiError):
+            self.reply.say("utter_api_down", kind="error")
+            return None
+
+    async def details(self) -> None:
+        """详细原因 for the found home; without one, ask for the address."""
+        home = self.get("home") or {}
+        if not home.get("code"):
+            self.ask("address", "utter_ask_address", task="lookup")
+            return
+        current = await self.fresh_status()
+        if current is not None:
+            status.details(self.reply, current, home)
+
+    async def when(self) -> None:
+        """多久 / 什么时候 for the found home."""
+        current = await self.fresh_status()
+        if current is not None:
+            status.when_answer(self.reply, current, self.get("home") or {})
+
+    async def who(self) -> None:
+        """谁负责 / 电话 for the found home."""
+        current = await self.fresh_status()
+        if current is not None:
+            status.who_answer(self.reply, current, self.get("home") or {})
+
+    async def guidance(self, topic: str) -> None:
+        """What to do now / what to bring / where to apply, for the home's situation."""
+        home = self.get("home") or None
+        blockers: list[dict[str, Any]] = []
+        try:
+            catalogue = await api.guidance(self.sender_id)
+            if home and home.get("code") and topic == "next_steps":
+                current = await api.project_status(self.sender_id, home["code"])
+                blockers = list(current.get("open_blockers") or [])
+                home = {**home, "blockers": len(blockers)}
+                home["initial_done"] = bool((current.get("initial_registration") or {}).get("done"))
+                self.set("home", home)
+        except (api.ApiUnavailable, api.ApiError):
+            self.reply.say("utter_api_down_guidance", kind="error")
+            return
+        guidance.answer(self.reply, catalogue, topic, home, blockers)
+
+
+def _clear_task() -> list[EventType]:
+    return [SlotSet(name, None) for name in TASK_SLOTS]
+
+
+class ActionConverse(Action):
+    """Answer the resident's message (every rule of bot/data/rules points here)."""
+
+    def name(self) -> str:
+        """Action name."""
+        return "action_converse"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Build the turn's reply; on any failure apologise and leave the task."""
+        turn = Turn(tracker, domain)
+        try:
+            await turn.handle()
+        except Exception as exc:  # noqa: BLE001 - the resident always gets an answer
+            # Type only: an exception's text or traceback may carry what the resident typed.
+            logger.error("action_converse failed: %s (intent %s)", type(exc).__name__, turn.intent)
+            reply = Reply(domain)
+            reply.say("utter_error_generic")
+            reply.send(dispatcher)
+            return _clear_task()
+        if turn.reply.empty:
+            turn.reply.say("utter_how_can_help")
+        turn.reply.send(dispatcher)
+        return turn.events()
