@@ -22,5 +22,8 @@ if [ -f bench/bot_bench.py ]; then
   echo "## bot: message latency over REST, 10 conversations; training time; model size"
   bot/.venv/bin/python bench/bot_bench.py || status=$?
 fi
+echo
+echo "## conversation suite: turns passing, reply length (bench/conversation_bench.py)"
+bot/.venv/bin/python bench/conversation_bench.py || status=$?
 
 exit $status

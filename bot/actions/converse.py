@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
+from traceback import extract_tb
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -47,8 +49,13 @@ STATE_SLOTS = (
 TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "description")
 CANCEL = re.compile(r"算了|取消|不办了|不查了|不弄了|不登记了|不要了|退出|不填了|先不弄|停下|不问了")
 WHEN = re.compile(r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急")
-WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题")
-WHO = re.compile(r"谁负责|谁管|哪个部门|找谁|找哪|电话|联系")
+WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题|咋还|怎么还")
+WHO = re.compile(r"谁负责|谁管|归谁|哪个部门|哪个单位|哪家单位|找谁|找哪|谁来管|谁办")
+CONTACT = re.compile(r"电话|号码多少|联系方式|几点|上班|下班|开门|周末|周六|周日|在哪|哪里办|怎么走|地址在")
+# Messages this short that carry one of the words above are follow-ups about the home.
+FOLLOW_UP_CHARS = 24
+# Intents after which a project name typed alone ("翠湖苑", "俺是金都大厦的") is looked up.
+PROBE_INTENTS = {"inform", "complain", "ask_certificate_status", "nlu_fallback", "out_of_scope"}
 # Button payloads of utter_status_more (bot/domain/status.yml) → what they ask for.
 COMMANDS = {
     "详细原因": "details",
@@ -266,7 +273,49 @@ class Turn(LookupFlow, PetitionFlow):
         if command:
             await self.command(command)
             return
+        if await self.follow_up():
+            return
         await self.answer_intent(in_task=False)
+
+    async def follow_up(self) -> bool:
+        """Short questions about the home in context: 找谁, 为啥, 多久, 电话多少."""
+        if len(self.message) > FOLLOW_UP_CHARS or self.intent in ("request_human", "check_petition"):
+            return False
+        if self.understood and self.intent == "policy_faq":
+            topic = faq.faq_topic(self.tracker)
+            if topic and topic != "processing_time":
+                return False
+        home = self.get("home") or {}
+        known = bool(home.get("code"))
+        if WHO.search(self.message) and known:
+            await self.who()
+        elif CONTACT.search(self.message):
+            await self.guidance("where_to_apply")
+        elif WHEN.search(self.message) and known:
+            await self.when()
+        elif WHY.search(self.message) and known:
+            await self.details()
+        else:
+            return False
+        self.set("misunderstood", 0.0)
+        return True
+
+    async def probe(self) -> bool:
+        """A project's name typed without an address mark: looked up, answered when found."""
+        words = text.project_words(self.message)
+        if len(words) < 2 or not text.has_chinese(words):
+            return False
+        try:
+            result = await api.lookup(self.sender_id, address=self.message[:120])
+        except (api.ApiUnavailable, api.ApiError):
+            return False
+        if result.get("match") not in ("unit", "project", "ambiguous"):
+            return False
+        if self.intent == "complain" and self.understood:
+            self.reply.say("utter_complain_empathy")
+        self.set("address", self.message[:120])
+        await self.answer_lookup(result, text.address_parts(self.message), new_project=True, quiet=False)
+        return True
 
     async def command(self, command: str) -> None:
         """A tapped follow-up button."""
@@ -289,6 +338,8 @@ class Turn(LookupFlow, PetitionFlow):
                     self.reply.say("utter_complain_empathy")
                 await self.lookup_address(self.entities)
                 return
+        if not in_task and intent in PROBE_INTENTS and await self.probe():
+            return
         if intent == "greet":
             self.reply.say("utter_greet")
         elif intent == "goodbye":
@@ -454,7 +505,10 @@ class ActionConverse(Action):
             await turn.handle()
         except Exception as exc:  # noqa: BLE001 - the resident always gets an answer
             # Type only: an exception's text or traceback may carry what the resident typed.
-            logger.error("action_converse failed: %s (intent %s)", type(exc).__name__, turn.intent)
+            where = " < ".join(
+                f"{Path(f.filename).name}:{f.lineno}" for f in reversed(extract_tb(exc.__traceback__))
+            )
+            logger.error("action_converse failed: %s at %s", type(exc).__name__, where)
             reply = Reply(domain)
             reply.say("utter_error_generic")
             reply.send(dispatcher)

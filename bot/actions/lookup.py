@@ -183,8 +183,6 @@ class LookupFlow:
                 return
             self.set("parts", None if match == "unit" else (parts or None))
             status.summary(self.reply, result)
-            if match == "project" and not home.get("unit_found"):
-                self.reply.say("utter_status_ask_unit")
             return
         if match == "ambiguous" and result.get("candidates"):
             candidates = []

@@ -31,7 +31,7 @@ class Reply:
         self.bubbles: list[dict[str, Any]] = []
         self.kinds: set[str] = set()
 
-    def text(self, name: str, **values: Any) -> str:
+    def text(self, name: str, /, **values: Any) -> str:
         """The text of response `name` with its {placeholders} filled (empty when missing)."""
         variants = self.responses.get(name) or []
         if not variants:
@@ -44,7 +44,7 @@ class Reply:
         variants = self.responses.get(name) or []
         return [dict(b) for b in (variants[0].get("buttons") or [])] if variants else []
 
-    def say(self, name: str, *, kind: str | None = None, **values: Any) -> None:
+    def say(self, name: str, /, *, kind: str | None = None, **values: Any) -> None:
         """Add a response as one bubble (with its own buttons); `kind` caps errors/fallbacks."""
         if kind:
             if kind in self.kinds:

@@ -104,6 +104,8 @@ def summary(reply: Reply, result: dict[str, Any]) -> None:
     elif case == "initial_pending":
         lines.append(reply.text("utter_status_no_blockers_listed"))
     lines.append(reply.text(f"utter_status_now_{case}"))
+    if scope == "project":
+        lines.append(reply.text("utter_status_ask_unit"))
     reply.add("\n".join(line for line in lines if line))
     reply.say("utter_status_more")
 

@@ -161,6 +161,7 @@ def has_chinese(text: str | None) -> bool:
 
 _NUM = rf"(\d+|[{_CN_NUM}]+)"
 _BUILDING = re.compile(rf"{_NUM}\s*(?:号楼|号栋|栋|幢|座|号院楼|楼)")
+_LETTERED = re.compile(r"(?<![A-Za-z])([A-Za-z])\s*(?:座|栋|幢)")
 _UNIT = re.compile(rf"{_NUM}\s*单元")
 _ROOM = re.compile(
     rf"(?<![\d.])(\d{{3,4}}|[{_CN_NUM}]{{3,4}})(?![\d.])\s*(?:室|号|户)?(?!\s*(?:年|月|日|元|块|万|次|天|个|多|平|米|岁|届|期))"
@@ -176,8 +177,12 @@ def address_parts(text: str | None) -> dict[str, str]:
     if dashed:
         return {"building": dashed.group(1), "unit": dashed.group(2), "room": dashed.group(3)}
     rest = value
+    lettered = _LETTERED.search(rest)
     building = _BUILDING.search(rest)
-    if building and cn_number(building.group(1)) is not None:
+    if lettered:
+        parts["building"] = f"{lettered.group(1).upper()}座"
+        rest = rest[: lettered.start()] + " " + rest[lettered.end() :]
+    elif building and cn_number(building.group(1)) is not None:
         parts["building"] = str(cn_number(building.group(1)))
         rest = rest[: building.start()] + " " + rest[building.end() :]
     unit = _UNIT.search(rest)
@@ -197,7 +202,7 @@ def strip_address_parts(text: str | None) -> str:
     """The text without building, unit and room ("观象小区5号楼" → "观象小区")."""
     value = normalize(text)
     value = _DASHED.sub("", value)
-    for pattern in (_BUILDING, _UNIT):
+    for pattern in (_LETTERED, _BUILDING, _UNIT):
         value = pattern.sub("", value)
     value = re.sub(r"(\d{3,4}|[零〇一二三四五六七八九]{3,4})\s*(室|号|户)?$", "", value)
     return value.strip(" ，,。")
@@ -215,7 +220,13 @@ def project_words(text: str | None) -> str:
 
 def unit_text(parts: dict[str, str]) -> str:
     """'3号楼2单元501' from building, unit and room (those known)."""
-    label = f"{parts['building']}号楼" if parts.get("building") else ""
+    building = str(parts.get("building") or "")
+    if building.isdigit():
+        label = f"{building}号楼"
+    elif len(building) == 1 and building.isalpha():
+        label = f"{building.upper()}座"
+    else:
+        label = building
     label += f"{parts['unit']}单元" if parts.get("unit") else ""
     label += str(parts.get("room") or "")
     return label
