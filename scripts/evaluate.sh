@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false PYTHONDONTWRITEBYTECODE=1
+export PYTHONPATH="bot${PYTHONPATH:+:$PYTHONPATH}"   # custom components (bot/components/)
 export RASA_CACHE_DIRECTORY="${XDG_CACHE_HOME:-$HOME/.cache}/fangben/rasa-cache"
 MODEL=$(ls -t bot/models/*.tar.gz 2>/dev/null | head -n 1 || true)
 if [ -z "$MODEL" ]; then

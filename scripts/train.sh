@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Train the Rasa model only when its inputs changed. The model is keyed by a hash of the
-# training part of nlu_data/ (never nlu_data/test/), bot/config.yml, bot/domain, bot/data, the
-# jieba dictionary and policies/faq.yml. Order: bot/models/<hash>.tar.gz → the cache outside the
-# clone (${XDG_CACHE_HOME:-~/.cache}/fangben/models) → train and store in the cache.
+# training part of nlu_data/ (never nlu_data/test/), bot/config.yml, the custom NLU components
+# (bot/components/*.py), bot/domain, bot/data, the jieba dictionary and policies/faq.yml.
+# Order: bot/models/<hash>.tar.gz → the cache outside the clone
+# (${XDG_CACHE_HOME:-~/.cache}/fangben/models) → train and store in the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false PYTHONDONTWRITEBYTECODE=1
+# bot/config.yml names custom components as `components.*` (bot/components/).
+export PYTHONPATH="bot${PYTHONPATH:+:$PYTHONPATH}"
 BOT_PY=bot/.venv/bin/python
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/fangben"
 mkdir -p bot/models "$CACHE_DIR/models"
@@ -17,7 +20,8 @@ $BOT_PY bot/scripts/gen_faq_responses.py
 mapfile -t NLU_FILES < <(find nlu_data -type f \( -name '*.yml' -o -name '*.yaml' \) \
   -not -path 'nlu_data/test/*' | LC_ALL=C sort)
 mapfile -t HASHED < <( (printf '%s\n' "${NLU_FILES[@]}"; \
-  find bot/config.yml bot/domain bot/data bot/jieba policies/faq.yml -type f) | LC_ALL=C sort -u)
+  find bot/config.yml bot/domain bot/data bot/jieba policies/faq.yml -type f; \
+  find bot/components -type f -name '*.py') | LC_ALL=C sort -u)
 HASH=$(for f in "${HASHED[@]}"; do printf '%s\0' "$f"; sha256sum <"$f"; done | sha256sum | cut -c1-16)
 MODEL="bot/models/$HASH.tar.gz"
 

@@ -2,7 +2,7 @@
 
 Writes bot/results/nlu_report.md (for people) and bot/results/nlu_summary.json (for the
 threshold test). Entities are scored with the extractor that owns them: regexes for ID, phone,
-petition and contract numbers, DIET for addresses and names.
+petition and contract numbers, the learned extractor (CRF or DIET) for addresses and names.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 REGEX_ENTITIES = ("id_number", "phone", "petition_number", "contract_number")
-DIET_ENTITIES = ("address", "person_name")
+LEARNED_ENTITIES = ("address", "person_name")
+# The learned extractor of the pipeline: the first of these whose report `rasa test` wrote.
+LEARNED_EXTRACTORS = ("CharCRFEntityExtractor", "CRFEntityExtractor", "DIETClassifier")
 
 
 def test_data_hash() -> str:
@@ -33,15 +35,19 @@ def _load(path: Path) -> dict[str, Any]:
 
 def entity_scores(results: Path) -> dict[str, Any]:
     """Per-entity rows from the owning extractor's report, and their micro/macro averages."""
+    learned = next(
+        (n for n in LEARNED_EXTRACTORS if (results / f"{n}_report.json").exists()),
+        LEARNED_EXTRACTORS[-1],
+    )
     reports = {
         "RegexEntityExtractor": _load(results / "RegexEntityExtractor_report.json"),
-        "DIETClassifier": _load(results / "DIETClassifier_report.json"),
+        learned: _load(results / f"{learned}_report.json"),
     }
     rows: dict[str, dict[str, float]] = {}
     tp = fp = fn = 0.0
     for extractor, names in (
         ("RegexEntityExtractor", REGEX_ENTITIES),
-        ("DIETClassifier", DIET_ENTITIES),
+        (learned, LEARNED_ENTITIES),
     ):
         for name in names:
             row = reports[extractor].get(name)
