@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import cn2an
+import opencc
 
 _CN_DIGIT_VALUES = dict(
     zip("零〇一二两三四五六七八九", "00122345678 9".replace(" ", ""), strict=True)
@@ -20,6 +21,16 @@ _CN_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千]+"
 _DASHES = str.maketrans({"—": "-", "–": "-", "―": "-", "─": "-", "~": "-", "_": "-"})
 # Anything that ends a phrase: the unit tokens of one address never run across these.
 _SEPARATORS = re.compile(r"[,.;:!?，。；：！？、…()（）\[\]【】“”\"'‘’《》<>/\\|]+")
+
+
+# OpenCC's Traditional → Simplified table (character and phrase level): '觀象山莊3號樓' and
+# '观象山庄3号楼' meet, on the resident's side and on the ledger's.
+_T2S = opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters to simplified ones (other characters unchanged)."""
+    return _T2S.convert(text) if text else text
 
 
 def to_halfwidth(text: str) -> str:
@@ -46,7 +57,7 @@ def normalize_part(raw: str | int | None) -> str:
     """
     if raw is None:
         return ""
-    text = to_halfwidth(str(raw)).strip().upper().replace(" ", "")
+    text = to_halfwidth(to_simplified(str(raw))).strip().upper().replace(" ", "")
     text = _PART_SUFFIX.sub("", text)
     text = cn_digits_to_arabic(text.translate(_NUMERAL_ALIASES))
     if text.isdigit():
@@ -57,13 +68,15 @@ def normalize_part(raw: str | int | None) -> str:
 def normalize_text(text: str) -> str:
     """What a resident typed → one canonical string for matching.
 
-    Full-width to ASCII, upper case, spaces dropped (between digits: '-'), dashes unified,
-    punctuation turned into '|' (a phrase break), and every run of Chinese numerals turned
-    into Arabic digits ('三号楼二单元五零一' → '3号楼2单元501', '二期' → '2期').
+    Traditional characters to simplified ('觀象山莊' → '观象山庄'), full-width to ASCII, upper
+    case, spaces dropped (between digits: '-'), dashes unified, punctuation turned into '|' (a
+    phrase break), and every run of Chinese numerals turned into Arabic digits
+    ('三号楼二单元五零一' → '3号楼2单元501', '二期' → '2期').
     Project names and aliases go through the same function, so '滨河湾二期' and '滨河湾2期'
     meet.
     """
-    value = to_halfwidth(text or "").upper().translate(_DASHES).translate(_NUMERAL_ALIASES)
+    value = to_halfwidth(to_simplified(text or "")).upper()
+    value = value.translate(_DASHES).translate(_NUMERAL_ALIASES)
     # '3 2 501' reads as 3-2-501; other spaces ('观象山庄 3 号楼') carry nothing.
     value = re.sub(r"\s+", "", re.sub(r"(?<=\d)\s+(?=\d)", "-", value))
     value = _SEPARATORS.sub("|", value)
