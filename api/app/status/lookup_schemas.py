@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.status.idcard import validate_id_number
+from app.status.schemas import ProjectStatusRead
 
 
 class LookupRequest(BaseModel):
@@ -83,12 +84,39 @@ class Candidate(BaseModel):
     score: float
 
 
+class LookupRequested(BaseModel):
+    """The building, unit and room parsed from the typed address (null: not typed)."""
+
+    building: str | None
+    unit: str | None
+    room: str | None
+    label: str = Field(description="the parsed parts as text, e.g. 9号楼1单元101室")
+
+
 class LookupRead(BaseModel):
-    """`match` is unit, project, ambiguous or none; the other fields depend on it."""
+    """`match` is unit, project, ambiguous or none; the other fields depend on it.
+
+    A field that does not apply to the answer is absent (not null).
+    """
 
     match: Literal["unit", "project", "ambiguous", "none"]
     message: str | None = Field(default=None, description="Chinese note for the resident")
     project: LookupProject | None = None
-    status: dict[str, Any] | None = Field(default=None, description="the project's status")
+    status: ProjectStatusRead | None = Field(
+        default=None,
+        description="the project's status, as GET /projects/{code}/status answers it",
+    )
     unit: LookupUnit | None = None
+    unit_not_found: bool | None = Field(
+        default=None,
+        description="unit and project matches: true when the typed building/unit/room is not "
+        "in the project's ledger (the answer is then about the whole project)",
+    )
+    units_hint: str | None = Field(
+        default=None,
+        description="with unit_not_found: what the ledger has, e.g. 观象山庄有1–4号楼",
+    )
+    requested: LookupRequested | None = Field(
+        default=None, description="address lookups: the building/unit/room read from the text"
+    )
     candidates: list[Candidate] | None = None

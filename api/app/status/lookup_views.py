@@ -40,7 +40,9 @@ matching.pinyin.encode("")
 @router.post(
     "/lookup",
     response_model=LookupRead,
-    response_model_exclude_none=True,
+    # Keys the answer does not set are left out; the status keeps its nulls, so that it has
+    # the shape GET /projects/{code}/status answers with.
+    response_model_exclude_unset=True,
     dependencies=[Depends(lookup_rate_limit)],
     responses={
         422: {"description": "身份证号不合法或请求格式不对"},

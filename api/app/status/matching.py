@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,16 @@ MIN_KEY_LENGTH = 2
 FUZZY_SHORTLIST = 12  # keys rescored with the windowed ratio, per characters and per sounds
 NAME_WINDOW = 30  # characters before the unit numbers that may hold the project name
 
+DISTRICT_BONUS = 5.0
+# A name missing one of its distinctive characters ('观山庄') is offered as a candidate only.
+LOSSY_SCORE = MATCH_SCORE - 1  # a fuzzy hit in the district the text names ranks a little higher
+
 MSG_NONE = (
-    "没有找到这个地址对应的小区。请告诉我小区名称和楼号、单元、房号，例如“观象山庄3号楼2单元501”。"
+    "没有查到这个地址对应的小区。请告诉我小区名称和楼号、单元、房号，例如“观象山庄3号楼2单元501”。"
+)
+MSG_UNKNOWN_PROJECT = (
+    "没有查到这个小区：台账里没有与这个名称相近的小区。请核对小区名称（也可以说曾用名或门牌地址），"
+    "或者说“转人工”，由工作人员帮您查。"
 )
 MSG_AMBIGUOUS = "有几个小区的名称比较接近，请确认是哪一个。"
 MSG_UNIT_ONLY = "有多个小区都有这个房号，请告诉我小区名称。"
@@ -47,10 +56,20 @@ MSG_ID_NONE = "没有查到与这个身份证号和姓名对应的房屋。请�
 
 # Words residents put around an address; dropped before fuzzy scoring.
 _FILLER = re.compile(
-    r"^(你好|您好|请问|麻烦|帮我|帮忙|查一下|查询|查查|我想问|我想查|我家在|我家住在|我家住|我住在|"
-    r"我家是|我家|我住|住在|我在|地址是|地址|在)+"
+    r"^(你好|您好|请问|麻烦|帮我|帮忙|帮俺|查一下|查询|查查|问一下|我想问|我想查|"
+    r"(我|俺|咱)(们)?(家)?(是)?(住)?(在)?|住在|地址是|地址|在|是|那|就是|哦|嗯)+"
 )
 _TAIL = re.compile(r"(的房子|的房本|的房产证|的证|小区的?)$")
+# Words that end many project names and so tell little about which project is meant.
+_PHASE = re.compile(r"\d+期$")
+_PHASE_IN = re.compile(r"(?<!\d)(\d+)期")
+_GENERIC_WORDS = (
+    "家属院", "家属楼", "商住楼", "回迁楼", "小区", "花园", "花苑", "家园", "新村", "山庄", "公寓",
+    "大厦", "广场", "华府", "华庭", "华苑", "嘉园", "名居", "雅居", "雅苑", "名苑", "名邸",
+    "宿舍", "新城", "苑", "园", "村", "城", "湾", "府", "里", "庄", "居", "庭", "院", "邸",
+)  # fmt: skip
+# Words that make a phrase after the unit numbers read as a project name ('3-2-501观象小区').
+_NAME_WORDS = re.compile("|".join(w for w in _GENERIC_WORDS if len(w) > 1))
 
 
 def _strip_accents(text: str) -> str:
@@ -95,6 +114,7 @@ class _Entry:
     name: str
     keys: tuple[str, ...]  # name and aliases, compact form, for fuzzy scoring
     exact: tuple[str, ...]  # keys plus street address: found verbatim in the text
+    district: str = ""  # compact form
 
 
 @dataclass
@@ -103,9 +123,25 @@ class _Index:
     entries: list[_Entry]
     fuzzy_keys: list[str] = field(default_factory=list)
     sound_keys: list[str] = field(default_factory=list)
+    shapes: list[_Shape] = field(default_factory=list)  # fuzzy key → where it is distinctive
     owners: list[int] = field(default_factory=list)  # fuzzy key position → entry position
     exact_keys: list[tuple[str, int]] = field(default_factory=list)
+    # A name or alias → the other projects whose name or alias starts with it.
+    extended_by: dict[str, tuple[int, ...]] = field(default_factory=dict)
     places: tuple[str, ...] = ()  # county and town names to drop from the text
+    districts: tuple[str, ...] = ()  # the projects' district names, longest first
+
+
+def name_stem(key: str) -> str:
+    """The distinctive part of a compact name: without a phase and one generic word at the end.
+
+    '观象山庄' → '观象', '滨河湾1期' → '滨河', '桂花园' → '桂', '书香门第' → '书香门第'.
+    """
+    stem = _PHASE.sub("", key) or key
+    for word in _GENERIC_WORDS:  # longest first
+        if stem.endswith(word) and len(stem) > len(word):
+            return stem[: -len(word)]
+    return stem
 
 
 def _street(address: str, district: str) -> str:
@@ -131,12 +167,15 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
         exact = [*keys, compact(code)]  # staff and the bot's fallback buttons use the code
         if address:
             exact += [k for k in (compact(address), _street(address, district)) if len(k) >= 4]
-        entry = _Entry(pid, code, name, tuple(keys), tuple(dict.fromkeys(exact)))
+        entry = _Entry(
+            pid, code, name, tuple(keys), tuple(dict.fromkeys(exact)), compact(district or "")
+        )
         pos = len(index.entries)
         index.entries.append(entry)
         for key in entry.keys:
             index.fuzzy_keys.append(key)
-            index.sound_keys.append(pinyin.encode(key))
+            index.sound_keys.append(pinyin.encode(key))  # one mark per character, same length
+            index.shapes.append(_Shape.of(key))
             index.owners.append(pos)
         index.exact_keys.extend((key, pos) for key in entry.exact)
         if district:
@@ -147,6 +186,19 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
                 places.add(m.group())
     index.exact_keys.sort(key=lambda kp: -len(kp[0]))
     index.places = tuple(sorted(places, key=len, reverse=True))
+    index.districts = tuple(sorted({e.district for e in index.entries if e.district}, key=len,
+                                   reverse=True))  # fmt: skip
+    # Sorted keys put every name right before the names that start with it: one pass finds
+    # '滨河湾' (an alias of one project) at the start of '滨河湾2期' (another one's name).
+    ordered = sorted((key, index.owners[i]) for i, key in enumerate(index.fuzzy_keys))
+    extended: dict[str, set[int]] = {}
+    for i, (key, pos) in enumerate(ordered):
+        for longer, other in ordered[i + 1 :]:
+            if not longer.startswith(key):
+                break
+            if other != pos and longer != key:
+                extended.setdefault(key, set()).add(other)
+    index.extended_by = {k: tuple(sorted(v)) for k, v in extended.items()}
     return index
 
 
@@ -193,46 +245,139 @@ class ProjectHit:
     exact: bool = False
 
 
-def _similarity(key: str, text: str) -> float:
+CLEAN, LOSSY, WRONG = 0, 1, 2
+MIN_KEPT = 3  # characters a fuzzy window shares with the key, unless it is the whole key
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Where a compact name is distinctive: its stem (name_stem) and its phase ('2' of 2期)."""
+
+    stem_len: int
+    phase: str = ""
+
+    @classmethod
+    def of(cls, key: str) -> _Shape:
+        """The shape of one fuzzy key."""
+        m = _PHASE.search(key)
+        return cls(len(name_stem(key)), m.group()[:-1] if m else "")
+
+
+def _typo_kind(key: str, shape: _Shape, window: str, at_start: bool) -> int:
+    """How a window of the text differs from the key: CLEAN, LOSSY or WRONG.
+
+    In the key's distinctive part (its stem) a character may not be wrong or added
+    ('幸福花园' is not 桂花园, '金都花园' not 锦华苑: WRONG). One stem character may be missing
+    ('观山庄' for 观象山庄, '幸福小区' for 幸福里小区): LOSSY, since the rest may well be another
+    project's name; but not when the window left a character out before it ('安康新村' is not
+    康居新村: WRONG). Typos in the generic part (山庄/花园/小区) are CLEAN. A window sharing
+    fewer than MIN_KEPT characters with the key is WRONG ('瑰园' is not 桂花园) unless the key
+    starts with it ('阳光').
+    """
+    stem = shape.stem_len
+    kept_stem = kept = missing = 0
+    for op in Levenshtein.opcodes(key, window):
+        tag, i1, i2 = op.tag, op.src_start, op.src_end
+        if tag == "equal":
+            kept += i2 - i1
+            kept_stem += max(0, min(i2, stem) - i1)
+        elif tag == "delete":
+            missing += max(0, min(i2, stem) - i1)
+        elif tag == "replace" and i1 < stem:
+            return WRONG
+        elif tag == "insert" and i1 <= stem:
+            return WRONG
+    if kept_stem == 0 or (missing and not at_start):
+        return WRONG
+    if kept < MIN_KEPT and not key.startswith(window):  # '阳光' may start 阳光花园
+        return WRONG
+    return LOSSY if missing else CLEAN
+
+
+def _fit(key: str, shape: _Shape, text: str, typed_phase: str = "") -> float:
     """How well text contains key, 0–100.
 
     The best fuzz.ratio of key against windows of text one character shorter, as long and
     one longer than the key: a name inside a longer sentence scores as the name, a typo
-    (missing, extra or wrong character) costs what it costs. rapidfuzz's partial_ratio also
-    scores windows cut at the text's edges, which makes every '…花园' look like '桂花园'.
-    A text shorter than the key (a fragment like '观象') is compared whole, so it never
-    counts as the full name.
+    costs what it costs (see _typo_kind: a WRONG window does not count, a LOSSY one scores at
+    most LOSSY_SCORE, so it is offered, never picked). rapidfuzz's partial_ratio also scores
+    windows cut at the text's edges, which makes every '…花园' look like '桂花园'. A text no
+    longer than the key (a fragment: '观象', '俺家滨河湾') is compared whole and without its
+    first characters, each against the whole key, so it never scores as the full name.
     """
+    if shape.phase and typed_phase and typed_phase != shape.phase:
+        return 0.0  # '滨河湾3期' is neither 滨河湾1期 nor 滨河湾2期
     n = len(key)
     if len(text) <= n:
-        return float(fuzz.ratio(key, text))
+        # A fragment ('滨河湾', '俺家滨河湾'): it and its ends, so that words before it cost
+        # nothing; a changed end still does ('阳光城' is not 阳光花园).
+        windows = [(text[i:], i == 0) for i in range(len(text) - MIN_KEY_LENGTH + 1)]
+    else:
+        windows = [
+            (text[i : i + size], i == 0)
+            for size in (n - 1, n, n + 1)
+            if MIN_KEY_LENGTH <= size <= len(text)
+            for i in range(len(text) - size + 1)
+        ]
     best = 0.0
-    for size in (n - 1, n, n + 1):
-        if size < MIN_KEY_LENGTH or size > len(text):
+    for window, at_start in windows:
+        score = float(fuzz.ratio(key, window))
+        if score == 100:
+            return score
+        if score <= best or score < CANDIDATE_SCORE - 5:
             continue
-        for i in range(len(text) - size + 1):
-            score = fuzz.ratio(key, text[i : i + size])
-            if score > best:
-                best = score
+        kind = _typo_kind(key, shape, window, at_start)
+        if kind == LOSSY:
+            score = min(score, LOSSY_SCORE)
+        if kind != WRONG and score > best:
+            best = score
     return best
 
 
-def _name_text(normalized: str, uq: UnitQuery, places: Iterable[str]) -> str:
+@dataclass(frozen=True)
+class NameText:
+    """The part of the text that should name the project, and whether it reads as a name."""
+
+    raw: str  # without places and filler words; may end in '小区' or '的房本'
+    # The phrase after the unit numbers ('3-2-501，观象小区') counts as a name only with a word
+    # like 小区 or 花园 in it: '3-2-501的房本什么时候办' names nothing.
+    reads_as_name: bool = True
+
+    @property
+    def text(self) -> str:
+        """The name without a tail residents add ('观象山庄小区', '…的房本')."""
+        return _TAIL.sub("", self.raw)
+
+    def variants(self) -> list[str]:
+        """The texts to score: without the tail and, when it differs, with it ('幸福里小区')."""
+        return list(dict.fromkeys(t for t in (self.text, self.raw) if len(t) >= MIN_KEY_LENGTH))
+
+    def names_something(self) -> bool:
+        """Whether a resident seems to have typed a project name here (so that no match means
+        an unknown project, not a unit to be looked for in every project)."""
+        letters = re.sub(r"[^\u4e00-\u9fffA-Z]", "", self.text)
+        return self.reads_as_name and len(letters) >= MIN_KEY_LENGTH
+
+
+def _name_text(normalized: str, uq: UnitQuery, places: Iterable[str]) -> NameText:
     """The part of the text that should name the project: the phrase before the unit numbers
     (or after them), without county/town names and filler words."""
     if uq.given:
         before = [p for p in normalized[: uq.start].split("|") if p]
         after = [p for p in normalized[uq.end :].split("|") if p]
         text = before[-1][-NAME_WINDOW:] if before else ""
-        if len(re.sub(r"[^\u4e00-\u9fffA-Z]", "", text)) < MIN_KEY_LENGTH and after:
-            text = after[0]
+        if len(NameText(_clean_name(text, places)).text) < MIN_KEY_LENGTH and after:
+            return NameText(_clean_name(after[0], places), bool(_NAME_WORDS.search(after[0])))
     else:
         text = normalized.replace("|", "")
+    return NameText(_clean_name(text, places))
+
+
+def _clean_name(text: str, places: Iterable[str]) -> str:
     text = text.replace("-", "")
     for place in places:
         text = text.replace(place, "")
-    text = _FILLER.sub("", text)
-    return _TAIL.sub("", text)
+    return _FILLER.sub("", text)
 
 
 def _exact_hits(index: _Index, normalized: str) -> tuple[list[ProjectHit], str]:
@@ -250,26 +395,42 @@ def _exact_hits(index: _Index, normalized: str) -> tuple[list[ProjectHit], str]:
     return hits, longest
 
 
-def score_projects(index: _Index, normalized: str, uq: UnitQuery) -> list[ProjectHit]:
-    """Projects the text may name by fuzzy scoring on characters and sounds, best first."""
-    text = _name_text(normalized, uq, index.places)
-    if len(text) < MIN_KEY_LENGTH:
-        return []
-    sound = pinyin.encode(text)
+def typed_districts(index: _Index, normalized: str) -> set[str]:
+    """The projects' district names (城关镇, 河西街道) that the text contains."""
+    flat = normalized.replace("|", "").replace("-", "")
+    return {d for d in index.districts if d in flat}
+
+
+def score_projects(
+    index: _Index, name: NameText, districts: set[str] | frozenset[str] = frozenset()
+) -> list[ProjectHit]:
+    """Projects the text may name by fuzzy scoring on characters and sounds, best first.
+
+    A key scores only where the text keeps its distinctive part (name_stem), by characters or
+    by sound; a hit in a district the text names gets DISTRICT_BONUS.
+    """
     best: dict[int, float] = {}
     cutoff = CANDIDATE_SCORE - 5
-    for query, keys, weight in (
-        (text, index.fuzzy_keys, 1.0),
-        (sound, index.sound_keys, PINYIN_WEIGHT),
-    ):
-        for key, _raw, i in process.extract(
-            query, keys, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=FUZZY_SHORTLIST
+    for text in name.variants():
+        m = _PHASE_IN.search(text)
+        typed_phase = m.group(1) if m else ""
+        for query, keys, weight in (
+            (text, index.fuzzy_keys, 1.0),
+            (pinyin.encode(text), index.sound_keys, PINYIN_WEIGHT),
         ):
-            score = _similarity(key, query) * weight
-            pos = index.owners[i]
-            if score > best.get(pos, 0.0):
-                best[pos] = score
-    hits = [ProjectHit(index.entries[pos], round(s, 1)) for pos, s in best.items()]
+            for key, _raw, i in process.extract(
+                query, keys, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=FUZZY_SHORTLIST
+            ):
+                score = _fit(key, index.shapes[i], query, typed_phase) * weight
+                pos = index.owners[i]
+                if score > best.get(pos, 0.0):
+                    best[pos] = score
+    hits = []
+    for pos, score in best.items():
+        entry = index.entries[pos]
+        if entry.district and entry.district in districts:
+            score = min(100.0, score + DISTRICT_BONUS)
+        hits.append(ProjectHit(entry, round(score, 1)))
     hits.sort(key=lambda h: (-h.score, h.entry.code))
     return [h for h in hits if h.score >= CANDIDATE_SCORE]
 
@@ -279,10 +440,16 @@ def score_projects(index: _Index, normalized: str, uq: UnitQuery) -> list[Projec
 
 @dataclass
 class UnitResolution:
-    """The unit found in one project, or why none was: a Chinese note for the resident."""
+    """The unit found in one project, or why none was: a Chinese note for the resident.
+
+    `not_found` is set when the ledger has no such building, unit or room in the project;
+    `hint` then says what it has ('观象山庄有1–4号楼').
+    """
 
     unit: Unit | None = None
     note: str | None = None
+    not_found: bool = False
+    hint: str | None = None
 
 
 _UNIT_STATEMENTS: dict[tuple[bool, bool, bool], Any] = {}
@@ -313,27 +480,127 @@ def _units_where(
     return list(db.scalars(stmt, {k: v for k, v in params.items() if v is not None}))
 
 
-def resolve_unit(db: Session, project_id: int, uq: UnitQuery) -> UnitResolution:
+def find_units(db: Session, project_id: int, uq: UnitQuery) -> list[Unit]:
+    """The project's units that fit the typed building/unit/room (at most 50)."""
+    found = _units_where(db, [project_id], uq, uq.unit)
+    if not found and uq.unit is not None:
+        # '3号楼1单元1502' in a project whose ledger has no 单元: the unit number is noise.
+        found = _units_where(db, [project_id], uq, "")
+    return found
+
+
+# Only on the not-found path: the (project, building, unit, room) index answers these.
+_BUILDINGS = select(Unit.building).where(Unit.project_id == bindparam("pid")).distinct()
+_UNITS = (
+    select(Unit.unit)
+    .where(Unit.project_id == bindparam("pid"), Unit.building == bindparam("building"))
+    .distinct()
+)
+_ROOMS = select(Unit.room).where(
+    Unit.project_id == bindparam("pid"),
+    Unit.building == bindparam("building"),
+    Unit.unit == bindparam("unit"),
+)
+
+
+def _numeric_first(values: Iterable[str]) -> list[str]:
+    return sorted(set(values), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+
+
+def _ranges(values: list[str]) -> list[str]:
+    """'1', '2', '3', '5' → ['1–3', '5'] (numbers); letters stay one by one."""
+    numbers = [int(v) for v in values if v.isdigit()]
+    parts: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            parts.append(f"{start}–{prev}" if prev != start else str(start))
+        start = prev = n
+    if start is not None:
+        parts.append(f"{start}–{prev}" if prev != start else str(start))
+    return parts + [v for v in values if not v.isdigit()]
+
+
+def _span(values: Iterable[str], word: str, limit: int = 4) -> str:
+    """'1–4号楼', '1–3、5号楼', 'A、B座', '1–2号楼和A座' (a short text, never a long list)."""
+    ordered = _numeric_first(v for v in values if v)
+    numbers = _ranges([v for v in ordered if v.isdigit()])
+    letters = [v for v in ordered if not v.isdigit()]
+    pieces = []
+    if numbers:
+        more = "等" if len(numbers) > limit else ""
+        pieces.append("、".join(numbers[:limit]) + more + word)
+    if letters:
+        more = "等" if len(letters) > limit else ""
+        pieces.append("、".join(letters[:limit]) + more + ("座" if word == "号楼" else word))
+    return "和".join(pieces)
+
+
+def _building_word(building: str) -> str:
+    return f"{building}{'座' if building.isalpha() else '号楼'}"
+
+
+def _what_the_ledger_has(db: Session, project: Project, uq: UnitQuery) -> str:
+    """A short text of what exists at the level where the typed address stops matching."""
+    buildings = list(db.scalars(_BUILDINGS, {"pid": project.id}))
+    if not buildings:
+        return f"台账里还没有{project.name}各户的信息"
+    if uq.building is None or uq.building not in buildings:
+        return f"{project.name}有{_span(buildings, '号楼')}"
+    units = list(db.scalars(_UNITS, {"pid": project.id, "building": uq.building}))
+    where = _building_word(uq.building)
+    if uq.unit is not None and uq.unit not in units and any(units):
+        return f"{where}有{_span(units, '单元')}"
+    unit = uq.unit if uq.unit in units else ("" if "" in units or not units else units[0])
+    if uq.unit is None and len([u for u in units if u]) > 1:
+        return f"{where}有{_span(units, '单元')}"
+    rooms = _numeric_first(
+        db.scalars(_ROOMS, {"pid": project.id, "building": uq.building, "unit": unit})
+    )
+    where += f"{unit}单元" if unit else ""
+    if not rooms:
+        return f"{where}在台账里没有房屋"
+    return f"{where}共{len(rooms)}户，房号从{rooms[0]}到{rooms[-1]}"
+
+
+def _parts_exist(db: Session, project: Project, uq: UnitQuery) -> bool:
+    """Whether the typed building (and unit) exist in the project, when no room was typed."""
+    if uq.building is None:
+        return True
+    probe = UnitQuery(uq.building, uq.unit, None)
+    return bool(find_units(db, project.id, probe))
+
+
+def resolve_unit(db: Session, project: Project, uq: UnitQuery) -> UnitResolution:
     """Find the typed unit in one project; a note says what is missing when it is not found."""
     if not uq.given:
         return UnitResolution()
     label = uq.label()
     if uq.room is None:
+        if not _parts_exist(db, project, uq):
+            return _not_found(db, project, uq)
         return UnitResolution(note=f"请补充房号（例如“{label}501室”），我再帮您查具体房屋。")
-    found = _units_where(db, [project_id], uq, uq.unit)
-    if not found and uq.unit is not None:
-        # '3号楼1单元1502' in a project whose ledger has no 单元: the unit number is noise.
-        found = _units_where(db, [project_id], uq, "")
+    found = find_units(db, project.id, uq)
     if len(found) == 1:
         return UnitResolution(unit=found[0])
     if not found:
-        return UnitResolution(
-            note=f"台账中没有找到{label}，请核对楼号、单元和房号。下面是小区整体的办证情况。"
-        )
+        return _not_found(db, project, uq)
     missing = "和".join(
         word for word, value in (("楼号", uq.building), ("单元号", uq.unit)) if value is None
     )
     return UnitResolution(note=f"这个小区有多套房屋的房号都是{uq.room}，请补充{missing}。")
+
+
+def _not_found(db: Session, project: Project, uq: UnitQuery) -> UnitResolution:
+    hint = _what_the_ledger_has(db, project, uq)
+    note = (
+        f"没有查到{project.name}{uq.label()}：{hint}。请核对楼号、单元和房号；"
+        "下面先告诉您小区整体的办证情况。"
+    )
+    return UnitResolution(note=note, not_found=True, hint=hint)
 
 
 # --- the answer ---------------------------------------------------------------------------
@@ -341,13 +608,20 @@ def resolve_unit(db: Session, project_id: int, uq: UnitQuery) -> UnitResolution:
 
 @dataclass
 class AddressMatch:
-    """What an address names: `match` is unit, project, ambiguous or none (no status yet)."""
+    """What an address names: `match` is unit, project, ambiguous or none (no status yet).
+
+    `requested` is what was read from the text; `unit_not_found` and `units_hint` are set when
+    the project is known but the ledger has no such building, unit or room in it.
+    """
 
     match: str
     project: Project | None = None
     unit: Unit | None = None
     message: str | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    requested: UnitQuery | None = None
+    unit_not_found: bool = False
+    units_hint: str | None = None
 
     @property
     def project_id(self) -> int | None:
@@ -388,6 +662,11 @@ def unit_read(unit: Unit) -> dict[str, Any]:
     }
 
 
+def requested_read(uq: UnitQuery) -> dict[str, Any]:
+    """The building/unit/room read from the text (None: not typed)."""
+    return {"building": uq.building, "unit": uq.unit, "room": uq.room, "label": uq.label()}
+
+
 def _unit_place(unit: Unit) -> dict[str, Any]:
     """Where a unit is, without its owner (for candidate lists)."""
     return {"building": unit.building, "unit": unit.unit, "room": unit.room}
@@ -397,34 +676,88 @@ def match_address(*, db: Session, text: str) -> AddressMatch:
     """Resolve a typed address to a unit, a project, ranked candidates or nothing."""
     normalized = normalize_text(text)
     index = project_index.get(db)
+    districts = typed_districts(index, normalized)
     hits, key = _exact_hits(index, normalized)
     if hits:
         # Parse the numbers without the name: '观象路18号3号楼…', '青松壹号1号楼…'.
         uq = parse_unit(normalized.replace(key, "|") if key in normalized else normalized)
+        # Two projects of one name: the district the text names tells them apart.
+        hits = [h for h in hits if h.entry.district in districts] or hits
     else:
         uq = parse_unit(normalized)
-        hits = score_projects(index, normalized, uq)
-    if not hits:
-        return _unit_only(db, index, uq)
+        name = _name_text(normalized, uq, index.places)
+        hits = score_projects(index, name, districts)
+        if not hits:
+            if name.names_something():
+                # A name the ledger does not know: never offer other projects' units.
+                return AddressMatch("none", message=MSG_UNKNOWN_PROJECT, requested=_given(uq))
+            return _unit_only(db, index, uq, districts)
     top = hits[0]
     runner_up = hits[1].score if len(hits) > 1 else 0.0
     if top.score >= MATCH_SCORE and top.score - runner_up >= MARGIN:
+        if top.exact and uq.room is not None:
+            shared = _shared_prefix(db, index, top, key, uq)
+            if shared is not None:
+                return shared
         project = db.get(Project, top.entry.project_id)
         if project is None:  # deleted since the index was built
             project_index.clear()
             return AddressMatch("none", message=MSG_NONE)
-        res = resolve_unit(db, project.id, uq)
+        res = resolve_unit(db, project, uq)
         kind = "unit" if res.unit is not None else "project"
-        return AddressMatch(kind, project=project, unit=res.unit, message=res.note)
+        return AddressMatch(
+            kind,
+            project=project,
+            unit=res.unit,
+            message=res.note,
+            requested=_given(uq),
+            unit_not_found=res.not_found,
+            units_hint=res.hint,
+        )
     close = [h for h in hits if h.score >= top.score - CANDIDATE_SPREAD]
     return _candidates(db, close[:MAX_CANDIDATES], uq)
 
 
+def _given(uq: UnitQuery) -> UnitQuery | None:
+    return uq if uq.given else None
+
+
+def _shared_prefix(
+    db: Session, index: _Index, top: ProjectHit, key: str, uq: UnitQuery
+) -> AddressMatch | None:
+    """The text names one project exactly ('滨河湾', its alias) but that name is also the start
+    of other projects' names ('滨河湾2期'): when one of those has the typed unit too, the
+    resident may mean either, so they are offered as candidates, not picked."""
+    others = index.extended_by.get(key, ())
+    if not others:
+        return None
+    hits = [top]
+    for pos in others:
+        entry = index.entries[pos]
+        if len(find_units(db, entry.project_id, uq)) == 1:
+            longest = max((k for k in entry.keys if k.startswith(key)), key=len)
+            hits.append(ProjectHit(entry, round(100.0 * len(key) / len(longest), 1)))
+    if len(hits) == 1:  # only the named project has it: a confident answer
+        return None
+    return _candidates(db, hits[:MAX_CANDIDATES], uq)
+
+
 def _candidates(db: Session, hits: list[ProjectHit], uq: UnitQuery) -> AddressMatch:
+    """Several projects fit the name: the ranked candidates, or the one project that has the
+    typed unit when it is a good fit ('滨河湾5号楼…': only 滨河湾一期 has a 5号楼)."""
     ranked = []
     for hit in hits:
-        unit = resolve_unit(db, hit.entry.project_id, uq).unit if uq.room else None
-        ranked.append((hit, unit))
+        units = find_units(db, hit.entry.project_id, uq) if uq.room else []
+        ranked.append((hit, units[0] if len(units) == 1 else None))
+    having = [(hit, unit) for hit, unit in ranked if unit is not None]
+    top = max(hit.score for hit in hits)
+    if len(having) == 1:
+        hit, unit = having[0]
+        project = db.get(Project, hit.entry.project_id)
+        if project is not None and hit.score >= MATCH_SCORE and hit.score >= top - MARGIN:
+            return AddressMatch(
+                "unit", project=project, unit=unit, requested=_given(uq), unit_not_found=False
+            )
     # By score; at equal scores the projects that have the typed unit come first.
     ranked.sort(key=lambda hu: (-hu[0].score, hu[1] is None, hu[0].entry.code))
     candidates = [
@@ -435,27 +768,31 @@ def _candidates(db: Session, hits: list[ProjectHit], uq: UnitQuery) -> AddressMa
         }
         for hit, unit in ranked
     ]
-    return AddressMatch("ambiguous", message=MSG_AMBIGUOUS, candidates=candidates)
+    return AddressMatch(
+        "ambiguous", message=MSG_AMBIGUOUS, candidates=candidates, requested=_given(uq)
+    )
 
 
-def _unit_only(db: Session, index: _Index, uq: UnitQuery) -> AddressMatch:
-    """No project named: the projects that have the typed unit, when it is specific enough."""
+def _unit_only(db: Session, index: _Index, uq: UnitQuery, districts: set[str]) -> AddressMatch:
+    """No project named: the projects that have the typed unit, when it is specific enough
+    (only those of the district the text names, when it names one)."""
     if uq.room is None or uq.building is None:
-        return AddressMatch("none", message=MSG_NONE)
-    ids = [e.project_id for e in index.entries]
+        return AddressMatch("none", message=MSG_NONE, requested=_given(uq))
+    entries = [e for e in index.entries if not districts or e.district in districts]
+    ids = [e.project_id for e in entries]
     units = _units_where(db, ids, uq, uq.unit) if ids else []
-    entries = {e.project_id: e for e in index.entries}
+    by_id = {e.project_id: e for e in entries}
     first: dict[int, Unit] = {}
     for unit in units:
         first.setdefault(unit.project_id, unit)
     if not first:
-        return AddressMatch("none", message=MSG_NONE)
+        return AddressMatch("none", message=MSG_NONE, requested=uq)
     # Nothing names the project, so every candidate gets the same modest score.
     candidates = [
-        {"project": _project_brief(entries[pid]), "unit": _unit_place(unit), "score": 50.0}
+        {"project": _project_brief(by_id[pid]), "unit": _unit_place(unit), "score": 50.0}
         for pid, unit in list(first.items())[:MAX_UNIT_ONLY_CANDIDATES]
     ]
-    return AddressMatch("ambiguous", message=MSG_UNIT_ONLY, candidates=candidates)
+    return AddressMatch("ambiguous", message=MSG_UNIT_ONLY, candidates=candidates, requested=uq)
 
 
 def _status(db: Session, project: Project) -> dict[str, Any]:
@@ -465,15 +802,23 @@ def _status(db: Session, project: Project) -> dict[str, Any]:
 
 
 def answer(db: Session, found: AddressMatch) -> dict[str, Any]:
-    """The JSON answer of a lookup: project and unit matches carry the project's status."""
+    """The JSON answer of a lookup: project and unit matches carry the project's status.
+
+    Only the keys that apply are set (the view leaves the others out of the answer).
+    """
     body: dict[str, Any] = {"match": found.match}
     if found.message:
         body["message"] = found.message
     if found.project is not None:
         body["project"] = project_read(found.project)
         body["status"] = _status(db, found.project)
+        body["unit_not_found"] = found.unit_not_found
+        if found.unit_not_found and found.units_hint:
+            body["units_hint"] = found.units_hint
     if found.unit is not None:
         body["unit"] = unit_read(found.unit)
+    if found.requested is not None:
+        body["requested"] = requested_read(found.requested)
     if found.match == "ambiguous":
         body["candidates"] = found.candidates
     return body

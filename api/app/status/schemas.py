@@ -48,8 +48,12 @@ class OpenBlockerRead(BaseModel):
     status: Literal["open"] = "open"
     status_label: str
     explanation: str
-    note: str
-    department: ResponsibleDepartment
+    note: str = Field(description="the ledger's 卡点说明 for this project")
+    department: ResponsibleDepartment = Field(description="the ledger's 责任单位 (or the default)")
+    departments: list[ResponsibleDepartment] = Field(
+        description="every department involved: the responsible one first, then the "
+        "catalogue's other departments for this blocker"
+    )
     buyer_at_fault: bool
     policies: list[ApplicablePolicy]
     resident_next_steps: list[str]

@@ -75,6 +75,16 @@ def _department(cat: Catalogue, blocker: Blocker) -> dict[str, str]:
     return {"code": dep.code, "name": dep.name}
 
 
+def _departments(cat: Catalogue, blocker: Blocker) -> list[dict[str, str]]:
+    """The responsible department first, then the catalogue's other ones for the blocker."""
+    found = [_department(cat, blocker)]
+    if blocker.code in cat.blockers:
+        for dep in cat.blocker_departments(blocker.code):
+            if all(dep.code != d["code"] for d in found):
+                found.append({"code": dep.code, "name": dep.name})
+    return found
+
+
 def _open_blocker(cat: Catalogue, blocker: Blocker, expected: date | None) -> dict[str, Any]:
     entry = cat.blockers.get(blocker.code)
     if entry is None:
@@ -88,6 +98,7 @@ def _open_blocker(cat: Catalogue, blocker: Blocker, expected: date | None) -> di
         "explanation": entry.explanation if entry else "",
         "note": blocker.note or "",
         "department": _department(cat, blocker),
+        "departments": _departments(cat, blocker),
         "buyer_at_fault": entry.buyer_at_fault if entry else False,
         "policies": [
             {"code": p.code, "name": p.name, "summary": p.summary}
