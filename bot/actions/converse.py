@@ -51,7 +51,10 @@ CANCEL = re.compile(r"算了|取消|不办了|不查了|不弄了|不登记了|�
 WHEN = re.compile(r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急")
 WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题|咋还|怎么还")
 WHO = re.compile(r"谁负责|谁管|归谁|哪个部门|哪个单位|哪家单位|找谁|找哪|谁来管|谁办")
-CONTACT = re.compile(r"电话|号码多少|联系方式|几点|上班|下班|开门|周末|周六|周日|在哪|哪里办|怎么走|地址在")
+CONTACT = re.compile(r"电话|号码多少|去哪|哪儿|联系方式|几点|上班|下班|开门|周末|周六|周日|在哪|哪里办|怎么走|地址在")
+WHAT_IS = re.compile(r"是啥|是什么|什么意思|啥意思|啥叫|什么叫|指的是|是干啥")
+# Words every blocker name shares; a term matches on the rest ("面积实测", "环评", "人防").
+_GENERIC = re.compile(r"未完成|未通过|未缴清|未落实|未办理|不一致|或|及|的|问题|手续|缺少")
 # Messages this short that carry one of the words above are follow-ups about the home.
 FOLLOW_UP_CHARS = 24
 # Intents after which a project name typed alone ("翠湖苑", "俺是金都大厦的") is looked up.
@@ -85,7 +88,11 @@ INTERRUPTIONS = {
     "thank",
     "goodbye",
 }
-CONFIDENT = 0.6
+# The pipeline's FallbackClassifier already turns low confidence into nlu_fallback; this bar
+# only keeps a weak guess from interrupting a form.
+CONFIDENT = 0.4
+# A fallback whose runner-up is a policy question the FAQ selector is sure of is answered.
+FAQ_SECOND_CHANCE = (0.3, 0.55)
 
 
 class Turn(LookupFlow, PetitionFlow):
@@ -102,6 +109,8 @@ class Turn(LookupFlow, PetitionFlow):
         intent = latest.get("intent") or {}
         self.intent = str(intent.get("name") or "nlu_fallback")
         self.confidence = float(intent.get("confidence") or 0.0)
+        if self.intent == "nlu_fallback":
+            self._second_chance(latest)
         self.entities: dict[str, str] = {}
         for entity in latest.get("entities") or []:
             name, value = entity.get("entity"), entity.get("value")
@@ -109,6 +118,16 @@ class Turn(LookupFlow, PetitionFlow):
                 self.entities[str(name)] = str(value)
         self.slots = {name: tracker.get_slot(name) for name in STATE_SLOTS}
         self.changed: dict[str, Any] = {}
+
+    def _second_chance(self, latest: dict[str, Any]) -> None:
+        """Take a policy question whose topic is clear although the intent was not."""
+        ranking = [r for r in latest.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+        if not ranking or ranking[0].get("name") != "policy_faq":
+            return
+        selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
+        sure = float((selector.get("response") or {}).get("confidence") or 0.0)
+        if float(ranking[0].get("confidence") or 0) >= FAQ_SECOND_CHANCE[0] and sure >= FAQ_SECOND_CHANCE[1]:
+            self.intent, self.confidence = "policy_faq", max(CONFIDENT, sure)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -204,6 +223,8 @@ class Turn(LookupFlow, PetitionFlow):
                 if text.looks_like_address(self.message) or self.intent == "inform":
                     await self.lookup_address({**self.entities, "address": self.message})
                     return True
+        if not self.get("task"):
+            return False  # the answer attempt left the task: handle the message afresh
         # Not an answer: a remark or question in between (answered, then the question again),
         # or something that switches task only when the resident asks for it explicitly.
         if task in ("petition", "check", "recover") and self.intent in (
@@ -262,7 +283,9 @@ class Turn(LookupFlow, PetitionFlow):
             await self.id_given(id_number, self.entities)
             return
         length = text.id_length_problem(self.message)
-        if length and self.intent not in ("inform_phone",):
+        if not length and "身份证" in self.message and not text.find_phone(self.message):
+            length = text.digit_run_length(self.message)
+        if length and length >= 4:
             self.reply.say("utter_id_length", kind="error", length=length)
             return
         choice = self.candidate_choice()
@@ -275,7 +298,20 @@ class Turn(LookupFlow, PetitionFlow):
             return
         if await self.follow_up():
             return
+        if self.is_fragment():
+            await self.lookup_address(self.entities)
+            return
+        if self.get("filed") and re.search(r"信访|编号", self.message) and self.intent != "request_human":
+            await self.start_check(None)
+            return
         await self.answer_intent(in_task=False)
+
+    def is_fragment(self) -> bool:
+        """Building, unit or room alone ("八零二", "不对，是501") while a home is being assembled."""
+        parts = text.address_parts(self.message)
+        if not parts or text.project_words(self.message):
+            return False
+        return bool((self.get("home") or {}).get("code") or self.get("parts"))
 
     async def follow_up(self) -> bool:
         """Short questions about the home in context: 找谁, 为啥, 多久, 电话多少."""
@@ -285,6 +321,12 @@ class Turn(LookupFlow, PetitionFlow):
             topic = faq.faq_topic(self.tracker)
             if topic and topic != "processing_time":
                 return False
+        if WHAT_IS.search(self.message) and await self.explain_term():
+            return True
+        asks = WHO.search(self.message) or CONTACT.search(self.message)
+        asks = asks or WHEN.search(self.message) or WHY.search(self.message)
+        if asks and len(text.project_words(self.message)) >= 4:
+            await self.switch_home_if_named()
         home = self.get("home") or {}
         known = bool(home.get("code"))
         if WHO.search(self.message) and known:
@@ -298,6 +340,39 @@ class Turn(LookupFlow, PetitionFlow):
         else:
             return False
         self.set("misunderstood", 0.0)
+        return True
+
+    async def switch_home_if_named(self) -> None:
+        """A follow-up naming another estate ("那观象山庄那套啥时候能办") is about that one."""
+        try:
+            result = await api.lookup(self.sender_id, address=self.message[:120])
+        except (api.ApiUnavailable, api.ApiError):
+            return
+        if result.get("match") not in ("unit", "project") or result.get("unit_not_found"):
+            return
+        found = status.home_from_result(result)
+        if found.get("code") != (self.get("home") or {}).get("code"):
+            self.set("home", found)
+
+    async def explain_term(self) -> bool:
+        """'面积实测是啥': the catalogue's plain explanation of the blocker the term names."""
+        try:
+            blockers = (await api.catalogue(self.sender_id)).get("blockers") or []
+        except (api.ApiUnavailable, api.ApiError):
+            return False
+        best, score = None, 1
+        for blocker in blockers:
+            name = _GENERIC.sub(" ", str(blocker.get("name") or ""))
+            for word in re.split(r"[\s/（）()、，]+", name):
+                for size in range(len(word), 1, -1):
+                    if size > score and any(
+                        word[i : i + size] in self.message for i in range(len(word) - size + 1)
+                    ):
+                        best, score = blocker, size
+                        break
+        if not best:
+            return False
+        self.reply.say("utter_term", name=best.get("name"), text=best.get("explanation"))
         return True
 
     async def probe(self) -> bool:

@@ -95,6 +95,16 @@ class LookupFlow:
             self.reply.say("utter_invalid_address", kind="error")
             self.ask("address", "utter_ask_address_short", task="lookup")
             return
+        if not home.get("name") and typed != self.message and text.project_words(self.message):
+            # The address entity caught only "1号楼1单元301"; the estate is elsewhere in the text.
+            try:
+                result = await api.lookup(self.sender_id, address=self.message[:120])
+            except (api.ApiUnavailable, api.ApiError):
+                result = {}
+            if result.get("match") in ("unit", "project", "ambiguous"):
+                self.set("address", self.message[:120])
+                await self.answer_lookup(result, parts, new_project=True, quiet=False)
+                return
         merged = _merge(pending or _home_parts(home), parts)
         if home.get("name"):
             self.set("parts", merged)
@@ -151,10 +161,16 @@ class LookupFlow:
             return
         self.set("id_number", None)
         self.set("person_name", None)
-        await self.answer_lookup(result, {}, new_project=True, quiet=False)
+        await self.answer_lookup(result, {}, new_project=True, quiet=False, by_address=False)
 
     async def answer_lookup(
-        self, result: dict[str, Any], parts: dict[str, str], *, new_project: bool, quiet: bool
+        self,
+        result: dict[str, Any],
+        parts: dict[str, str],
+        *,
+        new_project: bool,
+        quiet: bool,
+        by_address: bool = True,
     ) -> None:
         """Answer a lookup result: found, unit not in the ledger, candidates, or not found."""
         match = result.get("match")
@@ -167,19 +183,23 @@ class LookupFlow:
             self.set("lookup_failures", 0.0)
             if result.get("unit_not_found"):
                 self.set("parts", parts or None)
+                hint = str(result.get("units_hint") or "").strip()
+                if hint and hint[-1] not in "。！？":
+                    hint += "。"
                 self.reply.say(
                     "utter_unit_not_found",
                     kind="error",
                     project=home.get("name"),
-                    requested=text.unit_text(parts) or "这个房号",
-                    hint=result.get("units_hint") or "",
+                    requested=text.unit_text(parts) or self.reply.text("utter_this_room"),
+                    hint=hint,
                 )
                 return
             same_project = previous.get("code") == home.get("code")
             if match == "project" and same_project and quiet and not new_project:
                 # A fragment that does not reach a unit yet: no second status answer.
                 self.set("parts", parts or None)
-                self.reply.say("utter_parts_need_more", got=text.unit_text(parts))
+                need = "utter_parts_need_room" if parts.get("unit") else "utter_parts_need_unit"
+                self.reply.say(need, got=text.unit_text(parts))
                 return
             self.set("parts", None if match == "unit" else (parts or None))
             status.summary(self.reply, result)
@@ -210,7 +230,7 @@ class LookupFlow:
         if failures >= 2:
             self.reply.say("utter_not_found_twice", kind="error")
             self.offer_human()
-        else:
+        elif not result.get("message"):
             self.reply.say("utter_not_found", kind="error")
 
     def candidate_buttons(self, candidates: list[dict[str, Any]]) -> list[dict[str, str]]:

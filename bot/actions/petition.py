@@ -13,7 +13,8 @@ from actions.sensitive import seal, unseal
 from actions.status import home_label
 
 PETITION_FIELDS = ("person_name", "phone", "address", "description")
-FORGOT = re.compile(r"(忘|不记得|记不得|记不清|找不到|丢了|弄丢|没记|没有记|不知道)")
+FORGOT = re.compile(r"(忘|不记得|记不得|记不清|找不到|找不着|想不起|丢了|弄丢|没记|没有记|不知道|没了)")
+PHONE_GONE = re.compile(r"(换了|换号|停机|不用了|注销|记不得|忘了|不记得|想不起)")
 REFUSE_PHONE = re.compile(r"(不想|不愿|不留|不给|不方便|没有手机|没手机|为啥要|为什么要|干嘛要)")
 EDIT = re.compile(r"(改一下|修改|改下|改改|写错|不对，?改|更改|重填|要改)")
 # Which field the resident wants to change, from the words of the answer.
@@ -95,13 +96,18 @@ class PetitionFlow:
         asked = self.get("requested_slot")
         message = text.normalize(self.message)
         if asked == "person_name":
-            name = text.name_from_text(message)
+            name = text.name_in_answer(message)
             if name and not interrupted:
                 self.set("person_name", seal(name))
+                self.take_unmistakable(message)
                 self.next_petition_question()
                 return True
             if interrupted:
                 return False
+            if self.take_unmistakable(message):
+                # A phone or an address given first: kept, and the name asked again.
+                self.reply.say("utter_ask_petition_name_again")
+                return True
             self.reply.say("utter_invalid_person_name", kind="error")
             return True
         if asked == "phone":
@@ -116,7 +122,7 @@ class PetitionFlow:
             if REFUSE_PHONE.search(message):
                 self.reply.say("utter_phone_why")
                 return True
-            if interrupted:
+            if interrupted or text.is_question(message):
                 return False
             self.reply.say("utter_invalid_phone", kind="error")
             return True
@@ -144,6 +150,21 @@ class PetitionFlow:
             self.reply.say("utter_ask_edit_field")
             return True
         return False
+
+    def take_unmistakable(self, message: str) -> bool:
+        """A phone number or a full address in an answer about something else is kept."""
+        taken = False
+        phone = text.find_phone(message)
+        if phone and not self.get("phone"):
+            self.set("phone", seal(phone))
+            taken = True
+        parts = text.address_parts(message)
+        if not self.get("address") and parts.get("building") and text.project_words(message):
+            rest = re.sub(r"^[^，,。\s]*[，,。\s]+", "", message)
+            rest = re.sub(r"^(俺住|我住|住在|家在|我家在|俺家在|我家|俺家)", "", rest)
+            self.set("address", rest[:200])
+            taken = True
+        return taken
 
     async def consent_answer(self, intent: str, message: str) -> bool:
         """同意 files the petition; 不同意 sends nothing; 改一下 asks which field."""
@@ -222,6 +243,10 @@ class PetitionFlow:
         self.set("task", "check")
         if number:
             self.set("petition_number", number)
+            phone = text.find_phone(self.message.replace(number, " "))
+            if phone:
+                await self.check(number, phone)
+                return
             self.ask("phone", "utter_ask_check_phone")
         elif FORGOT.search(self.message):
             self.start_recover()
@@ -242,18 +267,27 @@ class PetitionFlow:
             number = text.find_petition_number(message)
             if number:
                 self.set("petition_number", number)
-                self.ask("phone", "utter_ask_check_phone")
+                phone = text.find_phone(message.replace(number, " "))
+                if phone:
+                    await self.check(number, phone)
+                else:
+                    self.ask("phone", "utter_ask_check_phone")
                 return True
             if FORGOT.search(message):
                 self.start_recover()
                 return True
-            if interrupted:
+            if interrupted or not text.digits_of(message):
+                self.end_task()
                 return False
             self.reply.say("utter_invalid_petition_number", kind="error")
             return True
         if asked == "phone":
             phone, had_digits = text.phone_answer(message)
             if phone and task == "recover":
+                name = text.name_beside_phone(message)
+                if name:
+                    await self.recover(phone, name)
+                    return True
                 self.set("phone", seal(phone))
                 self.ask("person_name", "utter_ask_recover_name")
                 return True
@@ -263,10 +297,14 @@ class PetitionFlow:
             if had_digits:
                 self.reply.say("utter_invalid_phone", kind="error")
                 return True
-            if interrupted:
-                return False
-            self.reply.say("utter_invalid_phone", kind="error")
-            return True
+            if PHONE_GONE.search(message):
+                self.end_task()
+                self.reply.say("utter_recover_no_phone")
+                self.offer_human()
+                return True
+            # Anything else leaves the check: the resident has moved on.
+            self.end_task()
+            return False
         if asked == "person_name" and task == "recover":
             name = text.name_from_text(message)
             if not name:

@@ -14,8 +14,8 @@ PETITION_RE = re.compile(r"XF[\s\-—_]*(\d{8})[\s\-—_]*(\d{4})", re.IGNORECAS
 NAME_RE = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,10}[·•][\u4e00-\u9fff]{1,10}")
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 _NAME_PREFIX = re.compile(
-    r"^(我叫|我是|本人叫|本人是|本人|名字是|名字叫|名字|姓名是|姓名|产权人是|产权人|业主是|业主|户主是"
-    r"|户主|房主是|房主|叫)[:：]?"
+    r"^(我叫|我是|俺叫|俺是|咱叫|我姓名是|我的名字是|我的名字叫|本人叫|本人是|本人|名字是|名字叫|名字|姓名是"
+    r"|姓名|产权人是|产权人|业主是|业主|户主是|户主|房主是|房主|叫)[:：]?"
 )
 _ADDRESS_HINT = re.compile(
     r"\d|[一二三四五六七八九十两零〇]+(号|栋|幢|单元|楼|室|层)|号楼|栋|幢|单元|室|小区|花园|苑|山庄|家园"
@@ -125,6 +125,21 @@ def phone_answer(text: str | None) -> tuple[str | None, bool]:
     return clean_phone(raw), True
 
 
+def name_in_answer(text: str | None) -> str | None:
+    """The name in an answer to "your name?" that may say more ("王秀英，俺住观象山庄…")."""
+    whole = name_from_text(text)
+    if whole:
+        return whole
+    first = re.split(r"[\s,，。;；、]+", normalize(text))[0] if text else ""
+    return name_from_text(first) if first != normalize(text) else None
+
+
+def digit_run_length(text: str | None) -> int | None:
+    """Length of the longest run of digits (an X may end it) in the text, if any."""
+    runs = re.findall(r"\d+[Xx]?", re.sub(r"(?<=\d)[\s\-]+(?=[\dXx])", "", normalize(text)))
+    return max((len(r) for r in runs), default=None)
+
+
 def find_petition_number(text: str | None) -> str | None:
     """A petition number XF-YYYYMMDD-NNNN in the text, normalised, if any."""
     match = PETITION_RE.search(normalize(text))
@@ -146,6 +161,21 @@ def name_beside_id(text: str | None) -> str | None:
     parts = [p for p in re.split(r"[^\u4e00-\u9fff·]+", value) if p]
     names = [p for p in parts if NAME_RE.fullmatch(p)]
     return names[0] if len(names) == 1 else None
+
+
+def name_beside_phone(text: str | None) -> str | None:
+    """The name typed in the same message as a phone ("黄新 158…", "手机…，名字张东金")."""
+    value = PHONE_RE.sub(" ", normalize(text))
+    value = re.sub(r"手机号码|手机号|手机|电话|号码", " ", value)
+    return name_beside_id(value)
+
+
+_QUESTION = re.compile(r"[?？]|吗|呢|么$|啥|什么|怎么|咋|为何|如何|是不是|能不能|要不要|行不行|中不中")
+
+
+def is_question(text: str | None) -> bool:
+    """Whether the text reads as a question (a remark in the middle of a form)."""
+    return bool(_QUESTION.search(normalize(text)))
 
 
 def looks_like_address(text: str | None) -> bool:
@@ -209,7 +239,7 @@ def strip_address_parts(text: str | None) -> str:
 
 
 _FILLER = re.compile(
-    r"我家|我们家|俺家|咱家|家里|我住|住在|住|就是|那个|房子|房本|我家的|地址|是|在|的|了|呢|啊|吧|，|,|。|\s"
+    r"不对|不是|应该是|改成|改为|我说错了|说错了|俺住|俺家|那家|这家|那套|这套|那户|俺|我家|我们家|俺家|咱家|家里|我住|住在|住|就是|那个|房子|房本|我家的|地址|是|在|的|了|呢|啊|吧|，|,|。|\s"
 )
 
 

@@ -30,8 +30,15 @@ def _converter(config: str) -> Any:
     return opencc.OpenCC(config)
 
 
+# The channels turn a leading "/" into "／" so that Rasa never reads typed text as a command
+# ("/restart", "/request_human"); folding it back to "/" here would re-arm those commands.
+_KEEP = {"／"}
+
+
 def _nfkc_char(ch: str) -> str:
     """NFKC form of one character, or the character itself when NFKC would change the length."""
+    if ch in _KEEP:
+        return ch
     folded = unicodedata.normalize("NFKC", ch)
     return folded if len(folded) == 1 else ch
 

@@ -172,3 +172,8 @@ async def find_petitions(sender_id: str | None, phone: str, person_name: str) ->
         sender_id=sender_id,
         json={"phone": phone, "person_name": person_name},
     )
+
+
+async def catalogue(sender_id: str | None) -> dict[str, Any]:
+    """GET /api/v1/policies: the whole catalogue (blockers, FAQ, departments, guidance)."""
+    return dict(await _request("GET", "/api/v1/policies", sender_id=sender_id))
