@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from app.core.workdays import SHANGHAI
+from app.status.address import to_simplified
 
 PHONE_RE = re.compile(r"1[3-9]\d{9}")
 NUMBER_RE = re.compile(r"XF-\d{8}-\d{4}")
@@ -71,17 +81,39 @@ class PetitionCreated(BaseModel):
     provisional: bool
 
 
+def normalize_person_name(raw: str) -> str:
+    """A name as typed → the form two spellings of it are compared in: full-width to ASCII,
+    spaces dropped, one middle dot ('阿依古丽·买买提'), Traditional characters simplified."""
+    value = unicodedata.normalize("NFKC", raw or "")
+    value = re.sub(r"\s+", "", value)
+    value = re.sub(r"[·・•‧∙.．]", "·", value)
+    return to_simplified(value)
+
+
 class PetitionLookup(BaseModel):
-    """A resident asks about a petition: the number and the phone given at intake."""
+    """A resident asks about a petition: `{petition_number, phone}` (the number and the phone
+    given at intake) or, when the number is lost, `{phone, person_name}`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"petition_number": "XF-20261123-0007", "phone": "13912345678"},
+                {"phone": "13912345678", "person_name": "李桂芳"},
+            ]
+        },
+    )
 
-    petition_number: str = Field(max_length=32)
+    petition_number: str | None = Field(default=None, max_length=32)
     phone: str = Field(max_length=20)
+    person_name: str | None = Field(default=None, min_length=1, max_length=32)
 
     @field_validator("petition_number")
     @classmethod
-    def _number(cls, value: str) -> str:
+    def _number(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = unicodedata.normalize("NFKC", value).upper().replace("—", "-").replace(" ", "")
         if not NUMBER_RE.fullmatch(value):
             raise ValueError("信访编号格式应为 XF-年月日-四位序号，例如 XF-20261123-0007")
@@ -92,6 +124,21 @@ class PetitionLookup(BaseModel):
     def _phone(cls, value: str) -> str:
         return normalize_phone(value)
 
+    @model_validator(mode="after")
+    def _one_way(self) -> PetitionLookup:
+        if self.petition_number is not None and self.person_name is not None:
+            raise ValueError("请只用一种方式查询：信访编号加手机号，或者手机号加姓名")
+        if self.petition_number is None and self.person_name is None:
+            raise ValueError("请提供信访编号；忘了编号的，请提供登记时的姓名")
+        return self
+
+
+def in_shanghai(moment: datetime) -> datetime:
+    """The moment in Asia/Shanghai time (+08:00); a naive value is UTC (SQLite hands those)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(SHANGHAI)
+
 
 class PetitionStatusRead(BaseModel):
     """What a resident may see of a petition."""
@@ -100,5 +147,13 @@ class PetitionStatusRead(BaseModel):
     status: str
     status_label: str
     departments: list[str]
-    updated_at: datetime
+    updated_at: Annotated[datetime, AfterValidator(in_shanghai)] = Field(
+        description="last change, in Asia/Shanghai time (+08:00)"
+    )
     answer_due: date
+
+
+class PetitionLookupList(BaseModel):
+    """The petitions of a phone and name, newest first (`{phone, person_name}` lookups)."""
+
+    petitions: list[PetitionStatusRead]

@@ -18,7 +18,7 @@ from app.audit.models import AuditLog
 from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
 from app.petition.models import Petition, PetitionDayCounter
-from app.petition.schemas import PetitionCreate
+from app.petition.schemas import PetitionCreate, normalize_person_name
 from app.policy.catalogue import get_catalogue
 from app.status import matching
 from app.status.models import Project
@@ -150,6 +150,28 @@ def lookup(*, db: Session, number: str, phone: str) -> Petition | None:
     if petition is None or not hmac.compare_digest(petition.phone, phone):
         return None
     return petition
+
+
+MAX_BY_NAME = 20  # petitions answered; the phone's latest 200 are looked through
+
+
+def list_by_phone_and_name(*, db: Session, phone: str, person_name: str) -> list[Petition]:
+    """The petitions given with this phone AND this name, newest first (for a resident who
+    lost the number; the phone column is indexed, names are compared normalised)."""
+    stmt = (
+        select(Petition)
+        .where(Petition.phone == phone)
+        .order_by(Petition.created_at.desc(), Petition.id.desc())
+        .limit(10 * MAX_BY_NAME)
+        .options(selectinload(Petition.assignments))
+    )
+    want = normalize_person_name(person_name).encode()
+    found = [
+        p
+        for p in db.scalars(stmt)
+        if hmac.compare_digest(normalize_person_name(p.person_name).encode(), want)
+    ]
+    return found[:MAX_BY_NAME]
 
 
 def department_names(petition: Petition) -> list[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from app.core.config import settings
 from app.core.database import DbSession
@@ -12,16 +13,24 @@ from app.core.errors import AppError
 from app.core.ratelimit import limiter
 from app.core.security import CallerDep
 from app.petition import service as petition_service
+from app.petition.models import Petition
 from app.petition.schemas import (
     PetitionCreate,
     PetitionCreated,
     PetitionLookup,
+    PetitionLookupList,
     PetitionStatusRead,
 )
+
+log = logging.getLogger("app.petition.lookup")
 
 router = APIRouter(prefix="/petitions", tags=["petitions"])
 
 NOT_FOUND_MESSAGE = "没有找到与该编号和手机号对应的信访记录，请核对后再试。"
+# The same 404 whether the phone is unknown or the name differs: nothing tells which.
+NOT_FOUND_BY_NAME_MESSAGE = (
+    "没有找到与该手机号和姓名对应的信访记录，请核对后再试（手机号和姓名要与登记时一致）。"
+)
 
 
 @router.post(
@@ -58,17 +67,17 @@ def create_petition(
     )
 
 
-@router.post("/lookup", response_model=PetitionStatusRead)
-def lookup_petition(data: PetitionLookup, db: DbSession, caller: CallerDep) -> PetitionStatusRead:
-    """A petition's state, only when number and phone match (404 otherwise)."""
+def petition_lookup_rate_limit(caller: CallerDep) -> None:
+    """Count the lookup per sender and per IP before the body is validated, as POST /lookup
+    does for ID numbers: nobody walks through numbers, phones or names (bad bodies count)."""
     limiter.hit(
         "petition_lookup",
         caller.rate_keys,
         {"ip": settings.lookup_rate_per_ip, "sender": settings.lookup_rate_per_sender},
     )
-    petition = petition_service.lookup(db=db, number=data.petition_number, phone=data.phone)
-    if petition is None:
-        raise AppError(404, "petition_not_found", NOT_FOUND_MESSAGE)
+
+
+def _status_read(petition: Petition) -> PetitionStatusRead:
     return PetitionStatusRead(
         number=petition.number,
         status=petition.status,
@@ -77,3 +86,33 @@ def lookup_petition(data: PetitionLookup, db: DbSession, caller: CallerDep) -> P
         updated_at=petition.updated_at,
         answer_due=petition.answer_due,
     )
+
+
+@router.post(
+    "/lookup",
+    response_model=PetitionStatusRead | PetitionLookupList,
+    dependencies=[Depends(petition_lookup_rate_limit)],
+    responses={
+        404: {"description": "编号（或姓名）与手机号对不上，或没有这样的信访记录"},
+        422: {"description": "请求格式不对"},
+        429: {"description": "查询太频繁"},
+    },
+)
+def lookup_petition(data: PetitionLookup, db: DbSession) -> PetitionStatusRead | PetitionLookupList:
+    """A petition's state when number and phone match; with `{phone, person_name}` instead,
+    every petition of that phone and name, newest first. 404 otherwise (never which half)."""
+    if data.person_name is not None:
+        petitions = petition_service.list_by_phone_and_name(
+            db=db, phone=data.phone, person_name=data.person_name
+        )
+        # Only the kind of lookup and the count: never the phone or the name.
+        log.info("petition lookup by=name found=%d", len(petitions))
+        if not petitions:
+            raise AppError(404, "petition_not_found", NOT_FOUND_BY_NAME_MESSAGE)
+        return PetitionLookupList(petitions=[_status_read(p) for p in petitions])
+    assert data.petition_number is not None  # schema
+    petition = petition_service.lookup(db=db, number=data.petition_number, phone=data.phone)
+    log.info("petition lookup by=number found=%d", int(petition is not None))
+    if petition is None:
+        raise AppError(404, "petition_not_found", NOT_FOUND_MESSAGE)
+    return _status_read(petition)
