@@ -24,6 +24,7 @@ from actions.clients import api
 from actions.lookup import LookupFlow
 from actions.petition import PetitionFlow
 from actions.replies import Reply
+from actions.sensitive import seal
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ INTERRUPTIONS = {
 CONFIDENT = 0.4
 # A fallback whose runner-up is a policy question the FAQ selector is sure of is answered.
 FAQ_SECOND_CHANCE = (0.3, 0.55)
+# Venting or a fallback whose FAQ topic the selector is this sure of also gets that answer.
+FAQ_SURE = 0.75
 
 
 class Turn(LookupFlow, PetitionFlow):
@@ -120,9 +123,16 @@ class Turn(LookupFlow, PetitionFlow):
         self.changed: dict[str, Any] = {}
 
     def _second_chance(self, latest: dict[str, Any]) -> None:
-        """Take a policy question whose topic is clear although the intent was not."""
+        """Take a policy question whose topic is clear, or a clear lead for a status question."""
         ranking = [r for r in latest.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
-        if not ranking or ranking[0].get("name") != "policy_faq":
+        if not ranking:
+            return
+        top = float(ranking[0].get("confidence") or 0.0)
+        runner_up = float(ranking[1].get("confidence") or 0.0) if len(ranking) > 1 else 0.0
+        if ranking[0].get("name") == "ask_certificate_status" and top >= 0.3 and top - runner_up >= 0.1:
+            self.intent, self.confidence = "ask_certificate_status", CONFIDENT
+            return
+        if ranking[0].get("name") != "policy_faq":
             return
         selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
         sure = float((selector.get("response") or {}).get("confidence") or 0.0)
@@ -301,7 +311,7 @@ class Turn(LookupFlow, PetitionFlow):
         if self.is_fragment():
             await self.lookup_address(self.entities)
             return
-        if self.get("filed") and re.search(r"信访|编号", self.message) and self.intent != "request_human":
+        if self.get("filed") and re.search(r"信访|编号|答复|进度", self.message) and self.intent != "request_human":
             await self.start_check(None)
             return
         await self.answer_intent(in_task=False)
@@ -314,19 +324,22 @@ class Turn(LookupFlow, PetitionFlow):
         return bool((self.get("home") or {}).get("code") or self.get("parts"))
 
     async def follow_up(self) -> bool:
-        """Short questions about the home in context: 找谁, 为啥, 多久, 电话多少."""
+        """Short questions about the home in context: 找谁, 为啥, 多久, 电话多少, 环评是啥."""
         if len(self.message) > FOLLOW_UP_CHARS or self.intent in ("request_human", "check_petition"):
             return False
-        if self.understood and self.intent == "policy_faq":
-            topic = faq.faq_topic(self.tracker)
-            if topic and topic != "processing_time":
-                return False
         if WHAT_IS.search(self.message) and await self.explain_term():
             return True
         asks = WHO.search(self.message) or CONTACT.search(self.message)
         asks = asks or WHEN.search(self.message) or WHY.search(self.message)
-        if asks and len(text.project_words(self.message)) >= 4:
-            await self.switch_home_if_named()
+        if not asks:
+            return False
+        names_home = text.address_parts(self.message) or len(text.project_words(self.message)) >= 4
+        if names_home and await self.lookup_named_home():
+            return True
+        if self.understood and self.intent == "policy_faq":
+            topic = faq.faq_topic(self.tracker)
+            if topic and topic != "processing_time":
+                return False
         home = self.get("home") or {}
         known = bool(home.get("code"))
         if WHO.search(self.message) and known:
@@ -342,17 +355,21 @@ class Turn(LookupFlow, PetitionFlow):
         self.set("misunderstood", 0.0)
         return True
 
-    async def switch_home_if_named(self) -> None:
-        """A follow-up naming another estate ("那观象山庄那套啥时候能办") is about that one."""
+    async def lookup_named_home(self) -> bool:
+        """A question naming a home ("观象山庄3-2-501为什么…"): the first answer for that home."""
         try:
             result = await api.lookup(self.sender_id, address=self.message[:120])
         except (api.ApiUnavailable, api.ApiError):
-            return
-        if result.get("match") not in ("unit", "project") or result.get("unit_not_found"):
-            return
-        found = status.home_from_result(result)
-        if found.get("code") != (self.get("home") or {}).get("code"):
-            self.set("home", found)
+            return False
+        if result.get("match") not in ("unit", "project", "ambiguous"):
+            return False
+        found = (result.get("project") or {}).get("code")
+        home = self.get("home") or {}
+        if result.get("match") == "project" and found == home.get("code"):
+            return False  # the same estate again: a follow-up about it
+        self.set("address", self.message[:120])
+        await self.answer_lookup(result, text.address_parts(self.message), new_project=True, quiet=False)
+        return True
 
     async def explain_term(self) -> bool:
         """'面积实测是啥': the catalogue's plain explanation of the blocker the term names."""
@@ -447,6 +464,9 @@ class Turn(LookupFlow, PetitionFlow):
                 else:
                     await self.details()
             elif not in_task:
+                if self.entities.get("person_name"):
+                    # "我叫赵宝桂，想查查房本": kept (sealed) for a lookup by ID number.
+                    self.set("person_name", seal(text.normalize(self.entities["person_name"])))
                 self.ask("address", "utter_ask_address", task="lookup")
         elif intent in GUIDANCE_TOPIC:
             if intent == "ask_next_steps" and home.get("code") and WHO.search(self.message):
@@ -463,7 +483,10 @@ class Turn(LookupFlow, PetitionFlow):
                 self.reply.say("utter_not_understood", kind="fallback")
         elif intent == "complain":
             self.reply.say("utter_complain_empathy")
-            if not in_task:
+            topic = self.sure_topic()
+            if topic and not in_task:
+                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+            elif not in_task:
                 self.reply.say("utter_complain_explain" if not home.get("code") else "utter_complain_known")
                 if not self.get("offered_human"):
                     self.offer_human()
@@ -488,10 +511,23 @@ class Turn(LookupFlow, PetitionFlow):
             else:
                 self.fallback()
         else:
-            self.fallback(in_task=in_task)
+            topic = None if in_task else self.sure_topic()
+            if topic:
+                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+            else:
+                self.fallback(in_task=in_task)
         if self.get("candidates") and not in_task and intent not in ("deny", "inform"):
             self.reply.say("utter_candidates_again")
             self.reply.buttons(self.candidate_buttons(self.get("candidates")))
+
+    def sure_topic(self) -> str | None:
+        """The FAQ topic the selector is sure of, whatever the intent."""
+        latest = self.tracker.latest_message or {}
+        selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
+        response = selector.get("response") or {}
+        if float(response.get("confidence") or 0.0) < FAQ_SURE:
+            return None
+        return faq.faq_topic(self.tracker)
 
     def fallback(self, in_task: bool = False) -> None:
         """Not understood: the menu; twice in a row: buttons and the offer of a person."""

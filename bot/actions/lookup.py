@@ -257,6 +257,7 @@ class LookupFlow:
             return
         self.set("id_number", seal(id_number))
         name = entities.get("person_name") or text.name_beside_id(self.message)
+        name = name or unseal(self.get("person_name"))
         if name:
             await self.lookup_id(id_number, text.normalize(name))
             return

@@ -26,6 +26,10 @@ EDIT_FIELDS = (
 )
 
 
+# Intents a bare name is often mistaken for ("高雨" as out_of_scope): a valid name wins.
+NAME_NOT_A_QUESTION = {"out_of_scope", "complain", "ask_certificate_status"}
+
+
 def idempotency_key(sender_id: str, body: dict[str, Any]) -> str:
     """Same sender and same contents → same key, so a retried turn files only once."""
     parts = [sender_id] + [str(body.get(k) or "") for k in sorted(body) if k != "channel"]
@@ -97,7 +101,7 @@ class PetitionFlow:
         message = text.normalize(self.message)
         if asked == "person_name":
             name = text.name_in_answer(message)
-            if name and not interrupted:
+            if name and (not interrupted or intent in NAME_NOT_A_QUESTION):
                 self.set("person_name", seal(name))
                 self.take_unmistakable(message)
                 self.next_petition_question()
@@ -373,6 +377,7 @@ class PetitionFlow:
             self.reply.say("utter_recover_none")
             self.offer_human()
             return
+        self.set("filed", {"number": petitions[0].get("number"), "phone": seal(phone)})
         lines = [self.reply.text("utter_recover_found", count=len(petitions))]
         lines += [self.petition_line(p) for p in petitions[:3]]
         self.reply.add("\n".join(lines))

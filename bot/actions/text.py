@@ -234,7 +234,7 @@ def strip_address_parts(text: str | None) -> str:
     value = _DASHED.sub("", value)
     for pattern in (_LETTERED, _BUILDING, _UNIT):
         value = pattern.sub("", value)
-    value = re.sub(r"(\d{3,4}|[零〇一二三四五六七八九]{3,4})\s*(室|号|户)?$", "", value)
+    value = _ROOM.sub("", value)
     return value.strip(" ，,。")
 
 
