@@ -47,7 +47,7 @@ lint: install-api ## ruff and mypy
 train: install-bot ## train the Rasa model if its data, config or dictionary changed
 	bash scripts/train.sh
 
-evaluate: train ## NLU report on the held-out set (bot/results/)
+evaluate: train ## held-out NLU report, model next to the baseline (bot/results/nlu_summary.json)
 	bash scripts/evaluate.sh
 
 bench: install ## benchmarks; each prints its figures

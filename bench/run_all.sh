@@ -23,6 +23,9 @@ if [ -f bench/bot_bench.py ]; then
   bot/.venv/bin/python bench/bot_bench.py || status=$?
 fi
 echo
+echo "## NLU: training time; held-out intent accuracy / macro-F1 vs baseline (bench/nlu_bench.py)"
+bot/.venv/bin/python bench/nlu_bench.py || status=$?
+echo
 echo "## conversation suite: turns passing, reply length (bench/conversation_bench.py)"
 bot/.venv/bin/python bench/conversation_bench.py || status=$?
 

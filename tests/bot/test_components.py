@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from components.char_crf import CharCRFEntityExtractor, decode, snap
 from components.faq_selector import TfidfResponseSelector
 from components.intent_classifier import TfidfIntentClassifier
 from components.normalise import ChineseTextNormaliser, normalise_text
@@ -57,7 +58,7 @@ def test_normaliser_rewrites_message_text() -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Normaliser, jieba tokenizer, intent classifier and selector trained, saved and loaded."""
+    """Normaliser, jieba tokenizer, classifier, extractor, selector trained, saved, loaded."""
     files = sorted(
         str(p)
         for p in (REPO / "nlu_data").rglob("*.yml")
@@ -80,6 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     parts: dict = {"normaliser": normaliser, "tokenizer": tokenizer}
     for name, cls, config in (
         ("classifier", TfidfIntentClassifier, {}),
+        ("extractor", CharCRFEntityExtractor, {"entities": ["address", "person_name"]}),
         ("selector", TfidfResponseSelector, {"retrieval_intent": "policy_faq"}),
     ):
         full = {**cls.get_default_config(), **config}
@@ -92,7 +94,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def parse(parts: dict, text: str) -> Message:
     """Run a text through the trained components."""
     messages = [Message({TEXT: text})]
-    for name in ("normaliser", "tokenizer", "classifier", "selector"):
+    for name in ("normaliser", "tokenizer", "classifier", "extractor", "selector"):
         messages = parts[name].process(messages)
     return messages[0]
 
@@ -135,10 +137,44 @@ def test_faq_topic_reads_the_selector(trained: dict) -> None:
     assert faq_topic(tracker) == "tax_fee_separation"
 
 
+def entities(message: Message) -> set[tuple[str, str]]:
+    """(type, value) of the entities the learned extractor found."""
+    return {
+        (e["entity"], e["value"])
+        for e in message.get("entities") or []
+        if e.get("extractor") == "CharCRFEntityExtractor"
+    }
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("观象山庄3号楼2单元501", {("address", "观象山庄3号楼2单元501")}),
+        ("觀象山莊3號樓2單元501的房本", {("address", "观象山庄3号楼2单元501")}),
+        ("我叫王建国，电话13912345678", {("person_name", "王建国")}),
+        ("谢谢", set()),
+    ],
+)
+def test_extractor_finds_addresses_and_names(trained: dict, text: str, expected: set) -> None:
+    message = parse(trained, text)
+    assert entities(message) == expected, message.get("entities")
+    for e in message.get("entities"):
+        assert message.get(TEXT)[e["start"] : e["end"]] == e["value"]
+
+
+def test_bio_spans_are_decoded_and_snapped_to_tokens() -> None:
+    labels = ["O", "B-person_name", "I-person_name", "O", "B-address", "I-address"]
+    spans = decode(labels, [1.0] * len(labels))
+    assert [(k, s, e) for k, s, e, _ in spans] == [("person_name", 1, 3), ("address", 4, 6)]
+    # A span ending inside a token is widened to the token's end.
+    assert snap(4, 5, [(0, 1), (1, 3), (3, 4), (4, 7)]) == (4, 7)
+
+
 def test_untrained_components_pass_messages_through(tmp_path: Path) -> None:
     storage = LocalModelStorage(tmp_path)
     context = ExecutionContext(GraphSchema({}), "test")
-    for cls in (TfidfIntentClassifier, TfidfResponseSelector):
+    for cls in (TfidfIntentClassifier, TfidfResponseSelector, CharCRFEntityExtractor):
         component = cls.load(cls.get_default_config(), storage, Resource("missing"), context)
         [message] = component.process([Message({TEXT: "你好"})])
         assert message.get("intent") is None and message.get("response_selector") is None
+        assert not message.get("entities")
