@@ -48,11 +48,17 @@ STATE_SLOTS = (
     "offered_human",
 )
 TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "description")
-CANCEL = re.compile(r"算了|取消|不办了|不查了|不弄了|不登记了|不要了|退出|不填了|先不弄|停下|不问了")
-WHEN = re.compile(r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急")
+CANCEL = re.compile(
+    r"算了|取消|不办了|不查了|不弄了|不登记了|不要了|退出|不填了|先不弄|停下|不问了"
+)
+WHEN = re.compile(
+    r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急"
+)
 WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题|咋还|怎么还")
 WHO = re.compile(r"谁负责|谁管|归谁|哪个部门|哪个单位|哪家单位|找谁|找哪|谁来管|谁办")
-CONTACT = re.compile(r"电话|号码多少|去哪|哪儿|联系方式|几点|上班|下班|开门|周末|周六|周日|在哪|哪里办|怎么走|地址在")
+CONTACT = re.compile(
+    r"电话|号码多少|去哪|哪儿|联系方式|几点|上班|下班|开门|周末|周六|周日|在哪|哪里办|怎么走|地址在"
+)
 WHAT_IS = re.compile(r"是啥|是什么|什么意思|啥意思|啥叫|什么叫|指的是|是干啥")
 # Words every blocker name shares; a term matches on the rest ("面积实测", "环评", "人防").
 _GENERIC = re.compile(r"未完成|未通过|未缴清|未落实|未办理|不一致|或|及|的|问题|手续|缺少")
@@ -129,14 +135,21 @@ class Turn(LookupFlow, PetitionFlow):
             return
         top = float(ranking[0].get("confidence") or 0.0)
         runner_up = float(ranking[1].get("confidence") or 0.0) if len(ranking) > 1 else 0.0
-        if ranking[0].get("name") == "ask_certificate_status" and top >= 0.3 and top - runner_up >= 0.1:
+        if (
+            ranking[0].get("name") == "ask_certificate_status"
+            and top >= 0.3
+            and top - runner_up >= 0.1
+        ):
             self.intent, self.confidence = "ask_certificate_status", CONFIDENT
             return
         if ranking[0].get("name") != "policy_faq":
             return
         selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
         sure = float((selector.get("response") or {}).get("confidence") or 0.0)
-        if float(ranking[0].get("confidence") or 0) >= FAQ_SECOND_CHANCE[0] and sure >= FAQ_SECOND_CHANCE[1]:
+        if (
+            float(ranking[0].get("confidence") or 0) >= FAQ_SECOND_CHANCE[0]
+            and sure >= FAQ_SECOND_CHANCE[1]
+        ):
             self.intent, self.confidence = "policy_faq", max(CONFIDENT, sure)
 
     # -- state -------------------------------------------------------------------------------
@@ -268,13 +281,17 @@ class Turn(LookupFlow, PetitionFlow):
         elif task == "petition" and asked == "person_name":
             self.reply.say("utter_ask_petition_name")
         elif asked == "phone" and task in ("check", "recover"):
-            self.reply.say("utter_ask_check_phone" if task == "check" else "utter_ask_recover_phone")
+            self.reply.say(
+                "utter_ask_check_phone" if task == "check" else "utter_ask_recover_phone"
+            )
         elif asked in ("phone", "description", "petition_number"):
             self.reply.say(f"utter_ask_{asked}")
         elif asked == "address" and task == "petition":
             self.reply.say("utter_ask_petition_address")
         elif asked == "person_name":
-            self.reply.say("utter_ask_owner_name" if task == "lookup_id" else "utter_ask_recover_name")
+            self.reply.say(
+                "utter_ask_owner_name" if task == "lookup_id" else "utter_ask_recover_name"
+            )
         elif asked == "project":
             self.reply.say("utter_ask_project_for_parts")
         elif asked == "address":
@@ -311,13 +328,17 @@ class Turn(LookupFlow, PetitionFlow):
         if self.is_fragment():
             await self.lookup_address(self.entities)
             return
-        if self.get("filed") and re.search(r"信访|编号|答复|进度", self.message) and self.intent != "request_human":
+        if (
+            self.get("filed")
+            and re.search(r"信访|编号|答复|进度", self.message)
+            and self.intent != "request_human"
+        ):
             await self.start_check(None)
             return
         await self.answer_intent(in_task=False)
 
     def is_fragment(self) -> bool:
-        """Building, unit or room alone ("八零二", "不对，是501") while a home is being assembled."""
+        """Building, unit or room alone ("八零二", "不对，是501") while a home is assembled."""
         parts = text.address_parts(self.message)
         if not parts or text.project_words(self.message):
             return False
@@ -325,7 +346,10 @@ class Turn(LookupFlow, PetitionFlow):
 
     async def follow_up(self) -> bool:
         """Short questions about the home in context: 找谁, 为啥, 多久, 电话多少, 环评是啥."""
-        if len(self.message) > FOLLOW_UP_CHARS or self.intent in ("request_human", "check_petition"):
+        if len(self.message) > FOLLOW_UP_CHARS or self.intent in (
+            "request_human",
+            "check_petition",
+        ):
             return False
         if WHAT_IS.search(self.message) and await self.explain_term():
             return True
@@ -368,7 +392,9 @@ class Turn(LookupFlow, PetitionFlow):
         if result.get("match") == "project" and found == home.get("code"):
             return False  # the same estate again: a follow-up about it
         self.set("address", self.message[:120])
-        await self.answer_lookup(result, text.address_parts(self.message), new_project=True, quiet=False)
+        await self.answer_lookup(
+            result, text.address_parts(self.message), new_project=True, quiet=False
+        )
         return True
 
     async def explain_term(self) -> bool:
@@ -406,7 +432,9 @@ class Turn(LookupFlow, PetitionFlow):
         if self.intent == "complain" and self.understood:
             self.reply.say("utter_complain_empathy")
         self.set("address", self.message[:120])
-        await self.answer_lookup(result, text.address_parts(self.message), new_project=True, quiet=False)
+        await self.answer_lookup(
+            result, text.address_parts(self.message), new_project=True, quiet=False
+        )
         return True
 
     async def command(self, command: str) -> None:
@@ -487,7 +515,9 @@ class Turn(LookupFlow, PetitionFlow):
             if topic and not in_task:
                 await faq.answer(self.reply, self.sender_id, topic, self.domain)
             elif not in_task:
-                self.reply.say("utter_complain_explain" if not home.get("code") else "utter_complain_known")
+                self.reply.say(
+                    "utter_complain_explain" if not home.get("code") else "utter_complain_known"
+                )
                 if not self.get("offered_human"):
                     self.offer_human()
         elif intent == "request_human":
@@ -617,7 +647,8 @@ class ActionConverse(Action):
         except Exception as exc:  # noqa: BLE001 - the resident always gets an answer
             # Type only: an exception's text or traceback may carry what the resident typed.
             where = " < ".join(
-                f"{Path(f.filename).name}:{f.lineno}" for f in reversed(extract_tb(exc.__traceback__))
+                f"{Path(f.filename).name}:{f.lineno}"
+                for f in reversed(extract_tb(exc.__traceback__))
             )
             logger.error("action_converse failed: %s at %s", type(exc).__name__, where)
             reply = Reply(domain)

@@ -21,7 +21,7 @@ def faq_topic(tracker: Tracker) -> str | None:
 
 
 async def answer(reply: Reply, sender_id: str, topic: str, domain: dict[str, Any]) -> None:
-    """Today's catalogue answer of a topic; the answer trained into the domain when the api is down."""
+    """Today's catalogue answer of a topic; the trained answer when the api is down."""
     try:
         text = await api.faq_answer(sender_id, topic)
     except (api.ApiUnavailable, api.ApiError):

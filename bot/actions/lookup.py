@@ -143,9 +143,7 @@ class LookupFlow:
     async def lookup_id(self, id_number: str, person_name: str) -> None:
         """POST /lookup by ID number and owner's name."""
         try:
-            result = await api.lookup(
-                self.sender_id, id_number=id_number, person_name=person_name
-            )
+            result = await api.lookup(self.sender_id, id_number=id_number, person_name=person_name)
         except api.ApiUnavailable:
             self.reply.say("utter_api_down", kind="error")
             self.end_task()
@@ -235,7 +233,9 @@ class LookupFlow:
 
     def candidate_buttons(self, candidates: list[dict[str, Any]]) -> list[dict[str, str]]:
         """Buttons for the candidates: the payload carries the project code."""
-        buttons = [{"title": c["label"], "payload": f"{c['label']}（{c['code']}）"} for c in candidates]
+        buttons = [
+            {"title": c["label"], "payload": f"{c['label']}（{c['code']}）"} for c in candidates
+        ]
         buttons += self.reply.buttons_of("utter_none_of_candidates_button")
         return buttons
 

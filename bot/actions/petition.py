@@ -13,7 +13,9 @@ from actions.sensitive import seal, unseal
 from actions.status import home_label
 
 PETITION_FIELDS = ("person_name", "phone", "address", "description")
-FORGOT = re.compile(r"(忘|不记得|记不得|记不清|找不到|找不着|想不起|丢了|弄丢|没记|没有记|不知道|没了)")
+FORGOT = re.compile(
+    r"(忘|不记得|记不得|记不清|找不到|找不着|想不起|丢了|弄丢|没记|没有记|不知道|没了)"
+)
 PHONE_GONE = re.compile(r"(换了|换号|停机|不用了|注销|记不得|忘了|不记得|想不起)")
 REFUSE_PHONE = re.compile(r"(不想|不愿|不留|不给|不方便|没有手机|没手机|为啥要|为什么要|干嘛要)")
 EDIT = re.compile(r"(改一下|修改|改下|改改|写错|不对，?改|更改|重填|要改)")
@@ -74,7 +76,10 @@ class PetitionFlow:
     def next_petition_question(self, first: bool = False) -> None:
         """Ask for the first missing field, or read back what will be sent."""
         if not self.get("person_name"):
-            self.ask("person_name", "utter_ask_petition_name_first" if first else "utter_ask_petition_name")
+            self.ask(
+                "person_name",
+                "utter_ask_petition_name_first" if first else "utter_ask_petition_name",
+            )
         elif not self.get("phone"):
             self.ask("phone", "utter_ask_phone")
         elif not self.get("address"):
@@ -140,7 +145,8 @@ class PetitionFlow:
             # Whatever the resident types now is the description (numbers in it included).
             if len(message) < 2:
                 return False
-            self.set("description", text.mask_numbers(message)[:2000])
+            typed = str((self.tracker.latest_message or {}).get("text") or message)
+            self.set("description", text.mask_numbers(typed)[:2000])
             self.next_petition_question()
             return True
         if asked == "consent":
@@ -341,9 +347,8 @@ class PetitionFlow:
 
     def petition_line(self, found: dict[str, Any]) -> str:
         """One petition's state as the resident reads it."""
-        departments = "、".join(
-            str(d.get("name")) for d in found.get("departments") or [] if d.get("name")
-        )
+        # `departments` is a list of Chinese names (PetitionLookupRead).
+        departments = "、".join(str(d) for d in found.get("departments") or [] if d)
         return self.reply.text(
             "utter_petition_status",
             number=found.get("number", ""),

@@ -14,7 +14,8 @@ from typing import Any
 from rasa_sdk.executor import CollectingDispatcher
 
 _SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]?")
-_FAULT = "过错"
+# "Not your fault" said once per reply (the catalogue says it under several blockers).
+_FAULT = re.compile(r"不是您的过错|不是你的过错|您就没有过错|您没有过错")
 
 
 class _SafeDict(dict):  # type: ignore[type-arg]
@@ -88,7 +89,7 @@ class Reply:
                         continue
                     if key in seen:
                         continue
-                    if _FAULT in key:
+                    if _FAULT.search(key):
                         if fault_said:
                             continue
                         fault_said = True

@@ -111,7 +111,7 @@ def summary(reply: Reply, result: dict[str, Any]) -> None:
 
 
 def details(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
-    """详细原因: each open blocker explained (at most ~300 characters each), one policy per reply."""
+    """详细原因: each open blocker explained (about 300 characters), one policy per reply."""
     blockers = status.get("open_blockers") or []
     if not blockers:
         reply.say(f"utter_details_none_{situation(home)}")
@@ -136,7 +136,9 @@ def details(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
         if policies and not policy_said:
             policy = policies[0]
             reply.add(
-                reply.text("utter_details_policy", name=policy.get("name"), text=policy.get("summary"))
+                reply.text(
+                    "utter_details_policy", name=policy.get("name"), text=policy.get("summary")
+                )
             )
             policy_said = True
     reply.say("utter_status_more_after_details")
@@ -164,6 +166,8 @@ def who_answer(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> No
     lines = [reply.text("utter_who_intro", project=home.get("name"))]
     for blocker in blockers:
         department = (blocker.get("department") or {}).get("name") or ""
-        lines.append(reply.text("utter_who_line", blocker=blocker.get("name"), department=department))
+        lines.append(
+            reply.text("utter_who_line", blocker=blocker.get("name"), department=department)
+        )
     reply.add("\n".join(lines))
     reply.say("utter_who_contacts")

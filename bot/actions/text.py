@@ -26,7 +26,18 @@ _ID_NAME_FILLER = re.compile(
     r"身份证号码|身份证号|身份证|证件号|号码|我叫|我是|姓名|名字|产权人|业主|户主|房主|本人|叫|是|的|帮我|"
     r"麻烦|请|查一下|查查|查询|查|一下|看看|房本|房子|我家|号"
 )
-_DIGITS_CN = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_DIGITS_CN = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "幺": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+}
 _DIGITS_CN.update({"七": 7, "八": 8, "九": 9})
 _CN_NUM = "零〇一幺二两三四五六七八九十"
 _SEP = r"[\s\-－—_.·。，,、]*"
@@ -170,7 +181,9 @@ def name_beside_phone(text: str | None) -> str | None:
     return name_beside_id(value)
 
 
-_QUESTION = re.compile(r"[?？]|吗|呢|么$|啥|什么|怎么|咋|为何|如何|是不是|能不能|要不要|行不行|中不中")
+_QUESTION = re.compile(
+    r"[?？]|吗|呢|么$|啥|什么|怎么|咋|为何|如何|是不是|能不能|要不要|行不行|中不中"
+)
 
 
 def is_question(text: str | None) -> bool:
@@ -262,9 +275,16 @@ def unit_text(parts: dict[str, str]) -> str:
     return label
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９ＸｘＫ", "0123456789XxK")
+
+
 def mask_numbers(text: str) -> str:
-    """Mask ID numbers and phones inside free text (e.g. a petition description)."""
-    text = ID_RE.sub(lambda m: "*" * 14 + m.group(1)[-4:], normalize(text))
+    """Mask ID numbers and phones inside free text (e.g. a petition description).
+
+    Only full-width digits are folded: the resident's Chinese punctuation stays as typed.
+    """
+    text = (text or "").strip().translate(_FULL_WIDTH_DIGITS)
+    text = ID_RE.sub(lambda m: "*" * 14 + m.group(1)[-4:], text)
     return PHONE_RE.sub(lambda m: m.group(1)[:3] + "****" + m.group(1)[-4:], text)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,13 +20,10 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clients import api
-from actions.faq import ActionAnswerFaq
-from actions.guidance import ActionAnswerGuidance
-from actions.petition import ActionCheckPetition, ActionSubmitPetition
+from actions.converse import ActionConverse
 from actions.sensitive import seal
-from actions.status import ActionLookupStatus
 
-from .conftest import REPO, make_tracker, slot_events, texts
+from .conftest import REPO, make_tracker, slot_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 API_DIR = REPO / "api"
@@ -110,93 +108,100 @@ def _point_at_real_api(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api, "settings", dataclasses.replace(api.settings, api_url=api_url))
 
 
-async def lookup(domain: dict, **slots: object) -> tuple[list[str], dict]:
+async def say(
+    domain: dict,
+    text: str,
+    intent: str = "inform",
+    response_key: str | None = None,
+    **slots: object,
+) -> tuple[str, list[dict], dict]:
+    """One turn of action_converse against the real api: (shown text, messages, slots set)."""
     dispatcher = CollectingDispatcher()
-    events = await ActionLookupStatus().run(dispatcher, make_tracker(slots=slots), domain)
-    return texts(dispatcher), slot_events(events)
+    tracker = make_tracker(text=text, intent=intent, slots=slots, response_key=response_key)
+    events = await ActionConverse().run(dispatcher, tracker, domain)
+    shown = "\n".join(
+        [m.get("text") or "" for m in dispatcher.messages]
+        + [b["title"] for m in dispatcher.messages for b in m.get("buttons") or []]
+    )
+    return shown, dispatcher.messages, slot_events(events)
 
 
 @pytest.mark.parametrize(
     "address", ["观象山庄3号楼2单元501", "观象山庄三号楼二单元五零一", "观象山庄3-2-501"]
 )
 async def test_lookup_by_address_forms(domain, address: str) -> None:
-    sent, slots = await lookup(domain, address=address)
-    joined = "\n".join(sent)
-    assert slots["lookup_result"] == "unit" and slots["project_code"] == "QS001"
-    assert "观象山庄3号楼2单元501室" in sent[0]
-    assert "首次登记还没有完成" in joined
-    assert "消防" in joined and "人防" in joined  # both open blockers of the demo project
-    assert "不是您的过错" in joined and "2027年6月30日" in joined
+    shown, _, slots = await say(domain, address, "ask_certificate_status")
+    assert slots["home"]["code"] == "QS001" and slots["home"]["unit_found"] is True
+    assert "观象山庄3号楼2单元501" in shown and "首次登记未完成" in shown
+    assert "消防" in shown and "人防" in shown  # both open blockers of the demo project
+    assert "2027年6月30日" in shown and "现在还不能申请转移登记" in shown
 
 
-async def test_lookup_by_id_number(domain) -> None:
+async def test_lookup_by_id_number_and_name_in_one_message(domain) -> None:
     row = demo_units("QS001")[0]
-    sent, slots = await lookup(
-        domain, id_number=seal(row["身份证号"]), person_name=seal(row["业主姓名"])
-    )
-    assert slots["lookup_result"] == "unit" and slots["project_code"] == "QS001"
-    assert f"{row['幢号']}号楼" in sent[0]
-    assert all(row["身份证号"] not in m for m in sent)
+    shown, _, slots = await say(domain, f"{row['业主姓名']} {row['身份证号']}")
+    assert slots["home"]["code"] == "QS001"
+    assert f"{row['幢号']}号楼" in shown
+    assert row["身份证号"] not in shown and row["业主姓名"] not in shown
 
 
-async def test_ambiguous_address(domain) -> None:
-    dispatcher = CollectingDispatcher()
-    events = await ActionLookupStatus().run(
-        dispatcher, make_tracker(slots={"address": "阳光"}), domain
-    )
-    assert slot_events(events)["lookup_result"] == "ambiguous"
-    titles = [b["title"] for b in dispatcher.messages[0]["buttons"]]
-    assert any("阳光花园" in t for t in titles) and any("阳光花苑" in t for t in titles)
-    assert titles[-1] == "都不是"
+async def test_ambiguous_address_offers_candidates_with_codes(domain) -> None:
+    _, messages, slots = await say(domain, "阳光1号楼1单元101")
+    buttons = [b for m in messages for b in m.get("buttons") or []]
+    assert {c["code"] for c in slots["candidates"]} >= {"QS002", "QS003"}
+    assert any(b["payload"].endswith("（QS002）") for b in buttons)
+    assert buttons[-1]["title"] == "都不是"
 
 
-async def test_unknown_address(domain) -> None:
-    sent, slots = await lookup(domain, address="不存在家园99号楼9单元909")
-    assert slots["lookup_result"] == "none" and "utter_not_found" in sent
+async def test_unknown_project_is_not_found(domain) -> None:
+    shown, _, slots = await say(domain, "不存在家园9号楼9单元909")
+    assert "没有查到" in shown and slots.get("home") is None
 
 
-async def test_guidance_for_the_found_project(domain) -> None:
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
-        intent="ask_next_steps", slots={"project_code": "QS001", "project_name": "观象山庄"}
-    )
-    await ActionAnswerGuidance().run(dispatcher, tracker, domain)
-    joined = "\n".join(texts(dispatcher))
-    assert "首次登记还没办完" in joined and "消防" in joined
+async def test_next_steps_for_the_found_project(domain) -> None:
+    home = {"code": "QS001", "name": "观象山庄", "initial_done": False, "blockers": 2}
+    shown, _, _ = await say(domain, "我现在该做什么", "ask_next_steps", home=home)
+    assert "首次登记还没办完" in shown and "现在还不能申请转移登记" in shown
 
 
 async def test_faq_answer_from_the_catalogue(domain) -> None:
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(intent="policy_faq", response_key="policy_faq/developer_uncooperative")
-    await ActionAnswerFaq().run(dispatcher, tracker, domain)
-    assert "公告" in "\n".join(texts(dispatcher))
+    shown, _, _ = await say(
+        domain, "开发商跑了怎么办", "policy_faq", "policy_faq/developer_uncooperative"
+    )
+    assert "公告" in shown and "15个工作日" in shown
 
 
-async def test_petition_filed_once_and_found_by_number_and_phone(domain) -> None:
+async def test_school_enrolment_answer_from_the_catalogue(domain) -> None:
+    shown, _, _ = await say(
+        domain, "没房本孩子能上学吗", "policy_faq", "policy_faq/school_enrolment"
+    )
+    assert "教育局" in shown
+
+
+async def test_petition_filed_once_checked_at_once_and_found_without_the_number(domain) -> None:
     slots = {
+        "task": "petition",
+        "requested_slot": "consent",
         "person_name": seal("李秀梅"),
         "phone": seal("13912345678"),
         "address": "观象山庄3号楼2单元501",
         "description": "等了八年还没有房本",
-        "consent": True,
     }
     numbers = []
     for _ in range(2):  # the same turn retried: one petition
-        dispatcher = CollectingDispatcher()
-        await ActionSubmitPetition().run(dispatcher, make_tracker(slots=dict(slots)), domain)
-        created = dispatcher.messages[0]
-        assert created["response"] == "utter_petition_created"
-        numbers.append(created["number"])
-    assert numbers[0] == numbers[1] and numbers[0].startswith("XF-")
+        shown, _, set_slots = await say(domain, "同意", "affirm", **dict(slots))
+        numbers.append(re.search(r"XF-\d{8}-\d{4}", shown).group(0))
+    assert numbers[0] == numbers[1]
+    filed = set_slots["filed"]
+    assert filed["number"] == numbers[0] and filed["phone"].startswith("enc:")
 
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(slots={"petition_number": numbers[0], "phone": seal("13912345678")})
-    await ActionCheckPetition().run(dispatcher, tracker, domain)
-    status = dispatcher.messages[0]
-    assert status["response"] == "utter_petition_status"
-    assert status["status_label"] == "已受理" and status["answer_due"].endswith("日")
+    shown, _, _ = await say(domain, "我的信访怎么样了", "check_petition", filed=filed)
+    assert numbers[0] in shown and "已受理" in shown and "答复期限" in shown
 
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(slots={"petition_number": numbers[0], "phone": seal("13800000000")})
-    await ActionCheckPetition().run(dispatcher, tracker, domain)
-    assert texts(dispatcher)[-1] == "utter_petition_check_retry"
+    recover = {"task": "recover", "requested_slot": "person_name", "phone": seal("13912345678")}
+    shown, _, _ = await say(domain, "李秀梅", **recover)
+    assert numbers[0] in shown
+
+    wrong = {"task": "recover", "requested_slot": "person_name", "phone": seal("13800000000")}
+    shown, _, _ = await say(domain, "李秀梅", **wrong)
+    assert numbers[0] not in shown and "没有查到" in shown
