@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests" / "conversations"))
 
-from e2e_stack import running_stack  # noqa: E402
 from conftest import SUITE_LIMITS  # noqa: E402
+from e2e_stack import running_stack  # noqa: E402
 from runner import load_cases, run_conversation  # noqa: E402
 
 
@@ -38,7 +38,10 @@ def main() -> int:
     lengths: list[int] = []
     failed: list[str] = []
     started = time.monotonic()
-    with running_stack(tracker="memory", extra_env=SUITE_LIMITS) as stack, httpx.Client(timeout=60) as client:
+    with (
+        running_stack(tracker="memory", extra_env=SUITE_LIMITS) as stack,
+        httpx.Client(timeout=60) as client,
+    ):
         for case in cases:
             results = run_conversation(stack.webhook, stack.api_url, case, client)
             ok = True

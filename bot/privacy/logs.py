@@ -7,9 +7,6 @@ from typing import Any
 
 from privacy.redact import mask_text
 
-_installed = False
-
-
 def _masking_factory(base: Any) -> Any:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
@@ -23,13 +20,17 @@ def _masking_factory(base: Any) -> Any:
             record.args = None
         return record
 
+    factory._fangben_masking = True  # type: ignore[attr-defined]
     return factory
 
 
 def install_log_redaction() -> None:
-    """Wrap the log record factory once, so even records of libraries are masked when made."""
-    global _installed
-    if _installed:
+    """Wrap the log record factory once, so even records of libraries are masked when made.
+
+    Checked on the factory itself, not a flag: a library that sets its own factory later
+    (TensorFlow and Rasa's test tools do) must not leave records unmasked.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_fangben_masking", False):
         return
-    logging.setLogRecordFactory(_masking_factory(logging.getLogRecordFactory()))
-    _installed = True
+    logging.setLogRecordFactory(_masking_factory(current))

@@ -50,9 +50,7 @@ def test_conversation(stack: Stack, client: httpx.Client, case: dict[str, Any]) 
     _RESULTS.append(
         {
             "id": case["id"],
-            "turns": [
-                {"said": r.said, "chars": r.chars, "failures": r.failures} for r in results
-            ],
+            "turns": [{"said": r.said, "chars": r.chars, "failures": r.failures} for r in results],
         }
     )
     failed = [r for r in results if r.failures]
