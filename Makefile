@@ -7,7 +7,7 @@ API_PY := api/.venv/bin/python
 BOT_PY := bot/.venv/bin/python
 
 .PHONY: help install install-api install-bot install-browser run test lint train evaluate bench \
-        import-ledger create-admin lock migration
+        import-ledger create-admin reset-password lock migration
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ import-ledger: install-api ## import one ledger file: make import-ledger FILE=pa
 create-admin: install-api ## create a staff account: make create-admin NAME=zhang ROLE=admin [DEPT=code]
 	@test -n "$(NAME)" || (echo "用法: make create-admin NAME=用户名 ROLE=admin|clerk|officer|supervisor [DEPT=部门代码]" >&2; exit 2)
 	cd api && .venv/bin/python -m app.staff.cli create-user --username "$(NAME)" --role "$(or $(ROLE),admin)" $(if $(DEPT),--department "$(DEPT)")
+
+reset-password: install-api ## new random password for a staff account: make reset-password NAME=demo_clerk
+	@test -n "$(NAME)" || (echo "用法: make reset-password NAME=用户名" >&2; exit 2)
+	cd api && .venv/bin/python -m app.staff.cli reset-password --username "$(NAME)"
 
 lock: ## re-pin both environments from their .in files
 	$(API_PY) -m pip freeze --exclude-editable | grep -v '^pkg_resources' > api/requirements.lock

@@ -2,6 +2,7 @@
 
     python -m app.staff.cli create-user --username U --role R [--department CODE]
     python -m app.staff.cli seed-demo      # only on an empty accounts table (make run)
+    python -m app.staff.cli reset-password --username U   # new random password, printed once
 
 Passwords are typed twice at a prompt or generated; a generated one is printed once.
 """
@@ -65,6 +66,19 @@ def _seed_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _reset_password(args: argparse.Namespace) -> int:
+    password = staff_service.generate_password()
+    with session_scope() as db:
+        user = staff_service.get_by_username(db=db, username=args.username)
+        if user is None:
+            print(f"没有账号 {args.username}。", file=sys.stderr)
+            return 1
+        # Also logs the account out everywhere (sessions are dropped with the old password).
+        staff_service.update_user(db=db, user=user, actor="cli:reset-password", password=password)
+    print(f"已重置账号 {args.username} 的密码（只显示这一次）：{password}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m app.staff.cli`."""
     parser = argparse.ArgumentParser(prog="app.staff.cli", description="工作人员账号")
@@ -79,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     create.set_defaults(func=_create_user)
     seed = sub.add_parser("seed-demo", help="账号表为空时，为每个角色建一个演示账号")
     seed.set_defaults(func=_seed_demo)
+    reset = sub.add_parser("reset-password", help="重置密码（随机生成，只显示一次）")
+    reset.add_argument("--username", required=True)
+    reset.set_defaults(func=_reset_password)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -221,3 +221,20 @@ def test_cli_create_user_prints_generated_password_once(committing_sessions, mon
         assert staff_service.authenticate(db=db, username="chief", password=password)
     assert cli.main(["create-user", "--username", "chief", "--role", "admin", "--generate"]) == 1
     assert "已经有人用了" in capsys.readouterr().err
+
+
+def test_cli_reset_password_prints_a_new_one_and_the_old_stops_working(
+    committing_sessions, monkeypatch, capsys
+):
+    """`reset-password` (make reset-password NAME=…) replaces the password and prints it once."""
+    monkeypatch.setattr(cli, "session_scope", lambda: session_scope(committing_sessions))
+    assert cli.main(["create-user", "--username", "clerk9", "--role", "clerk", "--generate"]) == 0
+    old = re.search(r"密码（只显示这一次）：(\S+)", capsys.readouterr().out).group(1)
+    assert cli.main(["reset-password", "--username", "clerk9"]) == 0
+    new = re.search(r"只显示这一次）：(\S+)", capsys.readouterr().out).group(1)
+    assert new != old
+    with session_scope(committing_sessions) as db:
+        assert staff_service.authenticate(db=db, username="clerk9", password=new)
+        assert not staff_service.authenticate(db=db, username="clerk9", password=old)
+    assert cli.main(["reset-password", "--username", "nobody"]) == 1
+    assert "没有账号" in capsys.readouterr().err

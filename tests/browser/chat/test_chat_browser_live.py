@@ -51,9 +51,14 @@ def test_real_status_conversation_and_reload(new_phone: Any, live_api: str, shot
     expect(bot_bubbles(page).first).to_contain_text("我是房本助手")
     first = send_and_wait(page, "我家房本为什么一直办不下来")
     assert "地址" in first or "身份证" in first, first
+    n = bot_bubbles(page).count()
     status = send_and_wait(page, "观象山庄3号楼2单元501")
     for word in ("观象山庄", "首次登记", "消防"):
         assert word in status, status
+    # The new answer is shown from its start, not scrolled to its last line.
+    start = bot_bubbles(page).nth(n).bounding_box()
+    log = page.locator("#log").bounding_box()
+    assert start and log and log["y"] <= start["y"] < log["y"] + log["height"] / 2, (start, log)
     shot(page, "live-01-status")
     chips = page.locator(".row.bot").last.locator(".chip")
     if chips.count():

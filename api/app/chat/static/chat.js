@@ -85,7 +85,14 @@
     });
   }
 
-  function addBubble(role, text, buttons, at, live) {
+  // A new answer is read from its start: scroll so its first bubble sits at the top of the
+  // log (a long status answer would otherwise show only its last lines on a phone).
+  function scrollToStart(row) {
+    var top = row.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop - 8;
+    log.scrollTop = Math.max(0, top);
+  }
+
+  function addBubble(role, text, buttons, at, live, keepScroll) {
     maybeTime(at);
     var row = document.createElement("div");
     row.className = "row " + role;
@@ -116,7 +123,7 @@
     row.appendChild(avatar);
     row.appendChild(stack);
     log.appendChild(row);
-    scrollDown();
+    if (!keepScroll) scrollDown();
     return row;
   }
 
@@ -179,7 +186,12 @@
       setText(mine.querySelector(".bubble"), res.data.user.text);
       var replies = res.data.replies || [];
       if (!replies.length) addNotice("小助手暂时没有回复，请换个说法再试试。", false, null);
-      replies.forEach(function (m) { addBubble("bot", m.text, m.buttons, m.at, true); });
+      var first = null;
+      replies.forEach(function (m) {
+        var row = addBubble("bot", m.text, m.buttons, m.at, true, true);
+        first = first || row;
+      });
+      if (first) scrollToStart(first);
     }).catch(function () {
       typing.remove();
       mine.classList.add("failed");
