@@ -7,6 +7,7 @@ from typing import Any
 
 from privacy.redact import mask_text
 
+
 def _masking_factory(base: Any) -> Any:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
