@@ -7,9 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false PYTHONDONTWRITEBYTECODE=1
-# bot/config.yml names custom components as `components.*` (bot/components/).
+# bot/config.yml names custom components as `components.*` (bot/components/), and a trained
+# model refers to them by that name. Servers run with bot/ as working directory; for anything
+# else that loads a model with the bot env (`rasa test core` from the repo root, scripts), a
+# .pth file appends bot/ to the env's sys.path (after site-packages: nothing is shadowed).
 export PYTHONPATH="bot${PYTHONPATH:+:$PYTHONPATH}"
 BOT_PY=bot/.venv/bin/python
+SITE=$($BOT_PY -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ "$(cat "$SITE/fangben-bot.pth" 2>/dev/null)" != "$PWD/bot" ]; then
+  printf '%s\n' "$PWD/bot" >"$SITE/fangben-bot.pth"
+fi
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/fangben"
 mkdir -p bot/models "$CACHE_DIR/models"
 
