@@ -18,6 +18,10 @@ def status(done: bool = False) -> dict[str, Any]:
                 "explanation": "小区的消防验收没有通过，住建局不能给项目办验收备案。",
                 "note": "3号楼消防设施整改后尚未复验",
                 "department": {"code": "fire_rescue", "name": "消防救援大队"},
+                "departments": [
+                    {"code": "fire_rescue", "name": "消防救援大队"},
+                    {"code": "housing_bureau", "name": "住建局"},
+                ],
                 "buyer_at_fault": False,
                 "policies": [
                     {
@@ -108,3 +112,14 @@ GUIDANCE = {
         "not_found": {"title": "暂时没有查到您家的房子", "items": ["再确认地址"]},
     },
 }
+
+PETITION_STATUS = {
+    "number": "XF-20261201-0001",
+    "status": "assigned",
+    "status_label": "已分派",
+    "departments": ["住建局"],
+    "updated_at": "2026-12-01T10:00:00+08:00",
+    "answer_due": "2026-12-08",
+}
+
+PETITION_LIST = {"petitions": [PETITION_STATUS]}

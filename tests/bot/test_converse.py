@@ -189,21 +189,12 @@ async def test_candidate_buttons_carry_the_project_code(domain) -> None:
 @respx.mock
 async def test_a_petition_filed_here_is_checked_at_once(domain) -> None:
     route = respx.post(f"{API}/api/v1/petitions/lookup").mock(
-        return_value=httpx.Response(
-            200,
-            json={
-                "number": "XF-20261201-0001",
-                "status": "accepted",
-                "status_label": "已受理",
-                "departments": [],
-                "updated_at": "2026-12-01T10:00:00+08:00",
-                "answer_due": "2026-12-08",
-            },
-        )
+        return_value=httpx.Response(200, json=payloads.PETITION_STATUS)
     )
     filed = {"number": "XF-20261201-0001", "phone": seal("13912345678")}
     shown, _, _ = await turn(domain, "我的信访怎么样了", "check_petition", slots={"filed": filed})
-    assert "XF-20261201-0001" in shown and "已受理" in shown and "2026年12月8日" in shown
+    assert "XF-20261201-0001" in shown and "已分派" in shown and "2026年12月8日" in shown
+    assert "住建局" in shown
     assert "13912345678" in route.calls.last.request.content.decode()
 
 
