@@ -13,8 +13,6 @@ from actions.common import chinese_date
 from actions.replies import Reply
 from actions.text import unit_text
 
-TRANSFER_LABELS = {"done": "已办结", "in_progress": "办理中", "not_started": "未办理"}
-
 
 def home_from_result(result: dict[str, Any]) -> dict[str, Any]:
     """What the conversation remembers of a found home (no owner data)."""
@@ -77,9 +75,7 @@ def summary(reply: Reply, result: dict[str, Any]) -> None:
     home = home_from_result(result)
     case = situation(home)
     unit = result.get("unit") or {}
-    transfer = unit.get("transfer_status_label") or TRANSFER_LABELS.get(
-        str(unit.get("transfer_status")), ""
-    )
+    transfer = unit.get("transfer_status_label") or ""
     scope = "unit" if home.get("unit_found") else "project"
     lines = [reply.text("utter_status_found", home=home_label(home))]
     counts = status.get("transfer_registration") or {}

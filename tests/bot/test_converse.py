@@ -269,3 +269,10 @@ async def test_out_of_scope_says_what_the_bot_can_do_without_a_petition_offer(do
     assert "房本" in shown and "转给工作人员" not in shown
     shown, messages, _ = await turn(domain, "hello what is this", "out_of_scope")
     assert "中文" in shown and messages[-1]["buttons"] and shown_chars(messages) < 150
+
+
+def test_every_follow_up_button_payload_is_a_command(domain) -> None:
+    """The buttons under a status answer send payloads the turn knows (domain ↔ COMMANDS)."""
+    for response in ("utter_status_more", "utter_status_more_after_details", "utter_who_contacts"):
+        for button in domain["responses"][response][0]["buttons"]:
+            assert button["payload"] in converse.COMMANDS, button
