@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     # Character n-grams: "char_wb" keeps them inside the whitespace-separated chunks.
     "char_analyzer": "char_wb",
     "char_ngram_range": [1, 2],
+    # One TF-IDF block per n-gram order, each normalised on its own: unigrams then weigh as
+    # much as bigrams (cross-validated intent macro-F1 0.890 vs 0.884 for one 1-2-gram block).
+    "char_ngram_separate": False,
     # Word n-grams over the tokenizer's (jieba's) tokens; [0, 0] turns them off.
     "word_ngram_range": [0, 0],
     "C": 20.0,
@@ -67,11 +70,14 @@ class SparseTextClassifier:
 
     def _features(self, texts: list[str], tokens: list[str], fit: bool = False) -> csr_matrix:
         if fit:
+            low, high = (int(n) for n in self.config["char_ngram_range"])
+            ranges = (
+                [[n, n] for n in range(low, high + 1)]
+                if self.config["char_ngram_separate"]
+                else [[low, high]]
+            )
             self.vectorizers = [
-                (
-                    "char",
-                    _vectorizer(self.config["char_analyzer"], self.config["char_ngram_range"]),
-                )
+                ("char", _vectorizer(self.config["char_analyzer"], r)) for r in ranges
             ]
             if min(self.config["word_ngram_range"]) > 0:
                 self.vectorizers.append(
