@@ -98,10 +98,13 @@ INTERRUPTIONS = {
 # The pipeline's FallbackClassifier already turns low confidence into nlu_fallback; this bar
 # only keeps a weak guess from interrupting a form.
 CONFIDENT = 0.4
+# A "no" this short mid-task means stop ("不用了", "不要了"); a longer one is a remark.
+SHORT_DENY_CHARS = 4
 # A fallback whose runner-up is a policy question the FAQ selector is sure of is answered.
 FAQ_SECOND_CHANCE = (0.3, 0.55)
 # Venting or a fallback whose FAQ topic the selector is this sure of also gets that answer.
 FAQ_SURE = 0.75
+FAQ_SURE_INTENT = 0.15
 
 
 class Turn(LookupFlow, PetitionFlow):
@@ -202,14 +205,22 @@ class Turn(LookupFlow, PetitionFlow):
             self.reply.say("utter_not_understood", kind="fallback")
             return
         task = self.get("task")
-        if task and (CANCEL.search(self.message) or (self.intent == "deny" and self.understood)):
-            if not (self.get("requested_slot") == "consent"):
-                self.cancel()
-                return
+        if task and self.wants_to_stop():
+            self.cancel()
+            return
         if task and await self.continue_task():
             self.set("misunderstood", 0.0)
             return
         await self.fresh()
+
+    def wants_to_stop(self) -> bool:
+        """ "算了" / "不查了" / a bare "不用了" leaves the task; "我不想留手机号" does not."""
+        if self.get("requested_slot") == "consent":
+            return False  # 不同意 is the answer to the consent question, handled there
+        if CANCEL.search(self.message):
+            return True
+        short = len(self.message) <= SHORT_DENY_CHARS
+        return short and self.intent == "deny" and self.understood
 
     def cancel(self) -> None:
         """Leave the task; nothing is sent."""
@@ -557,6 +568,12 @@ class Turn(LookupFlow, PetitionFlow):
         response = selector.get("response") or {}
         if float(response.get("confidence") or 0.0) < FAQ_SURE:
             return None
+        ranking = {
+            r.get("name"): float(r.get("confidence") or 0)
+            for r in latest.get("intent_ranking") or []
+        }
+        if ranking.get("policy_faq", 0.0) < FAQ_SURE_INTENT:
+            return None  # the selector always picks some topic; the intent must lean that way too
         return faq.faq_topic(self.tracker)
 
     def fallback(self, in_task: bool = False) -> None:

@@ -276,3 +276,12 @@ def test_every_follow_up_button_payload_is_a_command(domain) -> None:
     for response in ("utter_status_more", "utter_status_more_after_details", "utter_who_contacts"):
         for button in domain["responses"][response][0]["buttons"]:
             assert button["payload"] in converse.COMMANDS, button
+
+
+async def test_a_remark_read_as_deny_does_not_cancel_the_form(domain) -> None:
+    slots = {"task": "petition", "requested_slot": "phone", "person_name": seal("张桂兰")}
+    shown, _, set_slots = await turn(domain, "我不想留手机号", "deny", slots=slots)
+    assert "取消" not in shown and "通知到您" in shown
+    assert "task" not in set_slots  # still in the petition
+    shown, _, set_slots = await turn(domain, "算了", "deny", slots=slots)
+    assert "取消" in shown and set_slots["task"] is None
