@@ -51,9 +51,7 @@ TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "de
 CANCEL = re.compile(
     r"算了|取消|不办了|不查了|不弄了|不登记了|不要了|退出|不填了|先不弄|停下|不问了"
 )
-WHEN = re.compile(
-    r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等|快点|加急"
-)
+WHEN = re.compile(r"多久|什么时候|啥时候|几时|多长时间|哪天|多少天|几天|几个月|要等|还要等")
 WHY = re.compile(r"为什么|为啥|咋回事|怎么回事|原因|详细|具体|卡在|卡哪|什么问题|咋还|怎么还")
 WHO = re.compile(r"谁负责|谁管|归谁|哪个部门|哪个单位|哪家单位|找谁|找哪|谁来管|谁办")
 CONTACT = re.compile(
