@@ -46,6 +46,7 @@ STATE_SLOTS = (
     "lookup_failures",
     "misunderstood",
     "offered_human",
+    "last_topic",
 )
 TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "description")
 CANCEL = re.compile(
@@ -99,7 +100,9 @@ CONFIDENT = 0.4
 # A "no" this short mid-task means stop ("不用了", "不要了"); a longer one is a remark.
 SHORT_DENY_CHARS = 4
 # A fallback whose runner-up is a policy question the FAQ selector is sure of is answered.
-FAQ_SECOND_CHANCE = (0.3, 0.55)
+FAQ_SECOND_CHANCE = (0.25, 0.6)
+# Right after a policy answer, a short follow-up ("那配套费呢") the selector is this sure of.
+FAQ_FOLLOW_UP = (12, 0.75)
 # Venting or a fallback whose FAQ topic the selector is this sure of also gets that answer.
 FAQ_SURE = 0.75
 FAQ_SURE_INTENT = 0.15
@@ -113,13 +116,15 @@ class Turn(LookupFlow, PetitionFlow):
         self.tracker = tracker
         self.domain = domain
         self.sender_id = tracker.sender_id
-        self.reply = Reply(domain)
+        self.reply = Reply(domain, seed=len(tracker.events))
         latest = tracker.latest_message or {}
         self.message = text.normalize(latest.get("text") or "")
         intent = latest.get("intent") or {}
         self.intent = str(intent.get("name") or "nlu_fallback")
         self.confidence = float(intent.get("confidence") or 0.0)
-        if self.intent == "nlu_fallback":
+        if text.is_gibberish(self.message):
+            self.intent, self.confidence = "nlu_fallback", 0.0
+        elif self.intent == "nlu_fallback":
             self._second_chance(latest)
         self.entities: dict[str, str] = {}
         for entity in latest.get("entities") or []:
@@ -128,6 +133,8 @@ class Turn(LookupFlow, PetitionFlow):
                 self.entities[str(name)] = str(value)
         self.slots = {name: tracker.get_slot(name) for name in STATE_SLOTS}
         self.changed: dict[str, Any] = {}
+        if self.slots.get("last_topic"):
+            self.set("last_topic", None)  # set again below only if this turn answers a policy
 
     def _second_chance(self, latest: dict[str, Any]) -> None:
         """Take a policy question whose topic is clear, or a clear lead for a status question."""
@@ -142,6 +149,12 @@ class Turn(LookupFlow, PetitionFlow):
             and top - runner_up >= 0.1
         ):
             self.intent, self.confidence = "ask_certificate_status", CONFIDENT
+            return
+        selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
+        topic_sure = float((selector.get("response") or {}).get("confidence") or 0.0)
+        after_faq = bool(self.tracker.get_slot("last_topic"))
+        if after_faq and len(self.message) <= FAQ_FOLLOW_UP[0] and topic_sure >= FAQ_FOLLOW_UP[1]:
+            self.intent, self.confidence = "policy_faq", max(CONFIDENT, topic_sure)
             return
         if ranking[0].get("name") != "policy_faq":
             return
@@ -515,20 +528,22 @@ class Turn(LookupFlow, PetitionFlow):
             if topic == "processing_time" and home.get("code") and WHEN.search(self.message):
                 await self.when()
             elif topic:
-                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+                await self.faq(topic)
             else:
                 self.reply.say("utter_not_understood", kind="fallback")
         elif intent == "complain":
             self.reply.say("utter_complain_empathy")
             topic = self.sure_topic()
             if topic and not in_task:
-                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+                await self.faq(topic)
+            elif not in_task and self.get("offered_human"):
+                # Venting again: no second explanation, the standing offer said shortly.
+                self.reply.say("utter_offer_human_again")
             elif not in_task:
                 self.reply.say(
                     "utter_complain_explain" if not home.get("code") else "utter_complain_known"
                 )
-                if not self.get("offered_human"):
-                    self.offer_human()
+                self.offer_human()
         elif intent == "request_human":
             if not in_task:
                 self.start_petition()
@@ -552,12 +567,17 @@ class Turn(LookupFlow, PetitionFlow):
         else:
             topic = None if in_task else self.sure_topic()
             if topic:
-                await faq.answer(self.reply, self.sender_id, topic, self.domain)
+                await self.faq(topic)
             else:
                 self.fallback(in_task=in_task)
         if self.get("candidates") and not in_task and intent not in ("deny", "inform"):
             self.reply.say("utter_candidates_again")
             self.reply.buttons(self.candidate_buttons(self.get("candidates")))
+
+    async def faq(self, topic: str) -> None:
+        """A policy answer from the catalogue; remembered for a short follow-up ("那维修基金呢")."""
+        await faq.answer(self.reply, self.sender_id, topic, self.domain)
+        self.set("last_topic", topic)
 
     def sure_topic(self) -> str | None:
         """The FAQ topic the selector is sure of, whatever the intent."""

@@ -7,7 +7,6 @@ at most one error and one fallback, "不是您的过错" at most once.
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
@@ -26,8 +25,9 @@ class _SafeDict(dict):  # type: ignore[type-arg]
 class Reply:
     """Collects the bubbles of one turn and sends them through the dispatcher at the end."""
 
-    def __init__(self, domain: dict[str, Any]) -> None:
-        """Start an empty reply over the domain's responses."""
+    def __init__(self, domain: dict[str, Any], seed: int = 0) -> None:
+        """Start an empty reply over the domain's responses (`seed` picks among variants)."""
+        self.seed = seed
         self.responses: dict[str, list[dict[str, Any]]] = domain.get("responses") or {}
         self.bubbles: list[dict[str, Any]] = []
         self.kinds: set[str] = set()
@@ -37,7 +37,8 @@ class Reply:
         variants = self.responses.get(name) or []
         if not variants:
             return ""
-        variant = variants[0] if len(variants) == 1 else random.choice(variants)
+        # Variants rotate with the conversation's length: varied, yet the same run replays alike.
+        variant = variants[self.seed % len(variants)]
         return str(variant.get("text") or "").format_map(_SafeDict(values))
 
     def buttons_of(self, name: str) -> list[dict[str, str]]:

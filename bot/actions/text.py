@@ -191,6 +191,20 @@ def is_question(text: str | None) -> bool:
     return bool(_QUESTION.search(normalize(text)))
 
 
+_PARTICLES = set("了吗呢吧啊的哦呀哈么啦嘛呗噢喔哎唉诶额呃")
+
+
+def is_gibberish(text: str | None) -> bool:
+    """Particles only ("了吗呢吧啊", "的的的的", "哈哈哈"): no request ("好好好" is a yes)."""
+    value = normalize(text)
+    if any(ch.isdigit() for ch in value):
+        return False  # "111" may be a room number
+    chars = [ch for ch in value if has_chinese(ch) or ch.isalpha()]
+    if len(chars) < 2:
+        return False
+    return set(chars) <= _PARTICLES
+
+
 def looks_like_address(text: str | None) -> bool:
     """True when the text has the marks of an address (numbers, 号楼, 单元, 小区 …)."""
     value = normalize(text)

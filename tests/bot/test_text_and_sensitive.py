@@ -58,3 +58,21 @@ def test_unseal_refuses_tampered_or_foreign_values() -> None:
     assert unseal(token[:-4] + "AAAA") is None
     assert unseal("13812345678") is None
     assert unseal(None) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "junk"),
+    [
+        ("了吗呢吧啊", True),
+        ("的的的的的", True),
+        ("哈哈哈", True),
+        ("嗯嗯", False),
+        ("好的", False),
+        ("王秀英", False),
+        ("好好好", False),
+        ("111", False),
+        ("101", False),
+    ],
+)
+def test_gibberish_is_particles_only(typed: str, junk: bool) -> None:
+    assert text.is_gibberish(typed) is junk
