@@ -36,6 +36,7 @@ def main() -> int:
     cases = load_cases()
     turns = passed = conversations_passed = 0
     lengths: list[int] = []
+    status_lengths: list[int] = []  # first status answers: the ones with the 详细原因 button
     failed: list[str] = []
     started = time.monotonic()
     with (
@@ -48,6 +49,9 @@ def main() -> int:
             for index, result in enumerate(results, start=1):
                 turns += 1
                 lengths.append(result.chars)
+                titles = [b.get("title") for r in result.replies for b in r.get("buttons") or []]
+                if "详细原因" in titles:
+                    status_lengths.append(result.chars)
                 if result.failures:
                     ok = False
                     failed.append(f"{case['id']} turn {index}: {'; '.join(result.failures)}")
@@ -61,6 +65,12 @@ def main() -> int:
         f"reply length (chars): p50 {_percentile(lengths, 0.5)}, "
         f"p95 {_percentile(lengths, 0.95)}, max {max(lengths, default=0)}"
     )
+    if status_lengths:
+        p50, p95 = _percentile(status_lengths, 0.5), _percentile(status_lengths, 0.95)
+        print(
+            f"first status answers ({len(status_lengths)}): p50 {p50}, p95 {p95}, "
+            f"max {max(status_lengths)} chars"
+        )
     print(f"mean reply length: {statistics.mean(lengths):.0f} chars; run took {seconds:.0f} s")
     for line in failed:
         print(f"  failed: {line}")
