@@ -8,34 +8,15 @@ from typing import Any
 from actions import status, text
 from actions.clients import api
 from actions.sensitive import seal, unseal
+from actions.turnstate import TurnState
 
 MAX_CANDIDATES = 5
 _CHOICE = re.compile(r"[（(]([A-Za-z0-9_\-]{1,32})[)）]\s*$")
 _ORDINAL = {"第一个": 0, "第1个": 0, "第二个": 1, "第2个": 1, "第三个": 2, "第3个": 2, "第四个": 3}
 
 
-class LookupFlow:
+class LookupFlow(TurnState):
     """Mixin of the turn: the lookup by address or by ID number and the owner's name."""
-
-    # Provided by the turn (actions.converse.Turn).
-    reply: Any
-    sender_id: str
-    message: str
-
-    def get(self, name: str) -> Any:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def set(self, name: str, value: Any) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def ask(self, slot: str, response: str, task: str | None = None) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def end_task(self) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def offer_human(self) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
 
     # -- address ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from actions.clients import api
 from actions.common import channel_of, chinese_date
 from actions.sensitive import seal, unseal
 from actions.status import home_label
+from actions.turnstate import TurnState
 
 PETITION_FIELDS = ("person_name", "phone", "address", "description")
 FORGOT = re.compile(
@@ -38,28 +39,8 @@ def idempotency_key(sender_id: str, body: dict[str, Any]) -> str:
     return "bot-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
 
 
-class PetitionFlow:
+class PetitionFlow(TurnState):
     """Mixin of the turn: the petition questions, read-back, filing and petition checks."""
-
-    reply: Any
-    sender_id: str
-    message: str
-    tracker: Any
-
-    def get(self, name: str) -> Any:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def set(self, name: str, value: Any) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def ask(self, slot: str, response: str, task: str | None = None) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def end_task(self) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
-
-    def offer_human(self) -> None:  # pragma: no cover - provided by Turn
-        raise NotImplementedError
 
     # -- the petition ------------------------------------------------------------------------
 

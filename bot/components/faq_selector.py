@@ -37,7 +37,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.nlu.training_data.util import intent_response_key_to_template_key
 
-from components.intent_classifier import message_text, message_tokens
+from components.intent_classifier import fit_and_store, message_text, message_tokens
 from components.sparse_text import DEFAULTS, SparseTextClassifier
 
 
@@ -101,15 +101,14 @@ class TfidfResponseSelector(GraphComponent):
         examples = [e for e in training_data.intent_examples if self._is_trained_on(e)]
         if not examples:
             return self._resource
-        model = SparseTextClassifier({k: self.config[k] for k in DEFAULTS})
-        model.fit(
-            [message_text(e) for e in examples],
-            [message_tokens(e) for e in examples],
-            [str(e.get(INTENT_RESPONSE_KEY)) for e in examples],
+        self.model = fit_and_store(
+            {k: self.config[k] for k in DEFAULTS},
+            examples,
+            INTENT_RESPONSE_KEY,
+            self._model_storage,
+            self._resource,
         )
-        self.model = model
         with self._model_storage.write_to(self._resource) as directory:
-            model.save(directory)
             (directory / "responses.json").write_text(
                 json.dumps(
                     {"responses": self.responses, "retrieval_intents": self.all_retrieval_intents},

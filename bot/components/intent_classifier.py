@@ -41,6 +41,34 @@ def message_tokens(message: Message) -> str:
     return " ".join(t.text.replace(" ", "") for t in tokens if t.text.strip())
 
 
+def fit_and_store(
+    config: dict[str, Any],
+    examples: list[Message],
+    label_key: str,
+    model_storage: ModelStorage,
+    resource: Resource,
+) -> SparseTextClassifier:
+    """Fit a classifier on the examples' `label_key` and write it to the component's resource."""
+    model = SparseTextClassifier(config)
+    model.fit(
+        [message_text(e) for e in examples],
+        [message_tokens(e) for e in examples],
+        [str(e.get(label_key)) for e in examples],
+    )
+    with model_storage.write_to(resource) as directory:
+        model.save(directory)
+    return model
+
+
+def load_stored(model_storage: ModelStorage, resource: Resource) -> SparseTextClassifier | None:
+    """The classifier stored in the resource, or None when nothing was trained."""
+    try:
+        with model_storage.read_from(resource) as directory:
+            return SparseTextClassifier.load(directory)
+    except (ValueError, FileNotFoundError):
+        return None
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class TfidfIntentClassifier(IntentClassifier, GraphComponent):
     """Predicts the intent and a ranking of intents with calibrated-ish LR probabilities."""
@@ -87,15 +115,9 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and message_text(e)]
         if not examples:
             return self._resource
-        model = SparseTextClassifier(self._model_config())
-        model.fit(
-            [message_text(e) for e in examples],
-            [message_tokens(e) for e in examples],
-            [str(e.get(INTENT)) for e in examples],
+        self.model = fit_and_store(
+            self._model_config(), examples, INTENT, self._model_storage, self._resource
         )
-        self.model = model
-        with self._model_storage.write_to(self._resource) as directory:
-            model.save(directory)
         return self._resource
 
     @classmethod
@@ -108,12 +130,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         **kwargs: Any,
     ) -> TfidfIntentClassifier:
         """The trained classifier, or an untrained one when nothing was trained."""
-        try:
-            with model_storage.read_from(resource) as directory:
-                model = SparseTextClassifier.load(directory)
-        except (ValueError, FileNotFoundError):
-            model = None
-        return cls(config, model_storage, resource, model)
+        return cls(config, model_storage, resource, load_stored(model_storage, resource))
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set `intent` and `intent_ranking` on each message."""

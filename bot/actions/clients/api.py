@@ -150,28 +150,19 @@ async def create_petition(
 
 async def lookup_petition(sender_id: str | None, number: str, phone: str) -> dict[str, Any]:
     """POST /api/v1/petitions/lookup; a 404 (number and phone do not match) is an ApiError."""
-    return await _request(
-        "POST",
-        "/api/v1/petitions/lookup",
-        sender_id=sender_id,
-        json={"petition_number": number, "phone": phone},
-    )
+    body = {"petition_number": number, "phone": phone}
+    return await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body)
 
 
 async def guidance(sender_id: str | None) -> dict[str, Any]:
     """The catalogue's guidance (materials, where to apply, next steps) from GET /policies."""
-    catalogue = await _request("GET", "/api/v1/policies", sender_id=sender_id)
-    return dict(catalogue.get("guidance") or {})
+    return dict((await catalogue(sender_id)).get("guidance") or {})
 
 
 async def find_petitions(sender_id: str | None, phone: str, person_name: str) -> dict[str, Any]:
     """POST /api/v1/petitions/lookup with `{phone, person_name}`: the resident's petitions."""
-    return await _request(
-        "POST",
-        "/api/v1/petitions/lookup",
-        sender_id=sender_id,
-        json={"phone": phone, "person_name": person_name},
-    )
+    body = {"phone": phone, "person_name": person_name}
+    return await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body)
 
 
 async def catalogue(sender_id: str | None) -> dict[str, Any]:
