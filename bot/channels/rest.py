@@ -32,6 +32,14 @@ MAX_SENDER_CHARS = 128
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
+def no_reply_text(request: Request) -> str | None:
+    """The domain's apology (utter_error_generic) for a turn that produced no message."""
+    agent = getattr(request.app.ctx, "agent", None)
+    domain = getattr(agent, "domain", None)
+    variants = (getattr(domain, "responses", None) or {}).get("utter_error_generic") or []
+    return str(variants[0].get("text") or "") or None if variants else None
+
+
 def _error(status: int, code: str, message: str) -> HTTPResponse:
     return response.json({"code": code, "message": message}, status=status)
 
@@ -113,6 +121,11 @@ class SafeRestInput(RestInput):
                 logger.error("rest channel: message handling timed out")
             except Exception:
                 logger.exception("rest channel: message handling failed")
+            if not collector.messages:
+                # The action server down or an action failing in Rasa: never a silent reply.
+                text = no_reply_text(request)
+                if text:
+                    return response.json([{"recipient_id": sender_id, "text": text}])
             return response.json(collector.messages)
 
         return webhook

@@ -373,7 +373,8 @@ class WeChatInput(InputChannel):
         except Exception as exc:  # the resident still gets an answer
             logger.error("wechat bot failed (%s) user=%s", type(exc).__name__, ctx.user_tag)
             return [{"text": ERROR_REPLY}]
-        return list(collector.messages)
+        # No message at all (the action server down): the resident still gets an answer.
+        return list(collector.messages) or [{"text": ERROR_REPLY}]
 
     async def _render(self, openid: str, outputs: list[dict[str, Any]]) -> str:
         """One text for WeChat: the bot's bubbles, then its buttons as numbered choices."""

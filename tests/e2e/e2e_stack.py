@@ -76,6 +76,8 @@ class Stack:
     tracker_db: Path | None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    launches: dict[str, tuple[list[str], Path, dict[str, str]]] = field(default_factory=dict)
+    health: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -110,6 +112,18 @@ class Stack:
                 client.close()
 
 
+def stop_server(stack: Stack, name: str) -> None:
+    """Stop one server of the stack (to test an outage); `start_server` brings it back."""
+    _stop({name: stack.procs[name]})
+
+
+def start_server(stack: Stack, name: str, seconds: float = 120) -> None:
+    """Start a stopped server again with its first command line and wait until it answers."""
+    argv, cwd, env = stack.launches[name]
+    _start(stack, name, argv, cwd, env)
+    _wait(stack.health[name], name, stack, seconds)
+
+
 def _wait(url: str, name: str, stack: Stack, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     proc = stack.procs[name]
@@ -126,7 +140,8 @@ def _wait(url: str, name: str, stack: Stack, seconds: float) -> None:
 
 
 def _start(stack: Stack, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
-    log = (stack.workdir / f"{name}.log").open("wb")
+    stack.launches[name] = (argv, cwd, env)
+    log = (stack.workdir / f"{name}.log").open("ab")
     stack.procs[name] = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -279,9 +294,14 @@ def running_stack(
             BOT_DIR,
             bot_env,
         )
-        _wait(f"{stack.api_url}/healthz", "api", stack, 60)
-        _wait(f"http://127.0.0.1:{stack.actions_port}/health", "actions", stack, 120)
-        _wait(f"{stack.rasa_url}/webhooks/rest/", "rasa", stack, 420)
+        stack.health = {
+            "api": f"{stack.api_url}/healthz",
+            "actions": f"http://127.0.0.1:{stack.actions_port}/health",
+            "rasa": f"{stack.rasa_url}/webhooks/rest/",
+        }
+        _wait(stack.health["api"], "api", stack, 60)
+        _wait(stack.health["actions"], "actions", stack, 120)
+        _wait(stack.health["rasa"], "rasa", stack, 420)
         stack.timings["start_servers"] = time.monotonic() - started
         yield stack
     finally:
