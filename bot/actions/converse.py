@@ -219,8 +219,10 @@ class Turn(LookupFlow, PetitionFlow):
         if task and self.wants_to_stop():
             self.cancel()
             return
+        asked = self.get("requested_slot")
         if task and await self.continue_task():
-            self.set("misunderstood", 0.0)
+            if (self.get("task"), self.get("requested_slot")) != (task, asked):
+                self.set("misunderstood", 0.0)  # the turn moved the task on
             return
         await self.fresh()
 
@@ -288,8 +290,17 @@ class Turn(LookupFlow, PetitionFlow):
             if self.get("task"):
                 self.reask()
             return True
+        count = int(self.get("misunderstood") or 0) + 1
+        self.set("misunderstood", float(count))
+        if count >= 2 and task != "petition":
+            # Twice not understood while looking up or checking: no loop, the offer of a person.
+            self.end_task()
+            self.fallback()
+            return True
         self.reply.say("utter_not_understood_in_task", kind="fallback")
         self.reask()
+        if count >= 2:
+            self.reply.say("utter_form_stuck")
         return True
 
     def reask(self) -> None:

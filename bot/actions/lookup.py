@@ -58,7 +58,7 @@ class LookupFlow(TurnState):
             return True
         return False
 
-    async def lookup_address(self, entities: dict[str, str], *, quiet_if_same: bool = True) -> None:
+    async def lookup_address(self, entities: dict[str, str]) -> None:
         """Assemble the address from this message and what is known, look it up, answer."""
         typed = entities.get("address") or self.message
         parts = text.address_parts(typed)
@@ -90,7 +90,7 @@ class LookupFlow(TurnState):
         if home.get("name"):
             self.set("parts", merged)
             query = f"{home['name']}{text.unit_text(merged)}"
-            await self.run_lookup(query, merged, new_project=False, quiet_if_same=quiet_if_same)
+            await self.run_lookup(query, merged, new_project=False)
             return
         # A fragment with no project yet: keep it and ask which estate.
         self.set("parts", merged)
@@ -140,7 +140,7 @@ class LookupFlow(TurnState):
             return
         self.set("id_number", None)
         self.set("person_name", None)
-        await self.answer_lookup(result, {}, new_project=True, quiet=False, by_address=False)
+        await self.answer_lookup(result, {}, new_project=True, quiet=False)
 
     async def answer_lookup(
         self,
@@ -149,7 +149,6 @@ class LookupFlow(TurnState):
         *,
         new_project: bool,
         quiet: bool,
-        by_address: bool = True,
     ) -> None:
         """Answer a lookup result: found, unit not in the ledger, candidates, or not found."""
         match = result.get("match")

@@ -285,3 +285,12 @@ async def test_a_remark_read_as_deny_does_not_cancel_the_form(domain) -> None:
     assert "task" not in set_slots  # still in the petition
     shown, _, set_slots = await turn(domain, "算了", "deny", slots=slots)
     assert "取消" in shown and set_slots["task"] is None
+
+
+async def test_twice_not_understood_in_a_lookup_offers_a_person_not_a_loop(domain) -> None:
+    slots = {"task": "lookup", "requested_slot": "address"}
+    shown, _, set_slots = await turn(domain, "嗯那个啥", "nlu_fallback", slots=slots)
+    assert "没太看懂" in shown and set_slots.get("task", "lookup") == "lookup"
+    slots["misunderstood"] = set_slots["misunderstood"]
+    shown, messages, set_slots = await turn(domain, "就那个呗", "nlu_fallback", slots=slots)
+    assert "工作人员" in shown and messages[-1]["buttons"] and set_slots["task"] is None
