@@ -34,7 +34,8 @@ _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 def no_reply_text(request: Request) -> str | None:
     """The domain's apology (utter_error_generic) for a turn that produced no message."""
-    agent = getattr(request.app.ctx, "agent", None)
+    ctx = getattr(getattr(request, "app", None), "ctx", None)
+    agent = getattr(ctx, "agent", None)
     domain = getattr(agent, "domain", None)
     variants = (getattr(domain, "responses", None) or {}).get("utter_error_generic") or []
     return str(variants[0].get("text") or "") or None if variants else None

@@ -148,3 +148,18 @@ def test_failures_are_logged_without_the_text(caplog: pytest.LogCaptureFixture) 
 def test_channel_keeps_the_rest_url_name() -> None:
     assert SafeRestInput.name() == "rest"
     assert SafeRestInput().url_prefix() == "rest"
+
+
+def test_a_turn_without_any_message_gets_the_domains_apology() -> None:
+    """The action server down: Rasa sends nothing, the resident still reads an answer."""
+
+    async def silent(message: UserMessage) -> None:
+        return None
+
+    blueprint = SafeRestInput().blueprint(silent)
+    handler = next(r.handler for r in blueprint._future_routes if r.uri == "/webhook")
+    domain = SimpleNamespace(responses={"utter_error_generic": [{"text": "抱歉，出了点问题。"}]})
+    app = SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(domain=domain)))
+    request = SimpleNamespace(json={"sender": "u9", "message": "你好"}, args={}, app=app)
+    response = asyncio.run(handler(request))
+    assert json.loads(response.body) == [{"recipient_id": "u9", "text": "抱歉，出了点问题。"}]
