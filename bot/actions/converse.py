@@ -105,6 +105,7 @@ FAQ_SECOND_CHANCE = (0.25, 0.6)
 FAQ_FOLLOW_UP = (12, 0.75)
 # Venting or a fallback whose FAQ topic the selector is this sure of also gets that answer.
 FAQ_SURE = 0.75
+SMALL_TALK = {"thank", "goodbye", "greet", "affirm"}
 FAQ_SURE_INTENT = 0.15
 
 
@@ -137,34 +138,29 @@ class Turn(LookupFlow, PetitionFlow):
             self.set("last_topic", None)  # set again below only if this turn answers a policy
 
     def _second_chance(self, latest: dict[str, Any]) -> None:
-        """Take a policy question whose topic is clear, or a clear lead for a status question."""
+        """A fallback with a clear reading after all: small talk that mixes two kinds, a clear
+        lead for a status question, or a policy question whose topic the selector is sure of."""
         ranking = [r for r in latest.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
         if not ranking:
             return
+        names = [str(r.get("name")) for r in ranking[:2]]
         top = float(ranking[0].get("confidence") or 0.0)
         runner_up = float(ranking[1].get("confidence") or 0.0) if len(ranking) > 1 else 0.0
-        if (
-            ranking[0].get("name") == "ask_certificate_status"
-            and top >= 0.3
-            and top - runner_up >= 0.1
-        ):
-            self.intent, self.confidence = "ask_certificate_status", CONFIDENT
-            return
         selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
         topic_sure = float((selector.get("response") or {}).get("confidence") or 0.0)
         after_faq = bool(self.tracker.get_slot("last_topic"))
-        if after_faq and len(self.message) <= FAQ_FOLLOW_UP[0] and topic_sure >= FAQ_FOLLOW_UP[1]:
-            self.intent, self.confidence = "policy_faq", max(CONFIDENT, topic_sure)
-            return
-        if ranking[0].get("name") != "policy_faq":
-            return
-        selector = (latest.get("response_selector") or {}).get("policy_faq") or {}
-        sure = float((selector.get("response") or {}).get("confidence") or 0.0)
-        if (
-            float(ranking[0].get("confidence") or 0) >= FAQ_SECOND_CHANCE[0]
-            and sure >= FAQ_SECOND_CHANCE[1]
-        ):
-            self.intent, self.confidence = "policy_faq", max(CONFIDENT, sure)
+        if top >= 0.25 and set(names) <= SMALL_TALK:
+            # "好的谢谢 再见": thanks and goodbye at once is still small talk.
+            self.intent = names[0]
+        elif names[0] == "ask_certificate_status" and top >= 0.3 and top - runner_up >= 0.1:
+            self.intent = names[0]
+        elif after_faq and len(self.message) <= FAQ_FOLLOW_UP[0] and topic_sure >= FAQ_FOLLOW_UP[1]:
+            self.intent = "policy_faq"
+        elif names[0] == "policy_faq" and top >= FAQ_SECOND_CHANCE[0]:
+            if topic_sure >= FAQ_SECOND_CHANCE[1]:
+                self.intent = "policy_faq"
+        if self.intent != "nlu_fallback":
+            self.confidence = max(CONFIDENT, topic_sure if self.intent == "policy_faq" else 0.0)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -375,6 +371,8 @@ class Turn(LookupFlow, PetitionFlow):
         parts = text.address_parts(self.message)
         if not parts or text.project_words(self.message):
             return False
+        if parts.get("building") or parts.get("unit"):
+            return True  # "A座", "5号楼": an address, the estate asked for when not yet known
         return bool((self.get("home") or {}).get("code") or self.get("parts"))
 
     async def follow_up(self) -> bool:
@@ -451,7 +449,7 @@ class Turn(LookupFlow, PetitionFlow):
         self.reply.say("utter_term", name=best.get("name"), text=best.get("explanation"))
         return True
 
-    async def probe(self) -> bool:
+    async def probe(self, accept_ambiguous: bool = True) -> bool:
         """A project's name typed without an address mark: looked up, answered when found."""
         words = text.project_words(self.message)
         if len(words) < 2 or not text.has_chinese(words):
@@ -460,7 +458,8 @@ class Turn(LookupFlow, PetitionFlow):
             result = await api.lookup(self.sender_id, address=self.message[:120])
         except (api.ApiUnavailable, api.ApiError):
             return False
-        if result.get("match") not in ("unit", "project", "ambiguous"):
+        wanted = ("unit", "project", "ambiguous") if accept_ambiguous else ("unit", "project")
+        if result.get("match") not in wanted:
             return False
         if self.intent == "complain" and self.understood:
             self.reply.say("utter_complain_empathy")
@@ -540,6 +539,9 @@ class Turn(LookupFlow, PetitionFlow):
                 await self.when()
             elif topic:
                 await self.faq(topic)
+                if not in_task and len(text.project_words(self.message)) >= 6:
+                    # "我是金都大厦的 房本被查封了还能办吗": the home too, when it is unmistakable.
+                    await self.probe(accept_ambiguous=False)
             else:
                 self.reply.say("utter_not_understood", kind="fallback")
         elif intent == "complain":

@@ -294,3 +294,17 @@ async def test_twice_not_understood_in_a_lookup_offers_a_person_not_a_loop(domai
     slots["misunderstood"] = set_slots["misunderstood"]
     shown, messages, set_slots = await turn(domain, "就那个呗", "nlu_fallback", slots=slots)
     assert "工作人员" in shown and messages[-1]["buttons"] and set_slots["task"] is None
+
+
+async def test_thanks_and_goodbye_at_once_is_small_talk_not_a_misunderstanding(domain) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="好的谢谢 再见", intent="nlu_fallback")
+    tracker.latest_message["intent"]["confidence"] = 0.3
+    tracker.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback", "confidence": 0.3},
+        {"name": "thank", "confidence": 0.51},
+        {"name": "goodbye", "confidence": 0.48},
+    ]
+    await ActionConverse().run(dispatcher, tracker, domain)
+    shown = "\n".join(m.get("text") or "" for m in dispatcher.messages)
+    assert "不客气" in shown and "没太看懂" not in shown
