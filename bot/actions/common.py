@@ -38,7 +38,9 @@ def offer_human(dispatcher: CollectingDispatcher, response: str = "utter_offer_h
 
 def channel_of(tracker: Tracker) -> str:
     """The petition channel for the conversation's input channel."""
-    return "wechat" if tracker.get_latest_input_channel() == "wechat" else "bot"
+    # The web chat declares input_channel "webchat" on Rasa's REST channel (api/app/chat).
+    channel = tracker.get_latest_input_channel()
+    return channel if channel in ("wechat", "webchat") else "bot"
 
 
 def split_lines(text: str, limit: int = 160) -> list[str]:

@@ -172,7 +172,9 @@ def _rasa_client() -> httpx.Client:
 def _call_rasa(sender: str, message: str) -> list[dict[str, Any]]:
     url = settings.rasa_url.rstrip("/") + "/webhooks/rest/webhook"
     try:
-        response = _rasa_client().post(url, json={"sender": sender, "message": message})
+        # input_channel: the bot records petitions from here as 网页聊天 (channel "webchat").
+        body = {"sender": sender, "message": message, "input_channel": "webchat"}
+        response = _rasa_client().post(url, json=body)
         response.raise_for_status()
         data = response.json()
     except (httpx.HTTPError, ValueError) as exc:

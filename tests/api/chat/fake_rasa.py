@@ -23,6 +23,7 @@ class FakeRasa:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, str]] = []
+        self.channels: list[str | None] = []  # the input_channel each message declared
         self.state: dict[str, dict[str, Any]] = {}
         self.delay = 0.0
         self.delay_all = 0.0
@@ -121,6 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
+        self.fake.channels.append(body.get("input_channel"))
         data = json.dumps(self.fake.reply(str(body["sender"]), str(body["message"])))
         raw = data.encode()
         self.send_response(200)

@@ -81,6 +81,8 @@ def test_conversation_and_history_survive_reload(client: TestClient, rasa: FakeR
     # The chip from the reloaded history still works.
     say(client, "接下来怎么办", payload=history[-1]["buttons"][0]["payload"])
     assert rasa.received[-1][1] == "/ask_next_steps"
+    # Petitions filed from here are recorded as 网页聊天: the bot reads the declared channel.
+    assert set(rasa.channels) == {"webchat"}
     assert all(m["at"] for m in history)
     # The fake saw one stable sender id that is neither the cookie nor the conversation id.
     senders = {s for s, _ in rasa.received}
