@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:19:18.782373
+Create Date: 2026-12-01 22:21:19.177041
 
 """
 
@@ -230,6 +230,25 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "petition_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("petition_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sender", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_petition_messages_petition_id_petition"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_petition_messages")),
+        sa.UniqueConstraint(
+            "petition_id", "position", name=op.f("uq_petition_messages_petition_id")
+        ),
+    )
+    op.create_table(
         "petition_note",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("petition_id", sa.Integer(), nullable=False),
@@ -272,6 +291,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_petition_note_petition")
 
     op.drop_table("petition_note")
+    op.drop_table("petition_messages")
     with op.batch_alter_table("petition_due", schema=None) as batch_op:
         batch_op.drop_index("ix_petition_due_order")
 

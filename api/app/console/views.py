@@ -158,6 +158,7 @@ templates.env.globals.update(
     CHANNEL_LABELS=CHANNEL_LABELS,
     ROLE_LABELS=ROLE_LABELS,
     SATISFACTION_LABELS=workflow.SATISFACTION_LABELS,
+    SENDER_LABELS={"resident": "居民", "bot": "机器人", "staff": "工作人员"},
     TRANSFER_LABELS=TRANSFER_LABELS,
     department_name=department_name,
     action_label=audit.action_label,

@@ -67,6 +67,12 @@ class Petition(Base):
     assignments: Mapped[list[PetitionAssignment]] = relationship(
         back_populates="petition", cascade="all, delete-orphan", order_by="PetitionAssignment.id"
     )
+    messages: Mapped[list[PetitionMessage]] = relationship(
+        back_populates="petition",
+        cascade="all, delete-orphan",
+        order_by="PetitionMessage.position",
+        passive_deletes=True,
+    )
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -92,6 +98,23 @@ class PetitionAssignment(Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     petition: Mapped[Petition] = relationship(back_populates="assignments")
+
+
+class PetitionMessage(Base):
+    """One turn of the conversation that led to a petition, stored masked, for the staff."""
+
+    __tablename__ = "petition_messages"
+    __table_args__ = (UniqueConstraint("petition_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    petition_id: Mapped[int] = mapped_column(ForeignKey("petition.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "resident" | "bot" (from intake); "staff" is kept for replies written in the console later.
+    sender: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+
+    petition: Mapped[Petition] = relationship(back_populates="messages")
 
 
 class PetitionDayCounter(Base):

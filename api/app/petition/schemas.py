@@ -17,11 +17,16 @@ from pydantic import (
 )
 
 from app.core.workdays import SHANGHAI
+from app.staff.schemas import PetitionDetail
 from app.status.address import to_simplified
 
 PHONE_RE = re.compile(r"1[3-9]\d{9}")
 NUMBER_RE = re.compile(r"XF-\d{8}-\d{4}")
 Channel = Literal["wechat", "webchat", "bot", "phone", "visit", "console"]
+MAX_TURNS = 80
+MAX_TURN_CHARS = 1000
+# Control characters a turn may not carry; a newline is kept (multi-line bot replies).
+_TURN_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
 def normalize_phone(raw: str) -> str:
@@ -37,6 +42,49 @@ def normalize_phone(raw: str) -> str:
     return value
 
 
+class ConversationTurn(BaseModel):
+    """One turn of the chat that led to the petition: `{at, from, text}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime = Field(description="ISO datetime; without an offset it is taken as UTC")
+    sender: str = Field(alias="from", description='"resident" or "bot"')
+    text: str
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: object) -> object:
+        if not isinstance(value, str | datetime):
+            raise ValueError("对话时间应为 ISO 格式的日期时间")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+    @field_validator("sender", mode="before")
+    @classmethod
+    def _sender(cls, value: object) -> str:
+        if value not in ("resident", "bot"):
+            raise ValueError("对话的发言方只能是 resident（居民）或 bot（机器人）")
+        return str(value)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError("对话内容应为文字")
+        value = value.replace("\r\n", "\n").strip()
+        if not value:
+            raise ValueError("对话内容不能为空")
+        if len(value) > MAX_TURN_CHARS:
+            raise ValueError(f"每条对话最多 {MAX_TURN_CHARS} 个字")
+        if _TURN_CONTROL_RE.search(value):
+            raise ValueError("对话内容里有不可见的控制字符，请去掉后重新提交")
+        return value
+
+
 class PetitionCreate(BaseModel):
     """What a resident (or the bot for them) submits."""
 
@@ -49,6 +97,16 @@ class PetitionCreate(BaseModel):
     description: str = Field(min_length=1, max_length=2000)
     consent: bool
     channel: Channel
+    conversation: list[ConversationTurn] | None = Field(
+        default=None, description=f"the chat so far, at most {MAX_TURNS} turns, oldest first"
+    )
+
+    @field_validator("conversation", mode="before")
+    @classmethod
+    def _turns(cls, value: object) -> object:
+        if isinstance(value, list) and len(value) > MAX_TURNS:
+            raise ValueError(f"对话记录最多 {MAX_TURNS} 条")
+        return value
 
     @field_validator("phone")
     @classmethod
@@ -157,3 +215,19 @@ class PetitionLookupList(BaseModel):
     """The petitions of a phone and name, newest first (`{phone, person_name}` lookups)."""
 
     petitions: list[PetitionStatusRead]
+
+
+class ConversationTurnRead(BaseModel):
+    """A stored turn as staff read it; `from` is "resident", "bot" or "staff"."""
+
+    at: Annotated[datetime, AfterValidator(in_shanghai)] = Field(
+        description="in Asia/Shanghai time (+08:00)"
+    )
+    sender: Literal["resident", "bot", "staff"] = Field(serialization_alias="from")
+    text: str
+
+
+class StaffPetitionDetail(PetitionDetail):
+    """Everything staff see about one petition, with the conversation that led to it."""
+
+    conversation: list[ConversationTurnRead]

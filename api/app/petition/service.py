@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.audit.models import AuditLog
+from app.chat.service import mask_personal
 from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
-from app.petition.models import Petition, PetitionDayCounter
+from app.petition.models import Petition, PetitionDayCounter, PetitionMessage
 from app.petition.schemas import PetitionCreate, normalize_person_name
 from app.policy.catalogue import get_catalogue
 from app.status import matching
@@ -32,7 +33,11 @@ def first_answer_days() -> int:
 
 
 def _fingerprint(data: PetitionCreate) -> str:
-    body = json.dumps(data.model_dump(), ensure_ascii=False, sort_keys=True)
+    # The conversation is left out: it grows between a turn and its retry, and the petition is
+    # the same one (the bot's idempotency key leaves it out too).
+    body = json.dumps(
+        data.model_dump(mode="json", exclude={"conversation"}), ensure_ascii=False, sort_keys=True
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -110,6 +115,7 @@ def create(
             )
             db.add(petition)
             db.flush()
+            _add_conversation(db=db, petition=petition, data=data)
             db.add(
                 AuditLog(
                     actor=f"resident:{data.channel}",
@@ -130,6 +136,31 @@ def create(
         raise
     log.info("petition %s accepted via %s", petition.number, data.channel)
     return petition, True
+
+
+def _add_conversation(*, db: Session, petition: Petition, data: PetitionCreate) -> None:
+    """Store the turns, masked again: the api never trusts a caller to have masked them."""
+    for position, turn in enumerate(data.conversation or []):
+        db.add(
+            PetitionMessage(
+                petition_id=petition.id,
+                position=position,
+                at=turn.at,
+                sender=turn.sender,
+                text=mask_personal(turn.text),
+            )
+        )
+
+
+def conversation(*, db: Session, petition: Petition) -> list[PetitionMessage]:
+    """The petition's stored turns, oldest first."""
+    return list(
+        db.scalars(
+            select(PetitionMessage)
+            .where(PetitionMessage.petition_id == petition.id)
+            .order_by(PetitionMessage.position)
+        )
+    )
 
 
 def _replayed(existing: Petition, fingerprint: str) -> Petition:

@@ -21,6 +21,7 @@ from app.audit.models import AuditLog
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
+from app.petition import service as petition_service
 from app.petition import workflow
 from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
 from app.staff import roles
@@ -567,4 +568,8 @@ def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any
             for n in notes(db=db, petition=petition)
         ],
         "allowed_actions": [a.code for a in allowed_actions(user, petition)],
+        "conversation": [
+            {"at": m.at, "sender": m.sender, "text": m.text}
+            for m in petition_service.conversation(db=db, petition=petition)
+        ],
     }

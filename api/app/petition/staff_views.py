@@ -11,6 +11,7 @@ from app.core.database import DbSession
 from app.core.errors import AppError
 from app.petition import staff_service
 from app.petition.models import STATUS_LABELS
+from app.petition.schemas import StaffPetitionDetail
 from app.staff.auth import StaffDep
 from app.staff.schemas import (
     AnswerBody,
@@ -18,7 +19,6 @@ from app.staff.schemas import (
     AuditRead,
     CloseBody,
     NoteBody,
-    PetitionDetail,
     PetitionList,
     PetitionListItem,
     TransitionBody,
@@ -62,11 +62,11 @@ def list_petitions(
     return PetitionList(total=total, page=page, items=items)
 
 
-@router.get("/petitions/{ref}", response_model=PetitionDetail)
-def get_petition(ref: str, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.get("/petitions/{ref}", response_model=StaffPetitionDetail)
+def get_petition(ref: str, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """One petition by id or number (404 when the caller may not see it)."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
-    return PetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+    return StaffPetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
 
 
 @router.get("/petitions/{ref}/audit", response_model=list[AuditRead])
@@ -86,13 +86,13 @@ def get_audit(ref: str, db: DbSession, user: StaffDep) -> list[AuditRead]:
     ]
 
 
-def _detail(db: DbSession, user: StaffDep, ref: str) -> PetitionDetail:
+def _detail(db: DbSession, user: StaffDep, ref: str) -> StaffPetitionDetail:
     petition = staff_service.get_for(db=db, user=user, ref=ref)
-    return PetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+    return StaffPetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
 
 
-@router.post("/petitions/{ref}/assign", response_model=PetitionDetail)
-def assign(ref: str, body: AssignBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.post("/petitions/{ref}/assign", response_model=StaffPetitionDetail)
+def assign(ref: str, body: AssignBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """Send the petition to departments (each gets its own answer deadline)."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.assign(
@@ -101,8 +101,10 @@ def assign(ref: str, body: AssignBody, db: DbSession, user: StaffDep) -> Petitio
     return _detail(db, user, ref)
 
 
-@router.post("/petitions/{ref}/transition", response_model=PetitionDetail)
-def transition(ref: str, body: TransitionBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.post("/petitions/{ref}/transition", response_model=StaffPetitionDetail)
+def transition(
+    ref: str, body: TransitionBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
     """Move the petition: verify, start_notice, supervise or transfer."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.transition(
@@ -116,8 +118,8 @@ def transition(ref: str, body: TransitionBody, db: DbSession, user: StaffDep) ->
     return _detail(db, user, ref)
 
 
-@router.post("/petitions/{ref}/answer", response_model=PetitionDetail)
-def answer(ref: str, body: AnswerBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.post("/petitions/{ref}/answer", response_model=StaffPetitionDetail)
+def answer(ref: str, body: AnswerBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """Record a department's written answer."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.answer(
@@ -131,16 +133,16 @@ def answer(ref: str, body: AnswerBody, db: DbSession, user: StaffDep) -> Petitio
     return _detail(db, user, ref)
 
 
-@router.post("/petitions/{ref}/notes", response_model=PetitionDetail)
-def add_note(ref: str, body: NoteBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.post("/petitions/{ref}/notes", response_model=StaffPetitionDetail)
+def add_note(ref: str, body: NoteBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """Append a staff note."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.add_note(db=db, user=user, petition=petition, text=body.text)
     return _detail(db, user, ref)
 
 
-@router.post("/petitions/{ref}/close", response_model=PetitionDetail)
-def close(ref: str, body: CloseBody, db: DbSession, user: StaffDep) -> PetitionDetail:
+@router.post("/petitions/{ref}/close", response_model=StaffPetitionDetail)
+def close(ref: str, body: CloseBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """Close the case with outcome and satisfaction (满意/不满意/未联系上)."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.close(

@@ -9,19 +9,20 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _new_petition(console_url: str, project_code: str = "QS001") -> str:
-    r = httpx.post(
-        f"{console_url}/api/v1/petitions",
-        json={
-            "person_name": "王五",
-            "phone": "13700002222",
-            "project_code": project_code,
-            "description": "三号楼消防一直没验收，交房六年办不了房本，请帮忙催一下。",
-            "consent": True,
-            "channel": "webchat",
-        },
-        timeout=10,
-    )
+def _new_petition(
+    console_url: str, project_code: str = "QS001", conversation: list[dict] | None = None
+) -> str:
+    body = {
+        "person_name": "王五",
+        "phone": "13700002222",
+        "project_code": project_code,
+        "description": "三号楼消防一直没验收，交房六年办不了房本，请帮忙催一下。",
+        "consent": True,
+        "channel": "webchat",
+    }
+    if conversation is not None:
+        body["conversation"] = conversation
+    r = httpx.post(f"{console_url}/api/v1/petitions", json=body, timeout=10)
     r.raise_for_status()
     return r.json()["number"]
 
@@ -85,6 +86,35 @@ def test_petition_from_intake_to_closure(desk, console_url, shot):
         timeout=10,
     ).json()
     assert lookup["status_label"] == "已办结"
+
+
+def test_petition_page_shows_the_conversation(desk, console_url, shot):
+    """The 对话记录 card beside the details: 居民/机器人, Shanghai time, text as typed (escaped),
+    scrolling inside its card so the page stays 1366 wide; an empty card says so."""
+    long_reply = "请告诉我您的房屋地址，例如：幸福里5号楼1单元302。\n也可以直接发项目编号。"
+    turns = [
+        {"at": "2026-11-23T02:00:00Z", "from": "resident", "text": "我家房本<b>办不了</b>"},
+        {"at": "2026-11-23T02:00:02Z", "from": "bot", "text": long_reply},
+    ] * 20
+    number = _new_petition(console_url, conversation=turns)
+    clerk = desk("clerk")
+    clerk.goto(f"/console/petitions/{number}")
+    card = clerk.locator("#conversation")
+    assert "对话记录" in card.inner_text()
+    assert card.locator(".turn.resident .who").first.inner_text() == "居民"
+    assert card.locator(".turn.bot .who").first.inner_text() == "机器人"
+    assert "2026-11-23 10:00" in card.inner_text()
+    assert card.locator(".turn.resident .bubble").first.inner_text() == "我家房本<b>办不了</b>"
+    assert card.locator(".bubble b").count() == 0
+    assert card.locator(".turn").count() == 40
+    assert clerk.evaluate("document.documentElement.scrollWidth") <= 1366
+    box = card.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1366
+    shot(clerk, "02b-petition-conversation")
+
+    bare = _new_petition(console_url)
+    clerk.goto(f"/console/petitions/{bare}")
+    assert "（无对话记录）" in clerk.inner_text("#conversation")
 
 
 def test_edit_blocker(desk, console_url, shot):
