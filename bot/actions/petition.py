@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from actions import text
@@ -33,9 +34,38 @@ EDIT_FIELDS = (
 NAME_NOT_A_QUESTION = {"out_of_scope", "complain", "ask_certificate_status"}
 
 
+MAX_TURNS = 80
+MAX_TURN_CHARS = 1000
+
+
+def conversation(tracker: Any, person_name: str | None) -> list[dict[str, str]]:
+    """The conversation so far, for the staff who handle the petition: ID numbers and phones
+    masked, the petitioner's name masked, at most the last 80 turns."""
+    turns: list[dict[str, str]] = []
+    for event in tracker.events or []:
+        kind = event.get("event")
+        said = str(event.get("text") or "").strip()
+        if kind not in ("user", "bot") or not said:
+            continue
+        said = text.mask_numbers(said)
+        if person_name:
+            said = said.replace(person_name, text.mask_name(person_name))
+        at = datetime.fromtimestamp(float(event.get("timestamp") or 0), tz=timezone.utc)
+        turns.append(
+            {
+                "at": at.isoformat(),
+                "from": "resident" if kind == "user" else "bot",
+                "text": said[:MAX_TURN_CHARS],
+            }
+        )
+    return turns[-MAX_TURNS:]
+
+
 def idempotency_key(sender_id: str, body: dict[str, Any]) -> str:
     """Same sender and same contents → same key, so a retried turn files only once."""
-    parts = [sender_id] + [str(body.get(k) or "") for k in sorted(body) if k != "channel"]
+    # The conversation grows with every retry; the petition is the same one.
+    keys = [k for k in sorted(body) if k not in ("channel", "conversation")]
+    parts = [sender_id] + [str(body.get(k) or "") for k in keys]
     return "bot-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
 
 
@@ -198,6 +228,9 @@ class PetitionFlow(TurnState):
         if home.get("code") and address == home_label(home):
             body["project_code"] = home["code"]
         body["address"] = address or home_label(home)
+        turns = conversation(self.tracker, person_name)
+        if turns:
+            body["conversation"] = turns
         key = idempotency_key(self.sender_id, body)
         try:
             created = await api.create_petition(self.sender_id, body, key)

@@ -6,6 +6,7 @@ against the running stack in tests/conversations/.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -308,3 +309,59 @@ async def test_thanks_and_goodbye_at_once_is_small_talk_not_a_misunderstanding(d
     await ActionConverse().run(dispatcher, tracker, domain)
     shown = "\n".join(m.get("text") or "" for m in dispatcher.messages)
     assert "不客气" in shown and "没太看懂" not in shown
+
+
+@respx.mock
+async def test_the_petition_carries_the_masked_conversation_and_the_channel(domain) -> None:
+    route = respx.post(f"{API}/api/v1/petitions").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "number": "XF-20261201-0002",
+                "status": "accepted",
+                "status_label": "已受理",
+                "answer_due": "2026-12-08",
+                "provisional": False,
+            },
+        )
+    )
+    history = [
+        {"event": "user", "text": "我要反映", "timestamp": 1764550000.0},
+        {"event": "bot", "text": "请问您怎么称呼（姓名）？", "timestamp": 1764550001.0},
+        {"event": "user", "text": "王秀英", "timestamp": 1764550010.0},
+        {
+            "event": "user",
+            "text": "13912345678 身份证990101195909035525",
+            "timestamp": 1764550020.0,
+        },
+    ]
+    slots = {
+        "task": "petition",
+        "requested_slot": "consent",
+        "person_name": seal("王秀英"),
+        "phone": seal("13912345678"),
+        "address": "观象山庄3号楼2单元501",
+        "description": "等了五年",
+    }
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="同意", intent="affirm", slots=slots, events=history)
+    await ActionConverse().run(dispatcher, tracker, domain)
+    body = json.loads(route.calls.last.request.content)
+    turns = body["conversation"]
+    assert [t["from"] for t in turns[:2]] == ["resident", "bot"]
+    joined = "\n".join(t["text"] for t in turns)
+    assert "王秀英" not in joined and "王**" in joined
+    assert "13912345678" not in joined and "990101195909035525" not in joined
+    assert turns[0]["at"].startswith("2025-") or turns[0]["at"].startswith("2026-")
+    assert body["channel"] == "bot"
+    # The key ignores the growing conversation: a retried 同意 files the same petition.
+    assert route.calls.last.request.headers["Idempotency-Key"].startswith("bot-")
+
+
+@pytest.mark.parametrize(
+    ("channel", "recorded"), [("webchat", "webchat"), ("wechat", "wechat"), ("rest", "bot")]
+)
+def test_the_petition_records_the_real_channel(channel: str, recorded: str) -> None:
+    from actions.common import channel_of
+
+    assert channel_of(make_tracker(text="同意", channel=channel)) == recorded

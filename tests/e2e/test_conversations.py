@@ -121,6 +121,19 @@ def test_complaint_becomes_a_petition_stored_in_the_database_then_checked(stack:
     assert phone == PHONE
     assert "消防" in description
     assert consent == 1 and status == "accepted"
+    assert channel == "bot"  # the REST channel; the web chat records "webchat"
+
+    # Staff see the conversation that led to it, masked (issue 11's petition conversation).
+    with sqlite3.connect(stack.database) as db:
+        turns = db.execute(
+            "SELECT m.sender, m.text FROM petition_messages m JOIN petition p"
+            " ON p.id = m.petition_id WHERE p.number = ? ORDER BY m.position",
+            (number,),
+        ).fetchall()
+    assert turns[0] == ("resident", "气死了 交房都五年了房本还办不下来 天天推来推去没人管")
+    assert {sender for sender, _ in turns} == {"resident", "bot"}
+    shown = "\n".join(t for _, t in turns)
+    assert PHONE not in shown and "刘桂芳" not in shown and "刘**" in shown
 
     # A new conversation asks about the petition with its number and phone.
     check = _sender("check")
