@@ -21,7 +21,7 @@ from app.core.config import settings
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.ratelimit import limiter
-from app.core.security import mask_id, mask_phone, pseudonym
+from app.core.security import mask_personal, pseudonym
 
 log = logging.getLogger("app.chat")
 
@@ -38,9 +38,6 @@ TOO_LONG_MESSAGE = f"消息太长了，请分几次发送（每条最多 {MAX_CH
 EMPTY_MESSAGE = "请输入您要咨询的内容。"
 
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{24}$")
-# 18-character resident ID (last may be X) and 11-digit mainland mobile numbers, as typed.
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -80,12 +77,6 @@ def transcript_key(conversation_id: str) -> str:
 def rasa_sender_id(conversation_id: str) -> str:
     """The Rasa sender id of a conversation, derived server-side and never shown to browsers."""
     return "web-" + _digest("rasa", conversation_id)[:32]
-
-
-def mask_personal(text: str) -> str:
-    """Mask ID numbers and mobile numbers in free text before it is stored."""
-    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def neutralize(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -34,6 +35,17 @@ def mask_phone(phone: str | None) -> str:
     if not phone:
         return ""
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+
+
+# 18-character resident ID (last may be X) and 11-digit mainland mobile numbers, as typed.
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def mask_personal(text: str) -> str:
+    """Mask ID numbers and mobile numbers in free text before it is stored."""
+    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
+    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def mask_name(name: str | None) -> str:

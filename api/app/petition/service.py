@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.audit.models import AuditLog
-from app.chat.service import mask_personal
 from app.core.errors import AppError
+from app.core.security import mask_personal
 from app.core.workdays import calendar, today_shanghai
 from app.petition.models import Petition, PetitionDayCounter, PetitionMessage
 from app.petition.schemas import PetitionCreate, normalize_person_name

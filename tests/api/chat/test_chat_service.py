@@ -6,18 +6,17 @@ import pytest
 
 from app.chat import service as chat_service
 from app.core.errors import AppError
+from app.core.security import mask_personal
 
 
 def test_mask_personal_masks_ids_and_phones_only() -> None:
     text = "我叫张三，身份证11010119900307123X，电话 13912345678，合同号 HT2019-000123"
-    masked = chat_service.mask_personal(text)
+    masked = mask_personal(text)
     assert "11010119900307123X" not in masked and "**************123X" in masked
     assert "139****5678" in masked
     assert "HT2019-000123" in masked
     # A 3-2-501 style address and a petition number keep their digits.
-    assert chat_service.mask_personal("观象山庄3-2-501 XF-20261123-0007") == (
-        "观象山庄3-2-501 XF-20261123-0007"
-    )
+    assert mask_personal("观象山庄3-2-501 XF-20261123-0007") == ("观象山庄3-2-501 XF-20261123-0007")
 
 
 @pytest.mark.parametrize(
