@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:21:19.177041
+Create Date: 2026-12-02 06:52:26.200379
 
 """
 
@@ -45,7 +45,10 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("buttons", sa.JSON(), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("notification_id", sa.Integer(), nullable=True),
+        sa.Column("staff_name", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_message")),
+        sa.UniqueConstraint("notification_id", name=op.f("uq_chat_message_notification_id")),
     )
     with op.batch_alter_table("chat_message", schema=None) as batch_op:
         batch_op.create_index("ix_chat_message_conversation", ["conversation", "id"], unique=False)

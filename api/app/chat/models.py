@@ -20,7 +20,14 @@ class ChatMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Keyed digest of the conversation id from the signed cookie, never the id itself.
     conversation: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(8))  # "user" or "bot"
+    # "user", "bot", "notice" (news of the resident's petition) or "staff" (a clerk who has
+    # taken the conversation over).
+    role: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text, default="")
     buttons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The outbox notification this bubble delivers: unique, so a delivery retried (at least
+    # once) or raced by two workers leaves one bubble.
+    notification_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    # What the resident is shown of the clerk ("工作人员 李**"), nothing more.
+    staff_name: Mapped[str | None] = mapped_column(String(40), nullable=True)
