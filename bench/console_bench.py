@@ -77,9 +77,8 @@ def seed(schema: str, count: int, password: str) -> list[str]:
     from app.core.database import make_engine, session_scope
     from app.core.workdays import calendar
     from app.ledger.service import import_ledger
-    from app.petition.models import Petition, PetitionAssignment
+    from app.petition.models import Petition, PetitionAssignment, PetitionDue, compute_due
     from app.staff import service as staff_service
-    from app.staff.models import PetitionDue, compute_due
     from app.status.models import Project
 
     engine = make_engine(schema_url(schema))

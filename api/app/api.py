@@ -2,15 +2,25 @@
 
 from fastapi import APIRouter
 
+from app.dashboard.views import router as dashboard_router
+from app.ledger.views import router as ledger_router
+from app.petition.staff_views import router as petition_staff_router
 from app.petition.views import router as petition_router
 from app.policy.views import router as policy_router
-from app.staff.router import router as staff_router
+from app.staff.views import auth_router
+from app.staff.views import router as staff_router
 from app.status.lookup_views import router as lookup_router
+from app.status.staff_views import router as project_staff_router
 from app.status.views import router as status_router
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(petition_router)
 api_router.include_router(policy_router)
 api_router.include_router(status_router)
+api_router.include_router(auth_router)
 api_router.include_router(staff_router)
+api_router.include_router(petition_staff_router)
+api_router.include_router(project_staff_router)
+api_router.include_router(ledger_router)
+api_router.include_router(dashboard_router)
 api_router.include_router(lookup_router)

@@ -2,14 +2,15 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
-from app.petition.models import Petition, PetitionAssignment, PetitionDayCounter
-from app.staff.models import (  # noqa: F401
+from app.petition.models import (  # noqa: F401
+    Petition,
+    PetitionAssignment,
+    PetitionDayCounter,
     PetitionDue,
     PetitionNote,
     PetitionNotice,
-    StaffSession,
-    StaffUser,
 )
+from app.staff.models import StaffSession, StaffUser  # noqa: F401
 from app.status.models import Blocker, Project, Unit
 
 __all__ = [

@@ -16,10 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.workdays import today_shanghai
 from app.petition import workflow
-from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
+from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment, PetitionDue
 from app.petition.staff_service import overdue_condition
-from app.staff.departments import blocker_names, department_name
-from app.staff.models import PetitionDue
+from app.policy.departments import blocker_names, department_name
 from app.status.models import BLOCKER_OPEN, Blocker, Project, Unit
 
 

@@ -1,18 +1,23 @@
-"""Petitions (信访件), their department assignments and the per-day number counter."""
+"""Petitions (信访件): assignments, the conversation, staff notes, the public notice, the
+deadline index that keeps the console's overdue-first list cheap, and the number counter."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    event,
+    insert,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -124,3 +129,69 @@ class PetitionDayCounter(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PetitionNote(Base):
+    """A staff note on a petition (never shown to the resident)."""
+
+    __tablename__ = "petition_note"
+    __table_args__ = (Index("ix_petition_note_petition", "petition_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    petition_id: Mapped[int] = mapped_column(ForeignKey("petition.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PetitionNotice(Base):
+    """The public notice (公示) of a petition: when it began and the earliest day it may end."""
+
+    __tablename__ = "petition_notice"
+
+    petition_id: Mapped[int] = mapped_column(
+        ForeignKey("petition.id", ondelete="CASCADE"), primary_key=True
+    )
+    started_on: Mapped[date] = mapped_column(Date)
+    earliest_end: Mapped[date] = mapped_column(Date)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PetitionDue(Base):
+    """Each petition's next deadline, kept current on every change so that the console can list
+    50,000 petitions overdue-first from an index: rank 0 = open (sorted by next_due, so the
+    overdue ones come first), rank 1 = closed or transferred."""
+
+    __tablename__ = "petition_due"
+    __table_args__ = (Index("ix_petition_due_order", "rank", "next_due", "petition_id"),)
+
+    petition_id: Mapped[int] = mapped_column(
+        ForeignKey("petition.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    next_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+OPEN_STATES = frozenset({"accepted", "assigned", "verifying", "public_notice", "supervised"})
+
+
+def compute_due(
+    status: str, answer_due: date | None, closure_due: date | None, pending: list[date]
+) -> tuple[int, date | None]:
+    """(rank, next_due) of a petition: the earliest unanswered assignment deadline (or the
+    first-answer deadline while still 已受理) and the closure target, whichever comes first."""
+    if status not in OPEN_STATES:
+        return 1, None
+    answer = min(pending) if pending else (answer_due if status == "accepted" else None)
+    dues = [d for d in (answer, closure_due) if d is not None]
+    return 0, (min(dues) if dues else None)
+
+
+@event.listens_for(Petition, "after_insert")
+def _due_on_insert(_mapper: Any, connection: Any, target: Petition) -> None:
+    # Every petition, whoever creates it (public intake, tests), gets its deadline row.
+    pending = [
+        a.answer_due for a in target.__dict__.get("assignments", []) or [] if a.answer is None
+    ]
+    rank, due = compute_due(target.status, target.answer_due, target.closure_due, pending)
+    connection.execute(insert(PetitionDue).values(petition_id=target.id, rank=rank, next_due=due))

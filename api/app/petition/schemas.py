@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from app.core.workdays import SHANGHAI
-from app.staff.schemas import PetitionDetail
+from app.petition.staff_schemas import PetitionDetail
 from app.status.address import to_simplified
 
 PHONE_RE = re.compile(r"1[3-9]\d{9}")

@@ -23,10 +23,18 @@ from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
 from app.petition import service as petition_service
 from app.petition import workflow
-from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment
+from app.petition.models import (
+    STATUS_LABELS,
+    Petition,
+    PetitionAssignment,
+    PetitionDue,
+    PetitionNote,
+    PetitionNotice,
+    compute_due,
+)
+from app.policy.departments import catalogue_setting, department_name, departments
 from app.staff import roles
-from app.staff.departments import catalogue_setting, department_name, departments
-from app.staff.models import PetitionDue, PetitionNote, PetitionNotice, StaffUser, compute_due
+from app.staff.models import StaffUser
 from app.status.models import Project
 
 NOT_FOUND_MESSAGE = "没有找到这件信访，请核对编号。"

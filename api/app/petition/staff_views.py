@@ -12,8 +12,7 @@ from app.core.errors import AppError
 from app.petition import staff_service
 from app.petition.models import STATUS_LABELS
 from app.petition.schemas import StaffPetitionDetail
-from app.staff.auth import StaffDep
-from app.staff.schemas import (
+from app.petition.staff_schemas import (
     AnswerBody,
     AssignBody,
     AuditRead,
@@ -23,6 +22,7 @@ from app.staff.schemas import (
     PetitionListItem,
     TransitionBody,
 )
+from app.staff.auth import StaffDep
 
 router = APIRouter(prefix="/staff", tags=["staff: petitions"])
 

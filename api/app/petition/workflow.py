@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.errors import AppError
-from app.petition.models import STATUS_LABELS
+from app.petition.models import OPEN_STATES, STATUS_LABELS
 
-OPEN_STATES = frozenset({"accepted", "assigned", "verifying", "public_notice", "supervised"})
 FINAL_STATES = frozenset({"closed"})
 
 SATISFACTION_LABELS = {"satisfied": "满意", "unsatisfied": "不满意", "unreached": "未联系上"}

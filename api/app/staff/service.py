@@ -17,7 +17,7 @@ from app.audit import service as audit
 from app.core.config import settings
 from app.core.database import utcnow
 from app.core.errors import AppError
-from app.staff.departments import departments
+from app.policy.departments import departments
 from app.staff.models import StaffSession, StaffUser
 from app.staff.roles import ROLES
 

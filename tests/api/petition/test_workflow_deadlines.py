@@ -114,7 +114,7 @@ def test_officer_sees_own_open_assignments_due_first(db):
 
 def test_deadline_index_follows_every_change(db):
     """The petition_due row behind the overdue-first list follows assign, answer and close."""
-    from app.staff.models import PetitionDue
+    from app.petition.models import PetitionDue
 
     clerk = make_user(db, "clerk")
     petition = make_petition(db, status="accepted", intake=date(2026, 9, 30))

@@ -13,8 +13,8 @@ from app.audit import service as audit
 from app.audit.models import AuditLog
 from app.core.database import utcnow
 from app.core.errors import AppError
+from app.policy.departments import blocker_default_department, blocker_names, departments
 from app.staff import roles
-from app.staff.departments import blocker_default_department, blocker_names, departments
 from app.staff.models import StaffUser
 from app.status.models import BLOCKER_OPEN, BLOCKER_RESOLVED, Blocker, Project, Unit
 

@@ -1,0 +1,64 @@
+"""Console dashboard: figures, charts and exports."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.console.common import (
+    html_errors,
+    render,
+)
+from app.core.database import DbSession
+from app.core.errors import AppError
+from app.dashboard import charts
+from app.dashboard import service as dashboard_service
+from app.staff import roles
+from app.staff.auth import (
+    ConsoleUser,
+)
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+@html_errors
+def dashboard(request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
+    """Registration and petition figures with server-rendered SVG charts."""
+    roles.require(user, "dashboard.read")
+    d = dashboard_service.build(db=db)
+    svgs = {name: charts.render(name, d) for name in charts.CHARTS}
+    return render(request, "dashboard.html", user, d=d, svgs=svgs)
+
+
+@router.get("/dashboard/{name}.svg")
+def dashboard_chart(name: str, db: DbSession, user: ConsoleUser) -> Response:
+    """One chart as a downloadable SVG file."""
+    roles.require(user, "dashboard.read")
+    if name not in charts.CHARTS:
+        raise AppError(404, "not_found", "没有这张图表。")
+    d = dashboard_service.build(db=db)
+    return Response(
+        charts.render(name, d),
+        media_type="image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{d.today:%Y%m%d}.svg"'},
+    )
+
+
+@router.get("/dashboard.{fmt}")
+def dashboard_export(fmt: str, db: DbSession, user: ConsoleUser) -> Response:
+    """The same figures as CSV or XLSX."""
+    roles.require(user, "dashboard.read")
+    d = dashboard_service.build(db=db)
+    if fmt == "csv":
+        body, media = dashboard_service.to_csv(d), "text/csv; charset=utf-8"
+    elif fmt == "xlsx":
+        body = dashboard_service.to_xlsx(d)
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        raise AppError(404, "not_found", "只能导出 CSV 或 XLSX。")
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="dashboard-{d.today:%Y%m%d}.{fmt}"'},
+    )

@@ -1,0 +1,265 @@
+"""Console screens for petitions: the lists, the petition page and its forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.console.common import (
+    attempt,
+    html_errors,
+    redirect,
+    render,
+)
+from app.core.database import DbSession
+from app.petition import staff_service, workflow
+from app.petition.models import STATUS_LABELS
+from app.policy.departments import departments
+from app.staff.auth import (
+    ConsoleUser,
+    check_form_csrf,
+)
+from app.staff.models import StaffUser
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def home(user: ConsoleUser) -> Response:
+    """Officers land on their open assignments; everyone else on the petition list."""
+    return redirect("/console/my" if user.role == "officer" else "/console/petitions")
+
+
+@router.get("/my", response_class=HTMLResponse)
+def my_assignments(request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
+    """An officer's open assignments, due first."""
+    rows = (
+        staff_service.list_open_assignments(db=db, department=user.department)
+        if user.department
+        else []
+    )
+    return render(request, "my.html", user, rows=rows)
+
+
+@router.get("/petitions", response_class=HTMLResponse)
+def petitions(
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: Annotated[str | None, Query(max_length=5)] = None,
+    q: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    """The petition list with filters, overdue first."""
+    status = status if status in STATUS_LABELS or status == "open" else None
+    rows, total = staff_service.list_petitions(
+        db=db,
+        user=user,
+        status=status,
+        department=department or None,
+        overdue_only=bool(overdue),
+        q=q or None,
+        page=page,
+    )
+    filters = {
+        "status": status or "",
+        "department": department or "",
+        "overdue": bool(overdue),
+        "q": q or "",
+    }
+    query = "&".join(f"{k}={quote(str(v))}" for k, v in filters.items() if v)
+    return render(
+        request,
+        "petitions.html",
+        user,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, (total + 49) // 50),
+        filters=filters,
+        query=query,
+        departments=departments(),
+    )
+
+
+def _petition_page(
+    request: Request,
+    db: DbSession,
+    user: StaffUser,
+    ref: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    data = staff_service.detail(db=db, user=user, petition=petition)
+    trail = staff_service.audit_trail(db=db, petition=petition)
+    assigned = {a["department"] for a in data["assignments"]}
+    return render(
+        request,
+        "petition.html",
+        user,
+        status_code,
+        error,
+        p=data,
+        trail=trail,
+        actions=[workflow.ACTIONS[a] for a in data["allowed_actions"]],
+        free_departments={c: n for c, n in departments().items() if c not in assigned},
+    )
+
+
+@router.get("/petitions/{ref}", response_class=HTMLResponse)
+@html_errors
+def petition_page(ref: str, request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
+    """A petition: details, assignments and answers, notes, state buttons, audit trail."""
+    return _petition_page(request, db, user, ref)
+
+
+def _petition_post(
+    request: Request,
+    db: DbSession,
+    user: StaffUser,
+    ref: str,
+    csrf_token: str,
+    change: Callable[[Any], Any],
+    done: str,
+) -> Response:
+    check_form_csrf(request, csrf_token or request.headers.get("X-CSRF-Token"))
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    number = petition.number
+    error = attempt(db, lambda: change(petition))
+    if error:
+        return _petition_page(request, db, user, number, error, 409)
+    return redirect(f"/console/petitions/{number}", done)
+
+
+@router.post("/petitions/{ref}/assign")
+def petition_assign(
+    ref: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    version: Annotated[int, Form()],
+    departments_: Annotated[list[str] | None, Form(alias="departments")] = None,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Assign the petition to the ticked departments."""
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.assign(
+            db=db, user=user, petition=p, departments_=departments_ or [], version=version
+        ),
+        "已分派。",
+    )
+
+
+@router.post("/petitions/{ref}/transition")
+def petition_transition(
+    ref: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    action: Annotated[str, Form(max_length=20)],
+    version: Annotated[int, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Move the petition (核实、公示、督办、转办)."""
+    label = workflow.ACTIONS[action].label if action in workflow.ACTIONS else action
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.transition(
+            db=db, user=user, petition=p, action=action, version=version, note=note
+        ),
+        f"已{label}。",
+    )
+
+
+@router.post("/petitions/{ref}/answer")
+def petition_answer(
+    ref: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    answer: Annotated[str, Form(max_length=5000)],
+    version: Annotated[int, Form()],
+    department: Annotated[str | None, Form(max_length=64)] = None,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Record a department's written answer."""
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.answer(
+            db=db, user=user, petition=p, text=answer, version=version, department=department
+        ),
+        "答复已保存。",
+    )
+
+
+@router.post("/petitions/{ref}/notes")
+def petition_note(
+    ref: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    text: Annotated[str, Form(max_length=2000)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Append a staff note."""
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.add_note(db=db, user=user, petition=p, text=text),
+        "备注已添加。",
+    )
+
+
+@router.post("/petitions/{ref}/close")
+def petition_close(
+    ref: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    version: Annotated[int, Form()],
+    outcome: Annotated[str, Form(max_length=5000)] = "",
+    satisfaction: Annotated[str, Form(max_length=16)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Close the case with outcome and satisfaction."""
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.close(
+            db=db,
+            user=user,
+            petition=p,
+            outcome=outcome,
+            satisfaction=satisfaction,
+            version=version,
+        ),
+        "已办结。",
+    )

@@ -1,0 +1,138 @@
+"""Bodies of the staff petition endpoints."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AssignmentRead(BaseModel):
+    """A department's part of a petition."""
+
+    department: str
+    department_name: str
+    assigned_at: datetime
+    answer_due: date
+    answer_due_provisional: bool
+    answer: str | None
+    answered_at: datetime | None
+    overdue: bool
+
+
+class NoteRead(BaseModel):
+    """A staff note."""
+
+    author: str
+    text: str
+    created_at: datetime
+
+
+class AuditRead(BaseModel):
+    """One audit row (read-only: no endpoint changes audit rows)."""
+
+    at: datetime
+    actor: str
+    action: str
+    action_label: str
+    before: dict | None
+    after: dict | None
+
+
+class PetitionListItem(BaseModel):
+    """A line of the staff petition list."""
+
+    id: int
+    number: str
+    status: str
+    status_label: str
+    intake_date: date
+    next_due: date | None
+    overdue: bool
+    project_name: str | None
+    address: str
+    departments: list[str]
+    version: int
+
+
+class PetitionList(BaseModel):
+    """A page of petitions, overdue first."""
+
+    total: int
+    page: int
+    items: list[PetitionListItem]
+
+
+class PetitionDetail(BaseModel):
+    """Everything staff see about one petition."""
+
+    id: int
+    number: str
+    status: str
+    status_label: str
+    person_name: str
+    phone: str
+    phone_masked: bool
+    address: str
+    project_code: str | None
+    project_name: str | None
+    description: str
+    channel: str
+    intake_date: date
+    answer_due: date
+    closure_due: date | None
+    notice_earliest_end: date | None
+    overdue: bool
+    outcome: str | None
+    satisfaction: str | None
+    version: int
+    assignments: list[AssignmentRead]
+    notes: list[NoteRead]
+    allowed_actions: list[str]
+
+
+class AssignBody(BaseModel):
+    """Departments to send a petition to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    departments: list[str] = Field(min_length=1, max_length=20)
+    version: int
+
+
+class TransitionBody(BaseModel):
+    """A state move (verify, start_notice, supervise, transfer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str
+    version: int
+    note: str = Field(default="", max_length=2000)
+
+
+class AnswerBody(BaseModel):
+    """A department's written answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str = Field(min_length=1, max_length=5000)
+    version: int
+    department: str | None = None
+
+
+class NoteBody(BaseModel):
+    """A staff note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class CloseBody(BaseModel):
+    """Closing a case: outcome and the resident's satisfaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: str = Field(min_length=1, max_length=5000)
+    satisfaction: str
+    version: int
