@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
+from app.notify.models import ConversationMessage, Notification, ResidentContact
 from app.petition.models import (  # noqa: F401
     Petition,
     PetitionAssignment,
@@ -17,9 +18,12 @@ __all__ = [
     "AuditLog",
     "Blocker",
     "ChatMessage",
+    "ConversationMessage",
+    "Notification",
     "Petition",
     "PetitionAssignment",
     "PetitionDayCounter",
     "Project",
+    "ResidentContact",
     "Unit",
 ]

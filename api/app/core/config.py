@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     )
     chat_rate_per_ip: int = Field(default=60, description="web chat messages per IP per minute")
     session_max_age_seconds: int = 8 * 3600
+    # Background jobs (Huey): `sqlite:///<path>` (embedded) or `redis://host:port/db`.
+    job_queue_url: str = f"sqlite:///{API_DIR / 'data' / 'jobs.db'}"
+    # Queue name inside that storage (tests give each run its own).
+    job_queue_name: str = "fangben"
+    # Delivery attempts of one notification before it is listed as failed for staff.
+    notify_max_attempts: int = 6
+    # First retry delay in seconds; each further one waits twice as long (at most an hour).
+    notify_retry_seconds: float = 30.0
+    # A delivery claimed longer ago than this is taken as lost (a killed worker) and sent again.
+    notify_claim_timeout_seconds: float = 120.0
+    # WeChat template message used outside the 48-hour customer-service window.
+    wechat_template_id: str = ""
     log_level: str = "INFO"
 
     @model_validator(mode="after")

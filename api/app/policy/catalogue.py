@@ -359,7 +359,8 @@ def load_catalogue(directory: Path | str) -> Catalogue:
         raise CatalogueError(f"{where('faq', 'faq')}: missing {', '.join(missing)}")
 
     g = raw["guidance"]
-    unknown = sorted(set(g) - {"materials", "where_to_apply", "next_steps"})
+    # office_hours is read by app.notify.hours.
+    unknown = sorted(set(g) - {"materials", "where_to_apply", "next_steps", "office_hours"})
     if unknown:
         raise CatalogueError(f"{where('guidance')}: unknown field(s) {', '.join(unknown)}")
     guidance = Guidance(
