@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 06:52:26.200379
+Create Date: 2026-12-02 07:02:26.725410
 
 """
 
@@ -54,6 +54,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_chat_message_conversation", ["conversation", "id"], unique=False)
 
     op.create_table(
+        "conversation_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sa.String(length=128), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sender", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("staff_username", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_message")),
+    )
+    with op.batch_alter_table("conversation_message", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_conversation_message_sender_id"), ["sender_id"], unique=False
+        )
+
+    op.create_table(
         "petition_day_counter",
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("last", sa.Integer(), nullable=False),
@@ -76,6 +91,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_project")),
         sa.UniqueConstraint("code", name=op.f("uq_project_code")),
     )
+    op.create_table(
+        "resident_contact",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sa.String(length=128), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address_enc", sa.Text(), nullable=True),
+        sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("notify", sa.Boolean(), nullable=False),
+        sa.Column("mode", sa.String(length=16), nullable=False),
+        sa.Column("staff_username", sa.String(length=64), nullable=True),
+        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_resident_contact")),
+        sa.UniqueConstraint("sender_id", name=op.f("uq_resident_contact_sender_id")),
+    )
+    with op.batch_alter_table("resident_contact", schema=None) as batch_op:
+        batch_op.create_index("ix_resident_contact_mode", ["mode", "waiting_since"], unique=False)
+
     op.create_table(
         "staff_user",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -172,7 +204,13 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
         sa.Column("idempotency_fingerprint", sa.String(length=64), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
-        sa.Column("satisfaction", sa.String(length=16), nullable=True),
+        sa.Column("satisfaction", sa.String(length=24), nullable=True),
+        sa.Column("satisfaction_source", sa.String(length=16), nullable=True),
+        sa.Column("satisfaction_reason", sa.Text(), nullable=True),
+        sa.Column("sender_id", sa.String(length=128), nullable=True),
+        sa.Column("blockers", sa.JSON(), nullable=True),
+        sa.Column("review_due", sa.Date(), nullable=True),
+        sa.Column("review_count", sa.Integer(), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -192,6 +230,39 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("petition", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_petition_phone"), ["phone"], unique=False)
+        batch_op.create_index(batch_op.f("ix_petition_sender_id"), ["sender_id"], unique=False)
+
+    op.create_table(
+        "notification",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("petition_id", sa.Integer(), nullable=True),
+        sa.Column("sender_id", sa.String(length=128), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("via", sa.String(length=16), nullable=True),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.Column("staff_username", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_notification_petition_id_petition"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification")),
+    )
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notification_petition_id"), ["petition_id"], unique=False
+        )
+        batch_op.create_index("ix_notification_sender", ["sender_id", "id"], unique=False)
+        batch_op.create_index("ix_notification_status", ["status", "next_attempt_at"], unique=False)
 
     op.create_table(
         "petition_assignment",
@@ -203,6 +274,10 @@ def upgrade() -> None:
         sa.Column("answer_due_provisional", sa.Boolean(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_by", sa.String(length=64), nullable=True),
+        sa.Column("resident_text", sa.Text(), nullable=True),
+        sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("approved_by", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["petition_id"],
             ["petition.id"],
@@ -283,90 +358,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("petition_id", name=op.f("pk_petition_notice")),
     )
-    op.create_table(
-        "conversation_message",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("sender_id", sa.String(length=128), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sender", sa.String(length=16), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("staff_username", sa.String(length=64), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_message")),
-    )
-    with op.batch_alter_table("conversation_message", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_conversation_message_sender_id"), ["sender_id"], unique=False
-        )
-
-    op.create_table(
-        "resident_contact",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("sender_id", sa.String(length=128), nullable=False),
-        sa.Column("channel", sa.String(length=16), nullable=False),
-        sa.Column("address_enc", sa.Text(), nullable=True),
-        sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("notify", sa.Boolean(), nullable=False),
-        sa.Column("mode", sa.String(length=16), nullable=False),
-        sa.Column("staff_username", sa.String(length=64), nullable=True),
-        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_resident_contact")),
-        sa.UniqueConstraint("sender_id", name=op.f("uq_resident_contact_sender_id")),
-    )
-    with op.batch_alter_table("resident_contact", schema=None) as batch_op:
-        batch_op.create_index("ix_resident_contact_mode", ["mode", "waiting_since"], unique=False)
-
-    op.create_table(
-        "notification",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("petition_id", sa.Integer(), nullable=True),
-        sa.Column("sender_id", sa.String(length=128), nullable=True),
-        sa.Column("channel", sa.String(length=16), nullable=True),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("via", sa.String(length=16), nullable=True),
-        sa.Column("last_error", sa.String(length=200), nullable=True),
-        sa.Column("staff_username", sa.String(length=64), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["petition_id"],
-            ["petition.id"],
-            name=op.f("fk_notification_petition_id_petition"),
-            ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification")),
-    )
-    with op.batch_alter_table("notification", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_notification_petition_id"), ["petition_id"], unique=False
-        )
-        batch_op.create_index("ix_notification_sender", ["sender_id", "id"], unique=False)
-        batch_op.create_index("ix_notification_status", ["status", "next_attempt_at"], unique=False)
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("notification", schema=None) as batch_op:
-        batch_op.drop_index("ix_notification_status")
-        batch_op.drop_index("ix_notification_sender")
-        batch_op.drop_index(batch_op.f("ix_notification_petition_id"))
-
-    op.drop_table("notification")
-    with op.batch_alter_table("resident_contact", schema=None) as batch_op:
-        batch_op.drop_index("ix_resident_contact_mode")
-
-    op.drop_table("resident_contact")
-    with op.batch_alter_table("conversation_message", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_conversation_message_sender_id"))
-
-    op.drop_table("conversation_message")
     op.drop_table("petition_notice")
     with op.batch_alter_table("petition_note", schema=None) as batch_op:
         batch_op.drop_index("ix_petition_note_petition")
@@ -378,7 +375,14 @@ def downgrade() -> None:
 
     op.drop_table("petition_due")
     op.drop_table("petition_assignment")
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_notification_status")
+        batch_op.drop_index("ix_notification_sender")
+        batch_op.drop_index(batch_op.f("ix_notification_petition_id"))
+
+    op.drop_table("notification")
     with op.batch_alter_table("petition", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_petition_sender_id"))
         batch_op.drop_index(batch_op.f("ix_petition_phone"))
 
     op.drop_table("petition")
@@ -392,8 +396,16 @@ def downgrade() -> None:
     op.drop_table("staff_session")
     op.drop_table("blocker")
     op.drop_table("staff_user")
+    with op.batch_alter_table("resident_contact", schema=None) as batch_op:
+        batch_op.drop_index("ix_resident_contact_mode")
+
+    op.drop_table("resident_contact")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
+    with op.batch_alter_table("conversation_message", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_conversation_message_sender_id"))
+
+    op.drop_table("conversation_message")
     with op.batch_alter_table("chat_message", schema=None) as batch_op:
         batch_op.drop_index("ix_chat_message_conversation")
 

@@ -63,7 +63,12 @@ FIELD_LABELS = {
     "initial_registration_done": "首次登记完成",
     "blockers": "卡点",
     "password": "密码",
+    "satisfaction_source": "评价来源",
+    "resident_text": "给信访人的文字",
+    "published": "已发给信访人",
+    "review_due": "复查期限",
 }
+SATISFACTION_SOURCE_LABELS = {"resident": "居民在对话中评价", "clerk_phone": "电话回访"}
 CHANNEL_LABELS = {
     "wechat": "微信公众号",
     "webchat": "网页聊天",
@@ -101,6 +106,8 @@ def fmt_value(key: str, value: Any) -> str:
         )
     if key == "aliases" and isinstance(value, list):
         return "、".join(str(v) for v in value) or "—"
+    if key == "satisfaction_source" and isinstance(value, str):
+        return SATISFACTION_SOURCE_LABELS.get(value, value)
     if key == "satisfaction" and isinstance(value, str):
         return workflow.SATISFACTION_LABELS.get(value, value)
     if key in ("department",) and isinstance(value, str):

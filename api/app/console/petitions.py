@@ -198,9 +198,11 @@ def petition_answer(
     answer: Annotated[str, Form(max_length=5000)],
     version: Annotated[int, Form()],
     department: Annotated[str | None, Form(max_length=64)] = None,
+    resident_text: Annotated[str, Form(max_length=2000)] = "",
+    publish: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Record a department's written answer."""
+    """Record a department's written answer (and publish it to the resident if ticked)."""
     return _petition_post(
         request,
         db,
@@ -208,9 +210,46 @@ def petition_answer(
         ref,
         csrf_token,
         lambda p: staff_service.answer(
-            db=db, user=user, petition=p, text=answer, version=version, department=department
+            db=db,
+            user=user,
+            petition=p,
+            text=answer,
+            version=version,
+            department=department,
+            publish=bool(publish),
+            resident_text=resident_text or None,
         ),
-        "答复已保存。",
+        "答复已保存，并已发给信访人。" if publish else "答复已保存，待受理员审核后发给信访人。",
+    )
+
+
+@router.post("/petitions/{ref}/answers/{department}/approve")
+def petition_approve_answer(
+    ref: str,
+    department: str,
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    version: Annotated[int, Form()],
+    resident_text: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve what the resident sees of a department's answer; it is sent to them."""
+    return _petition_post(
+        request,
+        db,
+        user,
+        ref,
+        csrf_token,
+        lambda p: staff_service.approve_answer(
+            db=db,
+            user=user,
+            petition=p,
+            department=department,
+            version=version,
+            resident_text=resident_text or None,
+        ),
+        "已审核，答复已发给信访人。",
     )
 
 
@@ -246,7 +285,7 @@ def petition_close(
     satisfaction: Annotated[str, Form(max_length=16)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Close the case with outcome and satisfaction."""
+    """Close the case with its outcome (and the phone satisfaction, when a clerk called)."""
     return _petition_post(
         request,
         db,
@@ -258,8 +297,8 @@ def petition_close(
             user=user,
             petition=p,
             outcome=outcome,
-            satisfaction=satisfaction,
+            satisfaction=satisfaction or None,
             version=version,
         ),
-        "已办结。",
+        "已办结。" if satisfaction else "已办结，已请信访人在对话中评价。",
     )

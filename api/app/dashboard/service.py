@@ -64,6 +64,11 @@ class PetitionFigures:
     closed: int = 0
     closed_on_time: int = 0
     satisfied: int = 0
+    # Closed petitions whose resident gave an answer (in the chat, or reached by phone).
+    rated: int = 0
+    satisfied_by_phone: int = 0
+    in_review: int = 0
+    reviews: int = 0
     overdue: int = 0
     transferred: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -80,8 +85,9 @@ class PetitionFigures:
 
     @property
     def satisfaction_rate(self) -> float | None:
-        """息诉罢访率: residents satisfied at closure among closed petitions."""
-        return rate(self.satisfied, self.closed)
+        """息诉罢访率: residents content (满意 or 基本满意) among the closed petitions whose
+        resident answered — in the conversation, or to a clerk who reached them by phone."""
+        return rate(self.satisfied, self.rated)
 
 
 @dataclass
@@ -157,17 +163,30 @@ def petition_figures(*, db: Session, today: date) -> PetitionFigures:
     on_time = and_(
         closed, (Petition.closure_due.is_(None)) | (_closed_day(db) <= Petition.closure_due)
     )
-    satisfied = and_(closed, Petition.satisfaction == "satisfied")
+    rated = and_(
+        closed,
+        Petition.satisfaction_source.in_(("resident", "clerk_phone")),
+        Petition.satisfaction.in_(("satisfied", "basically_satisfied", "unsatisfied")),
+    )
+    content = and_(rated, Petition.satisfaction.in_(tuple(workflow.CONTENT)))
+    by_phone = and_(content, Petition.satisfaction_source == "clerk_phone")
     stmt = select(
         Petition.status,
         func.count(),
         func.sum(case((on_time, 1), else_=0)),
-        func.sum(case((satisfied, 1), else_=0)),
+        func.sum(case((content, 1), else_=0)),
+        func.sum(case((rated, 1), else_=0)),
+        func.sum(case((by_phone, 1), else_=0)),
+        func.sum(Petition.review_count),
     ).group_by(Petition.status)
-    for status, n, n_on_time, n_satisfied in db.execute(stmt):
+    for status, n, n_on_time, n_content, n_rated, n_phone, n_reviews in db.execute(stmt):
         figures.by_status[status] = int(n)
         figures.closed_on_time += int(n_on_time or 0)
-        figures.satisfied += int(n_satisfied or 0)
+        figures.satisfied += int(n_content or 0)
+        figures.rated += int(n_rated or 0)
+        figures.satisfied_by_phone += int(n_phone or 0)
+        figures.reviews += int(n_reviews or 0)
+    figures.in_review = figures.by_status.get("review", 0)
     figures.total = sum(figures.by_status.values())
     figures.closed = figures.by_status.get("closed", 0)
     figures.transferred = figures.by_status.get("transferred", 0)

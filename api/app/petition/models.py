@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
@@ -31,6 +32,7 @@ STATUS_LABELS = {
     "closed": "已办结",
     "supervised": "督办",
     "transferred": "转办",
+    "review": "复查中",
 }
 
 
@@ -63,7 +65,16 @@ class Petition(Base):
     # SHA-256 of the request body that used the key: the same key with another body is refused.
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
-    satisfaction: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    satisfaction: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    # "resident" (answered in the conversation) or "clerk_phone" (a clerk reached them by phone).
+    satisfaction_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    satisfaction_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The Rasa sender id of the conversation that filed it: how the resident is told of changes.
+    sender_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    # Blocker codes the bot explained to the resident before the petition was filed.
+    blockers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    review_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    review_count: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -101,6 +112,11 @@ class PetitionAssignment(Base):
     answer_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # What residents see of the answer, once a clerk (or the answering officer) approved it.
+    resident_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     petition: Mapped[Petition] = relationship(back_populates="assignments")
 
@@ -172,7 +188,9 @@ class PetitionDue(Base):
     next_due: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
-OPEN_STATES = frozenset({"accepted", "assigned", "verifying", "public_notice", "supervised"})
+OPEN_STATES = frozenset(
+    {"accepted", "assigned", "verifying", "public_notice", "supervised", "review"}
+)
 
 
 def compute_due(

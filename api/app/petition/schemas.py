@@ -100,6 +100,11 @@ class PetitionCreate(BaseModel):
     conversation: list[ConversationTurn] | None = Field(
         default=None, description=f"the chat so far, at most {MAX_TURNS} turns, oldest first"
     )
+    blockers: list[str] | None = Field(
+        default=None,
+        max_length=30,
+        description="blocker codes the bot explained to the resident (unknown codes are ignored)",
+    )
 
     @field_validator("conversation", mode="before")
     @classmethod
@@ -198,6 +203,18 @@ def in_shanghai(moment: datetime) -> datetime:
     return moment.astimezone(SHANGHAI)
 
 
+ShanghaiTime = Annotated[datetime, AfterValidator(in_shanghai)]
+
+
+class AnswerRead(BaseModel):
+    """A department's answer as the resident may see it (approved by staff)."""
+
+    department: str
+    department_name: str
+    text: str
+    at: ShanghaiTime = Field(description="when it was approved, Asia/Shanghai (+08:00)")
+
+
 class PetitionStatusRead(BaseModel):
     """What a resident may see of a petition."""
 
@@ -205,10 +222,33 @@ class PetitionStatusRead(BaseModel):
     status: str
     status_label: str
     departments: list[str]
-    updated_at: Annotated[datetime, AfterValidator(in_shanghai)] = Field(
-        description="last change, in Asia/Shanghai time (+08:00)"
-    )
+    updated_at: ShanghaiTime = Field(description="last change, in Asia/Shanghai time (+08:00)")
     answer_due: date
+    answers: list[AnswerRead] = Field(default_factory=list)
+    outcome: str | None = Field(default=None, description="once closed")
+    closed_at: ShanghaiTime | None = None
+    closure_due: date | None = None
+    notice_end: date | None = Field(default=None, description="earliest end of the 公示")
+    review_due: date | None = None
+    next_step: str = Field(description="what happens next, in plain Chinese")
+
+
+class FeedbackBody(BaseModel):
+    """The resident's own answer after 办结."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class FeedbackRead(BaseModel):
+    """Where the petition stands after the resident's answer."""
+
+    number: str
+    status: str
+    status_label: str
+    review_due: date | None
 
 
 class PetitionLookupList(BaseModel):

@@ -78,12 +78,21 @@ def _resolve_home(*, db: Session, data: PetitionCreate) -> tuple[int | None, int
     return found.project_id, found.unit_id, data.address
 
 
+def _known_blockers(codes: list[str] | None) -> list[str] | None:
+    """The catalogue's codes among those given (a bad code never loses a petition)."""
+    if not codes:
+        return None
+    known = get_catalogue().blockers
+    return [c for c in dict.fromkeys(codes) if c in known] or None
+
+
 def create(
     *,
     db: Session,
     data: PetitionCreate,
     idempotency_key: str | None = None,
     today: date | None = None,
+    sender_id: str | None = None,
 ) -> tuple[Petition, bool]:
     """Take in a petition; returns (petition, created). A repeated key returns the first one."""
     fingerprint = _fingerprint(data)
@@ -112,6 +121,8 @@ def create(
                 answer_due_provisional=provisional,
                 idempotency_key=idempotency_key,
                 idempotency_fingerprint=fingerprint if idempotency_key else None,
+                sender_id=sender_id,
+                blockers=_known_blockers(data.blockers),
             )
             db.add(petition)
             db.flush()
@@ -203,6 +214,22 @@ def list_by_phone_and_name(*, db: Session, phone: str, person_name: str) -> list
         if hmac.compare_digest(normalize_person_name(p.person_name).encode(), want)
     ]
     return found[:MAX_BY_NAME]
+
+
+def lookup_for_sender(*, db: Session, number: str, sender_id: str | None) -> Petition | None:
+    """The petition with this number, only for the conversation that filed it."""
+    if not sender_id:
+        return None
+    petition = db.scalar(
+        select(Petition)
+        .where(Petition.number == number)
+        .options(selectinload(Petition.assignments))
+    )
+    if petition is None or not petition.sender_id:
+        return None
+    if not hmac.compare_digest(petition.sender_id.encode(), sender_id.encode()):
+        return None
+    return petition
 
 
 def department_names(petition: Petition) -> list[str]:

@@ -17,7 +17,18 @@ class AssignmentRead(BaseModel):
     answer_due_provisional: bool
     answer: str | None
     answered_at: datetime | None
+    answered_by: str | None = None
+    resident_text: str | None = Field(default=None, description="what residents see once approved")
+    approved_at: datetime | None = None
+    approved_by: str | None = None
     overdue: bool
+
+
+class BlockerExplained(BaseModel):
+    """A blocker the bot explained to the resident."""
+
+    code: str
+    name: str
 
 
 class NoteRead(BaseModel):
@@ -85,6 +96,14 @@ class PetitionDetail(BaseModel):
     overdue: bool
     outcome: str | None
     satisfaction: str | None
+    satisfaction_source: str | None = Field(
+        default=None, description='"resident" (answered in the chat) or "clerk_phone"'
+    )
+    satisfaction_reason: str | None = None
+    review_due: date | None = None
+    blockers: list[BlockerExplained] = Field(
+        default_factory=list, description="blockers the bot explained before the petition"
+    )
     version: int
     assignments: list[AssignmentRead]
     notes: list[NoteRead]
@@ -116,8 +135,23 @@ class AnswerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: str = Field(min_length=1, max_length=5000)
-    version: int
     department: str | None = None
+    version: int
+    publish: bool = Field(
+        default=False, description="publish to the resident at once (the officer approving it)"
+    )
+    resident_text: str | None = Field(
+        default=None, max_length=2000, description="what the resident sees; defaults to answer"
+    )
+
+
+class ApproveBody(BaseModel):
+    """A clerk approves (and may edit) what the resident sees of a department's answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    resident_text: str | None = Field(default=None, max_length=2000)
 
 
 class NoteBody(BaseModel):
@@ -134,5 +168,7 @@ class CloseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: str = Field(min_length=1, max_length=5000)
-    satisfaction: str
+    satisfaction: str | None = Field(
+        default=None, description="only when a clerk reached the resident by phone"
+    )
     version: int

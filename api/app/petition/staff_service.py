@@ -21,8 +21,8 @@ from app.audit.models import AuditLog
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
+from app.petition import messages, workflow
 from app.petition import service as petition_service
-from app.petition import workflow
 from app.petition.models import (
     STATUS_LABELS,
     Petition,
@@ -32,7 +32,12 @@ from app.petition.models import (
     PetitionNotice,
     compute_due,
 )
-from app.policy.departments import catalogue_setting, department_name, departments
+from app.policy.departments import (
+    blocker_names,
+    catalogue_setting,
+    department_name,
+    departments,
+)
 from app.staff import roles
 from app.staff.models import StaffUser
 from app.status.models import Project
@@ -41,6 +46,7 @@ NOT_FOUND_MESSAGE = "没有找到这件信访，请核对编号。"
 DEFAULT_FIRST_ANSWER_DAYS = 5
 DEFAULT_CLOSURE_DAYS = 30
 DEFAULT_NOTICE_DAYS = 15
+DEFAULT_REVIEW_DAYS = 20
 
 
 def first_answer_days() -> int:
@@ -56,6 +62,11 @@ def closure_days() -> int:
 def notice_days() -> int:
     """Minimum working days of a public notice (catalogue setting, at least 15)."""
     return max(DEFAULT_NOTICE_DAYS, catalogue_setting("public_notice_working_days", 15))
+
+
+def review_days() -> int:
+    """Working days a review (复查) has, from the resident's 不满意 (policies/settings.yml)."""
+    return catalogue_setting("review_days", DEFAULT_REVIEW_DAYS)
 
 
 def actor_of(user: StaffUser) -> str:
@@ -260,6 +271,7 @@ def snapshot(petition: Petition) -> dict[str, Any]:
         "closure_due": petition.closure_due,
         "outcome": petition.outcome,
         "satisfaction": petition.satisfaction,
+        "satisfaction_source": petition.satisfaction_source,
         "version": petition.version,
     }
 
@@ -340,6 +352,7 @@ def assign(
         petition.closure_due, _ = calendar().add_working_days(petition.intake_date, closure_days())
     petition.status = target
     _save(db, petition)
+    messages.tell(db, petition, "state", messages.assigned(petition, new, due))
     after = snapshot(petition) | {"answer_due": {c: due for c in new}}
     audit.record(
         db=db,
@@ -371,6 +384,7 @@ def transition(
     today = today or today_shanghai()
     note = (note or "").strip()
     extra: dict[str, Any] = {}
+    notice_end: date | None = None
     if action == "verify":
         waiting = [a.department for a in petition.assignments if a.answer is None]
         if not petition.assignments:
@@ -395,6 +409,7 @@ def transition(
         else:
             row.started_on, row.earliest_end, row.provisional = today, end, provisional
         extra = {"notice_start": today, "notice_earliest_end": end}
+        notice_end = end
     elif action == "transfer" and not note:
         raise AppError(422, "reason_required", "转办请写明转往哪个机关以及原因。")
     before = snapshot(petition)
@@ -402,6 +417,7 @@ def transition(
     if note:
         _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
     _save(db, petition)
+    messages.tell(db, petition, "state", messages.moved(petition, action, notice_end=notice_end))
     audit.record(
         db=db,
         actor=actor_of(user),
@@ -420,18 +436,21 @@ def close(
     user: StaffUser,
     petition: Petition,
     outcome: str,
-    satisfaction: str,
+    satisfaction: str | None,
     version: int | None,
     today: date | None = None,
 ) -> Petition:
-    """Close the case with its outcome and the resident's satisfaction (销号)."""
+    """Close the case with its outcome (销号). `satisfaction` is given only when a clerk reached
+    the resident by phone; otherwise the resident is asked in the conversation."""
     target = _require_action(user, petition, "close")
     _check_version(petition, version)
     outcome = (outcome or "").strip()
     if not outcome:
         raise AppError(422, "outcome_required", "办结前请填写办理结果。")
-    if satisfaction not in workflow.SATISFACTION_LABELS:
-        raise AppError(422, "satisfaction_required", "请选择群众评价：满意、不满意或未联系上。")
+    satisfaction = satisfaction or None
+    if satisfaction is not None and satisfaction not in workflow.SATISFACTION_LABELS:
+        labels = "、".join(workflow.SATISFACTION_LABELS.values())
+        raise AppError(422, "satisfaction_invalid", f"群众评价只能是：{labels}。")
     today = today or today_shanghai()
     if petition.status == "public_notice":
         row = db.get(PetitionNotice, petition.id)
@@ -441,12 +460,27 @@ def close(
                 "notice_running",
                 f"公示期不少于{notice_days()}个工作日，{row.earliest_end:%Y年%m月%d日}起才能办结。",
             )
+    if petition.status == "review":
+        waiting = [a.department for a in petition.assignments if a.answer is None]
+        if waiting:
+            names = "、".join(department_name(c) for c in waiting)
+            raise AppError(409, "answers_missing", f"复查还在等 {names} 的书面答复。")
     before = snapshot(petition)
     petition.status = target
     petition.outcome = outcome
-    petition.satisfaction = satisfaction
+    if satisfaction is not None:
+        petition.satisfaction = satisfaction
+        petition.satisfaction_source = "clerk_phone"
+        petition.satisfaction_reason = None
+    else:
+        # A new outcome: the resident's earlier answer was about the previous one.
+        petition.satisfaction = petition.satisfaction_source = petition.satisfaction_reason = None
     petition.closed_at = utcnow()
     _save(db, petition)
+    text = messages.closed(petition)
+    if satisfaction is not None:
+        text = text.split("\n")[0]  # already asked on the phone
+    messages.tell(db, petition, "closed" if satisfaction is None else "state", text)
     audit.record(
         db=db,
         actor=actor_of(user),
@@ -459,6 +493,45 @@ def close(
     return petition
 
 
+def resident_feedback(
+    *,
+    db: Session,
+    petition: Petition,
+    satisfaction: str,
+    reason: str | None,
+    actor: str,
+    today: date | None = None,
+) -> Petition:
+    """The resident's own answer after 办结; 不满意 reopens the petition as 复查中 (review)."""
+    if petition.status != "closed":
+        raise AppError(409, "not_closed", "这件信访还没有办结，办结后再请您评价。")
+    if satisfaction not in ("satisfied", "basically_satisfied", "unsatisfied"):
+        raise AppError(422, "satisfaction_invalid", "请回复：满意、基本满意 或 不满意。")
+    today = today or today_shanghai()
+    before = snapshot(petition)
+    petition.satisfaction = satisfaction
+    petition.satisfaction_source = "resident"
+    petition.satisfaction_reason = (reason or "").strip()[:500] or None
+    if satisfaction == "unsatisfied":
+        petition.status = "review"
+        petition.review_count = (petition.review_count or 0) + 1
+        petition.review_due, _ = calendar().add_working_days(today, review_days())
+        petition.closure_due = petition.review_due
+    _save(db, petition)
+    if petition.status == "review":
+        messages.tell(db, petition, "review", messages.reopened(petition))
+    audit.record(
+        db=db,
+        actor=actor,
+        action="petition.feedback",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after=snapshot(petition) | {"review_due": petition.review_due},
+    )
+    return petition
+
+
 def answer(
     *,
     db: Session,
@@ -467,14 +540,18 @@ def answer(
     text: str,
     version: int | None,
     department: str | None = None,
+    publish: bool = False,
+    resident_text: str | None = None,
 ) -> PetitionAssignment:
-    """Record a department's written answer (officers: only their own department's)."""
+    """Record a department's written answer (officers: only their own department's). It counts
+    for the workflow at once; residents see `resident_text` (default: the answer) only once it is
+    approved — at once with `publish`, else by a clerk."""
     roles.require(user, "petition.answer")
     if user.role == "officer":
         if department and department != user.department:
             raise AppError(403, "forbidden", "只能答复本部门承办的信访。")
         department = user.department
-    if petition.status not in ("assigned", "verifying", "supervised"):
+    if petition.status not in ("assigned", "verifying", "supervised", "review"):
         label = STATUS_LABELS.get(petition.status, petition.status)
         raise AppError(409, "illegal_transition", f"“{label}”状态的信访不能再录入部门答复。")
     assignment = next((a for a in petition.assignments if a.department == department), None)
@@ -484,9 +561,19 @@ def answer(
     text = (text or "").strip()
     if not text:
         raise AppError(422, "answer_required", "答复内容不能为空。")
-    before = {"department": assignment.department, "answer": assignment.answer}
+    shown = (resident_text or "").strip() or text
+    before = {
+        "department": assignment.department,
+        "answer": assignment.answer,
+        "resident_text": assignment.resident_text,
+    }
     assignment.answer = text
     assignment.answered_at = utcnow()
+    assignment.answered_by = user.username
+    assignment.resident_text = shown
+    assignment.approved_at = assignment.approved_by = None
+    if publish:
+        _publish(db, user, petition, assignment)
     _save(db, petition)
     audit.record(
         db=db,
@@ -495,7 +582,63 @@ def answer(
         entity_type="petition",
         entity_id=petition.number,
         before=before,
-        after={"department": assignment.department, "answer": text, "version": petition.version},
+        after={
+            "department": assignment.department,
+            "answer": text,
+            "resident_text": shown,
+            "published": publish,
+            "version": petition.version,
+        },
+    )
+    return assignment
+
+
+def _publish(
+    db: Session, user: StaffUser, petition: Petition, assignment: PetitionAssignment
+) -> None:
+    assignment.approved_at = utcnow()
+    assignment.approved_by = user.username
+    messages.tell(
+        db,
+        petition,
+        "answer",
+        messages.answered(petition, assignment.department, assignment.resident_text or ""),
+    )
+
+
+def approve_answer(
+    *,
+    db: Session,
+    user: StaffUser,
+    petition: Petition,
+    department: str,
+    version: int | None,
+    resident_text: str | None = None,
+) -> PetitionAssignment:
+    """A clerk approves what the resident sees of an answer (editing it if needed); it is sent."""
+    roles.require(user, "petition.approve")
+    assignment = next((a for a in petition.assignments if a.department == department), None)
+    if assignment is None:
+        raise AppError(404, "not_assigned", "这件信访没有分派给该部门。")
+    if assignment.answer is None:
+        raise AppError(409, "no_answer", "该部门还没有答复，没有可审核的内容。")
+    if assignment.approved_at is not None:
+        raise AppError(409, "already_published", "这条答复已经发给居民了。")
+    _check_version(petition, version)
+    before = {"department": department, "resident_text": assignment.resident_text}
+    text = (resident_text or "").strip()
+    if text:
+        assignment.resident_text = text
+    _publish(db, user, petition, assignment)
+    _save(db, petition)
+    audit.record(
+        db=db,
+        actor=actor_of(user),
+        action="petition.approve_answer",
+        entity_type="petition",
+        entity_id=petition.number,
+        before=before,
+        after={"department": department, "resident_text": assignment.resident_text},
     )
     return assignment
 
@@ -555,6 +698,12 @@ def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any
         "overdue": is_overdue(petition, today),
         "outcome": petition.outcome,
         "satisfaction": petition.satisfaction,
+        "satisfaction_source": petition.satisfaction_source,
+        "satisfaction_reason": petition.satisfaction_reason,
+        "review_due": petition.review_due,
+        "blockers": [
+            {"code": c, "name": blocker_names().get(c, c)} for c in petition.blockers or []
+        ],
         "version": petition.version,
         "assignments": [
             {
@@ -565,6 +714,10 @@ def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any
                 "answer_due_provisional": a.answer_due_provisional,
                 "answer": a.answer,
                 "answered_at": a.answered_at,
+                "answered_by": a.answered_by,
+                "resident_text": a.resident_text,
+                "approved_at": a.approved_at,
+                "approved_by": a.approved_by,
                 "overdue": a.answer is None
                 and workflow.is_open(petition.status)
                 and a.answer_due < today,

@@ -14,6 +14,7 @@ from app.petition.models import STATUS_LABELS
 from app.petition.schemas import StaffPetitionDetail
 from app.petition.staff_schemas import (
     AnswerBody,
+    ApproveBody,
     AssignBody,
     AuditRead,
     CloseBody,
@@ -129,6 +130,26 @@ def answer(ref: str, body: AnswerBody, db: DbSession, user: StaffDep) -> StaffPe
         text=body.answer,
         version=body.version,
         department=body.department,
+        publish=body.publish,
+        resident_text=body.resident_text,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/answers/{department}/approve", response_model=StaffPetitionDetail)
+def approve_answer(
+    ref: str, department: str, body: ApproveBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
+    """Approve (and optionally edit) what the resident sees of a department's answer; it is sent
+    to the resident."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    staff_service.approve_answer(
+        db=db,
+        user=user,
+        petition=petition,
+        department=department,
+        version=body.version,
+        resident_text=body.resident_text,
     )
     return _detail(db, user, ref)
 
@@ -143,7 +164,8 @@ def add_note(ref: str, body: NoteBody, db: DbSession, user: StaffDep) -> StaffPe
 
 @router.post("/petitions/{ref}/close", response_model=StaffPetitionDetail)
 def close(ref: str, body: CloseBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
-    """Close the case with outcome and satisfaction (满意/不满意/未联系上)."""
+    """Close the case with its outcome; `satisfaction` only when a clerk reached the resident by
+    phone (otherwise the resident is asked in the conversation)."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     staff_service.close(
         db=db,

@@ -6,21 +6,27 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
+from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.database import DbSession
 from app.core.errors import AppError
 from app.core.ratelimit import limiter
 from app.core.security import CallerDep
+from app.petition import messages, staff_service
 from app.petition import service as petition_service
-from app.petition.models import Petition
+from app.petition.models import Petition, PetitionNotice
 from app.petition.schemas import (
+    AnswerRead,
+    FeedbackBody,
+    FeedbackRead,
     PetitionCreate,
     PetitionCreated,
     PetitionLookup,
     PetitionLookupList,
     PetitionStatusRead,
 )
+from app.policy.departments import department_name
 
 log = logging.getLogger("app.petition.lookup")
 
@@ -53,7 +59,13 @@ def create_petition(
         {"ip": settings.petition_rate_per_ip, "sender": 10},
         message="提交太频繁了，请稍后再试。",
     )
-    petition, created = petition_service.create(db=db, data=data, idempotency_key=idempotency_key)
+    petition, created = petition_service.create(
+        db=db,
+        data=data,
+        idempotency_key=idempotency_key,
+        # Only the action server names the conversation (how the resident hears back).
+        sender_id=caller.sender_id if caller.is_service else None,
+    )
     # Commit before answering: an acknowledged petition is in the database, whatever fails next.
     db.commit()
     if not created:
@@ -77,7 +89,10 @@ def petition_lookup_rate_limit(caller: CallerDep) -> None:
     )
 
 
-def _status_read(petition: Petition) -> PetitionStatusRead:
+def _status_read(db: Session, petition: Petition) -> PetitionStatusRead:
+    notice = db.get(PetitionNotice, petition.id) if petition.status == "public_notice" else None
+    notice_end = notice.earliest_end if notice else None
+    closed = petition.status == "closed"
     return PetitionStatusRead(
         number=petition.number,
         status=petition.status,
@@ -85,6 +100,22 @@ def _status_read(petition: Petition) -> PetitionStatusRead:
         departments=petition_service.department_names(petition),
         updated_at=petition.updated_at,
         answer_due=petition.answer_due,
+        answers=[
+            AnswerRead(
+                department=a.department,
+                department_name=department_name(a.department),
+                text=a.resident_text or "",
+                at=a.approved_at,
+            )
+            for a in petition.assignments
+            if a.approved_at is not None and a.resident_text
+        ],
+        outcome=petition.outcome if closed else None,
+        closed_at=petition.closed_at if closed else None,
+        closure_due=petition.closure_due,
+        notice_end=notice_end,
+        review_due=petition.review_due if petition.status == "review" else None,
+        next_step=messages.next_step(petition, notice_end),
     )
 
 
@@ -109,10 +140,47 @@ def lookup_petition(data: PetitionLookup, db: DbSession) -> PetitionStatusRead |
         log.info("petition lookup by=name found=%d", len(petitions))
         if not petitions:
             raise AppError(404, "petition_not_found", NOT_FOUND_BY_NAME_MESSAGE)
-        return PetitionLookupList(petitions=[_status_read(p) for p in petitions])
+        return PetitionLookupList(petitions=[_status_read(db, p) for p in petitions])
     assert data.petition_number is not None  # schema
     petition = petition_service.lookup(db=db, number=data.petition_number, phone=data.phone)
     log.info("petition lookup by=number found=%d", int(petition is not None))
     if petition is None:
         raise AppError(404, "petition_not_found", NOT_FOUND_MESSAGE)
-    return _status_read(petition)
+    return _status_read(db, petition)
+
+
+@router.post(
+    "/{number}/feedback",
+    response_model=FeedbackRead,
+    responses={
+        403: {"description": "not the action server"},
+        404: {"description": "no such petition for this conversation"},
+        409: {"description": "the petition is not closed"},
+    },
+)
+def petition_feedback(
+    number: str, data: FeedbackBody, db: DbSession, caller: CallerDep
+) -> FeedbackRead:
+    """The resident's satisfaction after 办结, from the conversation that filed the petition;
+    不满意 reopens it as 复查中 (review) with the catalogue's review deadline."""
+    if not caller.is_service or not caller.sender_id:
+        raise AppError(403, "service_only", "请在对话中回复您的评价。")
+    petition = petition_service.lookup_for_sender(
+        db=db, number=number.strip().upper(), sender_id=caller.sender_id
+    )
+    if petition is None:
+        raise AppError(404, "petition_not_found", "没有找到您在这次对话里提交的这件信访。")
+    staff_service.resident_feedback(
+        db=db,
+        petition=petition,
+        satisfaction=data.satisfaction,
+        reason=data.reason,
+        actor=f"resident:{petition.channel}",
+    )
+    db.commit()
+    return FeedbackRead(
+        number=petition.number,
+        status=petition.status,
+        status_label=petition.status_label,
+        review_due=petition.review_due,
+    )

@@ -3,7 +3,8 @@
 It follows the published procedure: 信访接待 (accepted) → 分工处理 (assigned to departments,
 each answers within the first-answer limit) → 核实、约谈 (verifying) → 公告 (public_notice, at
 least 15 working days) → 落实解决 (closed), plus 督办 (supervised, overdue cases raised to a
-supervisor) and 转办 (transferred, e.g. property disputes to the court).
+supervisor), 转办 (transferred, e.g. property disputes to the court) and 复查 (review: a closed
+petition the resident answered 不满意 about, reassigned, answered and closed again).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from app.petition.models import OPEN_STATES, STATUS_LABELS
 
 FINAL_STATES = frozenset({"closed"})
 
-SATISFACTION_LABELS = {"satisfied": "满意", "unsatisfied": "不满意", "unreached": "未联系上"}
+SATISFACTION_LABELS = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "unsatisfied": "不满意",
+    "unreached": "未联系上",
+}
+# Answers that count as 息诉罢访 (the resident accepts the outcome).
+CONTENT = frozenset({"satisfied", "basically_satisfied"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ ACTIONS: dict[str, Action] = {
             "分派部门",
             "petition.assign",
             "assigned",
-            frozenset({"accepted", "assigned", "verifying", "supervised"}),
+            frozenset({"accepted", "assigned", "verifying", "supervised", "review"}),
         ),
         Action(
             "verify",
@@ -58,7 +66,7 @@ ACTIONS: dict[str, Action] = {
             "办结",
             "petition.close",
             "closed",
-            frozenset({"verifying", "public_notice", "supervised", "transferred"}),
+            frozenset({"verifying", "public_notice", "supervised", "transferred", "review"}),
         ),
         Action(
             "supervise",
@@ -72,7 +80,9 @@ ACTIONS: dict[str, Action] = {
             "转办",
             "petition.transition",
             "transferred",
-            frozenset({"accepted", "assigned", "verifying", "public_notice", "supervised"}),
+            frozenset(
+                {"accepted", "assigned", "verifying", "public_notice", "supervised", "review"}
+            ),
         ),
     )
 }
@@ -95,6 +105,8 @@ def target_of(state: str, action: str) -> str:
             f"“{label}”状态的信访不能“{move.label}”。{hint}",
             {"status": state, "action": action},
         )
+    if state == "review" and action == "assign":
+        return "review"  # more departments during a review: still 复查中
     return move.target
 
 

@@ -146,6 +146,7 @@ class CatalogueSettings:
     public_notice_working_days: int
     tax_opinion_working_days: int
     registry_working_days: int
+    review_days: int
 
 
 def normalise_name(text: str) -> str:

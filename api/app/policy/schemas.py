@@ -80,6 +80,7 @@ class CatalogueSettingsRead(BaseModel):
     public_notice_working_days: int
     tax_opinion_working_days: int
     registry_working_days: int
+    review_days: int
 
 
 class CatalogueRead(BaseModel):

@@ -17,6 +17,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "petition.close": frozenset({"clerk", "supervisor", "admin"}),
     # Officers answer for their own department; the others may record a paper answer.
     "petition.answer": frozenset({"officer", "clerk", "supervisor", "admin"}),
+    # Approve what residents see of a department's answer (an officer publishes only their own).
+    "petition.approve": frozenset({"clerk", "supervisor", "admin"}),
+    # Take over a resident's live conversation and write to them.
+    "conversation.takeover": frozenset({"clerk", "supervisor", "admin"}),
+    "notification.read": frozenset({"clerk", "supervisor", "admin"}),
     "petition.note": frozenset({"officer", "clerk", "supervisor", "admin"}),
     # Full phone number: those who call residents back.
     "petition.phone": frozenset({"clerk", "supervisor", "admin"}),

@@ -46,10 +46,15 @@ def data(db):
         db, status="closed", answered=True, project=b, closure_due=date(2026, 11, 20)
     )
     on_time.satisfaction, on_time.closed_at = "satisfied", datetime(2026, 11, 19, 3, tzinfo=UTC)
+    on_time.satisfaction_source = "resident"
     late = make_petition(
         db, status="closed", answered=True, project=b, closure_due=date(2026, 11, 10)
     )
     late.satisfaction, late.closed_at = "unsatisfied", datetime(2026, 11, 12, 3, tzinfo=UTC)
+    late.satisfaction_source = "clerk_phone"
+    # Closed, nobody has answered yet: not counted either way.
+    waiting = make_petition(db, status="closed", answered=True, closure_due=date(2026, 11, 20))
+    waiting.closed_at = datetime(2026, 11, 19, 3, tzinfo=UTC)
     make_petition(db, status="transferred", project=a)
     make_petition(db, status="assigned", intake=date(2026, 11, 2), departments=("housing_bureau",))
     make_petition(db, status="assigned", intake=date(2026, 11, 20), departments=("tax_bureau",))
@@ -74,10 +79,11 @@ def test_registration_rates(db, data):
 def test_petition_rates(db, data):
     """办结率 counts closed and transferred; 按期 and 息诉罢访 are over closed cases."""
     p = dashboard_service.build(db=db, today=TODAY).petitions
-    assert (p.total, p.closed, p.transferred, p.open) == (6, 2, 1, 3)
-    assert p.closure_rate == 50.0
-    assert p.closed_on_time == 1 and p.on_time_rate == 50.0
-    assert p.satisfied == 1 and p.satisfaction_rate == 50.0
+    assert (p.total, p.closed, p.transferred, p.open) == (7, 3, 1, 3)
+    assert p.closure_rate == round(4 / 7 * 100, 1)
+    assert p.closed_on_time == 2
+    # 息诉罢访: over the answers given (the resident's own, or by phone), not over all closed.
+    assert (p.satisfied, p.rated) == (1, 2) and p.satisfaction_rate == 50.0
     assert p.overdue == 1  # only the 住建局 assignment of 11-02 is past due on 11-23
 
 

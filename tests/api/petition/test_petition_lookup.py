@@ -27,7 +27,22 @@ BODY = {
     "consent": True,
     "channel": "webchat",
 }
-FIELDS = {"number", "status", "status_label", "departments", "updated_at", "answer_due"}
+FIELDS = {
+    "number",
+    "status",
+    "status_label",
+    "departments",
+    "updated_at",
+    "answer_due",
+    # issue 11: what the resident hears back
+    "answers",
+    "outcome",
+    "closed_at",
+    "closure_due",
+    "notice_end",
+    "review_due",
+    "next_step",
+}
 
 
 def _service(sender: str) -> dict[str, str]:

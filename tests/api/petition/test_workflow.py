@@ -73,9 +73,10 @@ def test_legal_move(db, state, action):
     petition = make_petition(db, status=state, answered=True)
     before_rows = _audit_count(db, petition.number)
     version = petition.version
+    target = workflow.target_of(state, action)
     _do(db, supervisor, petition, action)
     db.flush()
-    assert petition.status == workflow.ACTIONS[action].target
+    assert petition.status == target
     assert petition.version == version + 1
     rows = db.scalars(
         select(AuditLog).where(AuditLog.entity_id == petition.number).order_by(AuditLog.id.desc())
@@ -83,7 +84,7 @@ def test_legal_move(db, state, action):
     assert len(rows) == before_rows + 1
     assert rows[0].actor == f"staff:{supervisor.username}"
     assert rows[0].before["status"] == state
-    assert rows[0].after["status"] == workflow.ACTIONS[action].target
+    assert rows[0].after["status"] == target
 
 
 @pytest.mark.parametrize(("state", "action"), ILLEGAL, ids=[f"{s}-{a}" for s, a in ILLEGAL])
@@ -142,13 +143,12 @@ def test_verify_waits_for_every_answer(db):
 
 
 def test_close_needs_outcome_and_satisfaction(db):
-    """Closing asks for the outcome and one of 满意/不满意/未联系上."""
+    """Closing asks for the outcome; a phone satisfaction, when given, is one of the labels."""
     clerk = make_user(db, "clerk")
     petition = make_petition(db, status="verifying", answered=True)
     for outcome, satisfaction, code in [
         ("", "satisfied", "outcome_required"),
-        ("已办证", "", "satisfaction_required"),
-        ("已办证", "happy", "satisfaction_required"),
+        ("已办证", "happy", "satisfaction_invalid"),
     ]:
         with pytest.raises(AppError) as err:
             staff_service.close(
@@ -174,7 +174,24 @@ def test_close_needs_outcome_and_satisfaction(db):
         "unreached",
         "已办证",
     )
+    assert petition.satisfaction_source == "clerk_phone"
     assert petition.closed_at is not None
+
+
+def test_close_without_satisfaction_waits_for_the_resident(db):
+    """Without a phone entry nobody has judged the outcome yet: the resident will be asked."""
+    clerk = make_user(db, "clerk")
+    petition = make_petition(db, status="verifying", answered=True)
+    staff_service.close(
+        db=db,
+        user=clerk,
+        petition=petition,
+        outcome="已办证",
+        satisfaction=None,
+        version=petition.version,
+    )
+    assert petition.status == "closed"
+    assert petition.satisfaction is None and petition.satisfaction_source is None
 
 
 def test_public_notice_lasts_fifteen_working_days(db):

@@ -98,6 +98,12 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
     ),
     (
         "POST",
+        "/api/v1/staff/petitions/{ref}/answers/{department}/approve",
+        lambda ctx: {"version": ctx["version"], "resident_text": "已书面答复，请您查看"},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "POST",
         "/api/v1/staff/petitions/{ref}/notes",
         lambda ctx: {"text": "已电话联系"},
         PETITION_READ,
@@ -164,6 +170,7 @@ def world(db):
             "ref": petition.number,
             "code": project.code,
             "blocker": "fire_acceptance",
+            "department": "housing_bureau",
             "username": target.username,
             "version": petition.version,
         },
