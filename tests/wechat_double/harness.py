@@ -1,18 +1,24 @@
 """Runs a Rasa input channel's blueprint in a real Sanic server (127.0.0.1, free port) in a
-background thread, with a scripted bot as `on_new_message`."""
+background thread, with a scripted bot as `on_new_message`; `RecordingApi` stands in for the
+api's contact endpoint (a real HTTP server that records what the channel posts)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sanic import Sanic
 
 from wechat_double.simulator import FakeWeChatApi, WeChatSimulator
@@ -28,6 +34,21 @@ def _load_fake_rasa() -> Any:
     return module
 
 
+def redis_url_for_tests() -> str | None:
+    """The real Redis for replica tests (TEST_REDIS_URL, db 15 by default); None when it is
+    not running, except under CI, where that is a failure."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except Exception:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is required under CI")
+        return None
+    return url
+
+
 class ScriptedBot:
     """`on_new_message` stand-in with the web chat's scripted replies (status, petition),
     an optional delay per text, and a record of what reached it."""
@@ -37,12 +58,17 @@ class ScriptedBot:
         self.calls: list[tuple[str, str]] = []
         self.delays: dict[str, float] = {}
         self.extra_reply: dict[str, str] = {}
+        # Senders a clerk has taken over: the bot's only output is the takeover marker.
+        self.taken_over: set[str] = set()
 
     async def __call__(self, message: Any) -> None:
         self.calls.append((message.sender_id, message.text))
         delay = self.delays.get(message.text, 0.0)
         if delay:
             await asyncio.sleep(delay)
+        if message.sender_id in self.taken_over:
+            await message.output_channel.send_custom_json(message.sender_id, {"takeover": True})
+            return
         if message.text in self.extra_reply:
             await message.output_channel.send_text_message(
                 message.sender_id, self.extra_reply[message.text]
@@ -108,6 +134,73 @@ class ChannelServer:
 
 
 @dataclass
+class RecordedCall:
+    """One request the channel made to the api."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float = field(default_factory=time.monotonic)
+
+
+class RecordingApi:
+    """A real HTTP server on a free port playing the api's contact endpoint: records every
+    call, answers `status` (204) after `delay` seconds."""
+
+    def __init__(self) -> None:
+        self.calls: list[RecordedCall] = []
+        self.status = 204
+        self.delay = 0.0
+        self.cond = threading.Condition()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_a: Any) -> None:
+                return
+
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body: Any = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    body = raw
+                call = RecordedCall(
+                    "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
+                if api.delay:
+                    time.sleep(api.delay)
+                with api.cond:
+                    api.calls.append(call)
+                    api.cond.notify_all()
+                self.send_response(api.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[RecordedCall]:
+        """Block until n calls arrived (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.calls) < n and time.monotonic() < deadline:
+                self.cond.wait(0.05)
+            return list(self.calls)
+
+    def __enter__(self) -> RecordingApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@dataclass
 class WeChatRig:
     """Everything one test drives: simulator → channel (real server) → scripted bot → fake API."""
 
@@ -116,3 +209,4 @@ class WeChatRig:
     server: ChannelServer
     sim: WeChatSimulator
     api: FakeWeChatApi
+    contacts: RecordingApi | None = None  # the api's contact endpoint, when the test has one

@@ -4,8 +4,12 @@ independently of the channel's own code:
 - `WeChatSimulator` plays WeChat's servers pushing messages to our webhook: real XML, real
   sha1 signatures, real AES-256-CBC (消息加解密) with a test EncodingAESKey, and it checks and
   decrypts the passive replies the way WeChat does;
-- `FakeWeChatApi` is a real HTTP server on a free local port with the two server APIs the
-  channel calls: `GET /cgi-bin/token` and `POST /cgi-bin/message/custom/send`.
+- `FakeWeChatApi` is a real HTTP server on a free local port with the server APIs the
+  channel calls: `GET /cgi-bin/token`, `POST /cgi-bin/message/custom/send` and
+  `POST /cgi-bin/message/template/send`. Like WeChat it refuses a customer-service message
+  (errcode 45015) to a resident whose last message is more than 48 hours old on its clock
+  (`advance`, `resident_wrote`); a simulator built with `api=` tells it when residents write.
+  `down = "http"` (HTTP 503) or `"errcode"` (errcode -1, system busy) plays an outage.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ TEST_SECRET = "test-app-secret-0123456789abcdef"
 # 43 characters of base64 (32 bytes), like the EncodingAESKey the admin console generates.
 TEST_AES_KEY = base64.b64encode(hashlib.sha256(b"fangben test key").digest()).decode()[:43]
 ACCOUNT = "gh_fangben0001"
+TEST_SERVICE_TOKEN = "test-service-token-0123456789"  # what the api presents to /notify
 
 
 def sha1_sorted(*parts: str) -> str:
@@ -101,6 +106,13 @@ class Prepared:
 
     params: dict[str, str]
     body: bytes
+    openid: str = ""
+    opens_window: bool = False  # a resident's own action: starts WeChat's 48-hour window
+
+
+# Per WeChat's customer-service message rules: messages, subscribing, some menu events, scans.
+WINDOW_EVENTS = {"subscribe", "click", "scan", "scancode_push", "scancode_waitmsg"}
+WINDOW_SECONDS = 48 * 3600
 
 
 class WeChatSimulator:
@@ -114,9 +126,11 @@ class WeChatSimulator:
         appid: str = TEST_APPID,
         aes_key: str = TEST_AES_KEY,
         mode: str = "aes",
+        api: FakeWeChatApi | None = None,
     ) -> None:
         self.url = webhook_url
         self.token, self.appid, self.aes_key, self.mode = token, appid, aes_key, mode
+        self.api = api  # told of every message a resident sends (the 48-hour window)
         self.http = httpx.Client(timeout=15)
         self._msg_id = 23_000_000_000_000_000 + secrets.randbelow(10**15) * 1000
 
@@ -144,7 +158,11 @@ class WeChatSimulator:
         """Sign (and in security mode encrypt) a message."""
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = nonce or str(secrets.randbelow(10**10))
-        openid = fields_of(inner_xml).get("FromUserName", "")
+        inner = fields_of(inner_xml)
+        openid = inner.get("FromUserName", "")
+        opens_window = (
+            inner.get("MsgType") != "event" or inner.get("Event", "").lower() in WINDOW_EVENTS
+        )
         params = {
             "signature": sha1_sorted(self.token, ts, nonce),
             "timestamp": ts,
@@ -158,10 +176,12 @@ class WeChatSimulator:
             body = xml_of({"ToUserName": ACCOUNT, "Encrypt": encrypted})
         else:
             body = inner_xml
-        return Prepared(params, body.encode())
+        return Prepared(params, body.encode(), openid, opens_window)
 
     def send(self, prepared: Prepared) -> Reply:
         """POST a prepared request and read the answer as WeChat would."""
+        if self.api is not None and prepared.opens_window and prepared.openid:
+            self.api.resident_wrote(prepared.openid)
         start = time.monotonic()
         resp = self.http.post(
             self.url,
@@ -210,16 +230,25 @@ class WeChatSimulator:
 
 
 class FakeWeChatApi:
-    """`/cgi-bin/token` and `/cgi-bin/message/custom/send` on 127.0.0.1 and a free port."""
+    """Token, customer-service and template sends on 127.0.0.1 and a free port."""
 
     def __init__(self, appid: str = TEST_APPID, secret: str = TEST_SECRET) -> None:
         self.appid, self.secret = appid, secret
         self.valid_tokens: set[str] = set()
         self.token_requests = 0
-        self.sent: list[dict[str, Any]] = []
-        self.send_attempts = 0
-        self.fail_next: list[int] = []  # errcodes to answer the next sends with
+        self.sent: list[dict[str, Any]] = []  # customer-service messages delivered
+        self.templates: list[dict[str, Any]] = []  # template messages delivered
+        self.send_attempts = 0  # customer-service sends tried
+        self.template_attempts = 0
+        # errcodes to answer the next sends with (None: that send goes through)
+        self.fail_next: list[int | None] = []
         self.expires_in = 7200
+        self.down: str | None = None  # "http": 503 everywhere; "errcode": errcode -1
+        self.send_delay = 0.0  # seconds each message send takes
+        self.template_ids: set[str] | None = None  # when set, other ids get 40037
+        self.enforce_window = True
+        self.last_message_at: dict[str, float] = {}  # openid -> the simulator clock
+        self.clock_offset = 0.0
         self.cond = threading.Condition()
         api = self
 
@@ -235,6 +264,16 @@ class FakeWeChatApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
+            def _down(self) -> bool:
+                """Answer as an unavailable WeChat; True when it did."""
+                if api.down == "http":
+                    self.send_error(503, "Service Unavailable")
+                    return True
+                if api.down == "errcode":
+                    self._json({"errcode": -1, "errmsg": "system error"})
+                    return True
+                return False
+
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -243,6 +282,8 @@ class FakeWeChatApi:
                     return
                 with api.cond:
                     api.token_requests += 1
+                    if self._down():
+                        return
                     if q.get("grant_type") != "client_credential" or (
                         q.get("appid"),
                         q.get("secret"),
@@ -257,30 +298,92 @@ class FakeWeChatApi:
             def do_POST(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if url.path != "/cgi-bin/message/custom/send":
+                template = url.path == "/cgi-bin/message/template/send"
+                if url.path != "/cgi-bin/message/custom/send" and not template:
                     self.send_error(404)
                     return
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if api.send_delay:
+                    time.sleep(api.send_delay)
                 with api.cond:
-                    api.send_attempts += 1
+                    if template:
+                        api.template_attempts += 1
+                    else:
+                        api.send_attempts += 1
+                    if self._down():
+                        return
                     if q.get("access_token") not in api.valid_tokens:
                         self._json({"errcode": 42001, "errmsg": "access_token expired"})
                         return
-                    if api.fail_next:
-                        code = api.fail_next.pop(0)
+                    code = api.fail_next.pop(0) if api.fail_next else None
+                    if code is not None:
                         if code in (40001, 42001):
                             api.valid_tokens.discard(q["access_token"])
                         self._json({"errcode": code, "errmsg": "simulated"})
                         return
                     body = json.loads(raw.decode("utf-8"))
                     assert "\\u" not in raw.decode("utf-8"), "text must be sent as UTF-8"
-                    api.sent.append(body)
+                    error = api._template_error(body) if template else api._custom_error(body)
+                    if error:
+                        self._json({"errcode": error[0], "errmsg": error[1]})
+                        return
+                    if template:
+                        api.templates.append(body)
+                    else:
+                        api.sent.append(body)
                     api.cond.notify_all()
-                self._json({"errcode": 0, "errmsg": "ok"})
+                answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
+                if template:
+                    answer["msgid"] = secrets.randbelow(10**12)
+                self._json(answer)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def now(self) -> float:
+        """The simulator's clock (wall time moved by `advance`)."""
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator's clock forward, e.g. past the 48-hour window."""
+        with self.cond:
+            self.clock_offset += seconds
+
+    def resident_wrote(self, openid: str, at: float | None = None) -> None:
+        """Record a resident's message (now, or at a time of the simulator's clock)."""
+        with self.cond:
+            self.last_message_at[openid] = self.now() if at is None else at
+
+    def _custom_error(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        if body.get("msgtype") != "text" or not isinstance(body.get("text"), dict):
+            return 40008, "invalid message type"
+        if not self.enforce_window:
+            return None
+        last = self.last_message_at.get(str(body.get("touser")))
+        if last is None or self.now() - last > WINDOW_SECONDS:
+            return 45015, "response out of time limit or subscription is canceled"
+        return None
+
+    def _template_error(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        if not body.get("touser") or not isinstance(body.get("data"), dict):
+            return 47001, "data format error"
+        template_id = body.get("template_id")
+        if not template_id or (
+            self.template_ids is not None and template_id not in self.template_ids
+        ):
+            return 40037, "invalid template_id"
+        return None
+
+    def wait_for_templates(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until n template messages went through (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.templates) < n and time.monotonic() < deadline:
+                self.cond.wait(0.05)
+            return list(self.templates)
 
     def expire_all_tokens(self) -> None:
         """As if every issued access token had expired."""
