@@ -4,6 +4,10 @@ Every channel that carries residents' text must pass it through `clean_user_text
 least `neutralize_slash`) before it reaches Rasa: Rasa's `RegexMessageHandler` turns a text
 starting with "/" into an intent with entities (`/inform{"id_number": ...}`), which would let
 anyone set slots by typing. Buttons therefore carry plain-text payloads the NLU understands.
+
+While a clerk has taken a conversation over the bot answers a turn with only the custom
+message `{"takeover": true}` (TAKEOVER_MARKER): the channels send nothing to the resident then,
+which is not the same as a turn with no message at all (a failure, answered with an apology).
 """
 
 from __future__ import annotations
@@ -15,6 +19,21 @@ TOO_LONG_REPLY = (
 )
 EMPTY_REPLY = "我没有收到文字内容。请直接告诉我您想问什么，比如小区名称和楼号。"
 FULL_WIDTH_SLASH = "／"
+TAKEOVER_MARKER = {"takeover": True}
+
+
+def is_takeover_marker(message: object) -> bool:
+    """True for the bot's "a clerk is answering, say nothing" output (a custom json message)."""
+    if not isinstance(message, dict):
+        return False
+    custom = message.get("custom")
+    return isinstance(custom, dict) and custom.get("takeover") is True
+
+
+def without_takeover_markers(messages: list[dict]) -> tuple[list[dict], bool]:
+    """`(messages without the marker, whether there was one)`."""
+    kept = [m for m in messages if not is_takeover_marker(m)]
+    return kept, len(kept) != len(messages)
 
 
 def neutralize_slash(text: str) -> str:

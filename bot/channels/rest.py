@@ -1,5 +1,9 @@
 """The REST channel for residents' messages: no "/" commands, bounded length, no text in logs.
 
+A turn that produced no message at all (the action server down) is answered with the domain's
+apology; a turn whose output is only the takeover marker (a clerk is answering) is answered
+with an empty list, and the marker itself never reaches the caller.
+
 Enable it in `bot/credentials.yml` INSTEAD of the built-in `rest:` entry (both are named
 "rest", so the URL stays `/webhooks/rest/webhook`):
 
@@ -9,7 +13,9 @@ Enable it in `bot/credentials.yml` INSTEAD of the built-in `rest:` entry (both a
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
 import logging
 import re
 from asyncio import CancelledError
@@ -23,7 +29,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
-from channels import MAX_MESSAGE_CHARS, clean_user_text, neutralize_slash
+from channels import (
+    MAX_MESSAGE_CHARS,
+    clean_user_text,
+    is_takeover_marker,
+    neutralize_slash,
+    without_takeover_markers,
+)
 from privacy.logs import install_log_redaction
 
 logger = logging.getLogger(__name__)
@@ -122,11 +134,40 @@ class SafeRestInput(RestInput):
                 logger.error("rest channel: message handling timed out")
             except Exception:
                 logger.exception("rest channel: message handling failed")
-            if not collector.messages:
+            messages, taken_over = without_takeover_markers(list(collector.messages))
+            if not messages and not taken_over:
                 # The action server down or an action failing in Rasa: never a silent reply.
                 text = no_reply_text(request)
                 if text:
                     return response.json([{"recipient_id": sender_id, "text": text}])
-            return response.json(collector.messages)
+            # A clerk answering: silence on purpose (the marker is for channels, not people).
+            return response.json(messages)
 
         return webhook
+
+    def stream_response(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[None]],
+        text: str,
+        sender_id: str,
+        input_channel: str,
+        metadata: dict[str, Any] | None,
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Rasa's streamed answer, without the takeover marker."""
+
+        async def stream(resp: Any) -> None:
+            queue: asyncio.Queue = asyncio.Queue()
+            task = asyncio.ensure_future(
+                self.on_message_wrapper(
+                    on_new_message, text, queue, sender_id, input_channel, metadata
+                )
+            )
+            while True:
+                result = await queue.get()
+                if result == "DONE":
+                    break
+                if not is_takeover_marker(result):
+                    await resp.write(json.dumps(result) + "\n")
+            await task
+
+        return stream

@@ -9,6 +9,14 @@ WeChat waits 5 s and then retries up to three times, so a message is processed o
 by MsgId, or FromUserName + CreateTime for events); when the bot needs more than
 WECHAT_REPLY_TIMEOUT seconds the request is answered "success" and the reply goes out later
 through the customer-service message API. Openids never reach logs or Rasa in the clear.
+
+It also serves the api (docs/loop.md):
+- on a resident's message it registers the contact with the api at most once an hour per
+  resident (`POST {API_URL}/api/v1/conversations/contact`, in the background);
+- `POST /webhooks/wechat/notify` (service token) delivers one notification or staff message,
+  de-duplicated by notification id, as a customer-service or a template message.
+While a clerk has taken the conversation over the bot's only output is the takeover marker and
+the resident gets nothing from the bot (the passive answer is "success").
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import clean_user_text, neutralize_slash
-from channels.wechat_api import WeChatApi, split_text
+from channels import clean_user_text, neutralize_slash, without_takeover_markers
+from channels.wechat_api import SendResult, WeChatApi, split_text
 from channels.wechat_crypto import (
     WeChatCrypto,
     WeChatProtocolError,
@@ -57,6 +66,13 @@ GREETING = (
 PASSIVE_MAX_BYTES = 2000  # WeChat's limit for a passive text reply is 2048 bytes
 DEDUPE_TTL = 300
 BUTTONS_TTL = 1800
+NOTIFY_DONE_TTL = 7 * 86400  # the api's retries of one notification end well within a week
+NOTIFY_CLAIM_TTL = 60  # one delivery in flight per notification id
+CONTACT_RETRY_AFTER = 60  # a failed registration is tried again on a message after a minute
+DEV_SERVICE_TOKEN = "dev-only-service-token-change-me"  # the same default as bot/actions
+CONTACT_PATH = "/api/v1/conversations/contact"
+# Messages and events that open WeChat's 48-hour customer-service window.
+_WINDOW_EVENTS = {"subscribe", "click", "scan", "scancode_push", "scancode_waitmsg"}
 _DIGITS = re.compile(r"^\s*([0-9０-９]{1,2})\s*$")
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -108,6 +124,12 @@ class WeChatConfig:
     timestamp_tolerance: int = 300
     send_retries: int = 4
     send_backoff: float = 0.5
+    # The api (same variables as bot/actions/config.py): contact registration, /notify auth.
+    api_url: str = "http://127.0.0.1:8000"
+    service_token: str = DEV_SERVICE_TOKEN
+    environment: str = "development"
+    contact_timeout: float = 3.0
+    contact_interval: float = 3600.0
 
     @classmethod
     def from_env(cls, credentials: dict[str, Any] | None = None) -> WeChatConfig:
@@ -131,6 +153,22 @@ class WeChatConfig:
             timestamp_tolerance=int(pick("timestamp_tolerance", "300")),
             send_retries=int(pick("send_retries", "4")),
             send_backoff=float(pick("send_backoff", "0.5")),
+            api_url=str(creds.get("api_url") or env.get("API_URL") or cls.api_url).rstrip("/"),
+            service_token=str(
+                creds.get("service_token") or env.get("SERVICE_TOKEN") or DEV_SERVICE_TOKEN
+            ),
+            environment=env.get("ENVIRONMENT", "development"),
+            contact_timeout=float(pick("contact_timeout", "3.0")),
+            contact_interval=float(pick("contact_interval", "3600")),
+        )
+
+    def service_token_usable(self) -> bool:
+        """A token the api could share; the public development default only outside production."""
+        token = self.service_token
+        if not token:
+            return False
+        return self.environment != "production" or (
+            token != DEV_SERVICE_TOKEN and "change-me" not in token
         )
 
 
@@ -166,9 +204,15 @@ class WeChatInput(InputChannel):
         )
         self._id_key = (config.id_secret or config.token or "wechat").encode()
         self._background: set[asyncio.Task[Any]] = set()
+        self._api_client: httpx.AsyncClient | None = None
         install_query_redaction()
         if not config.token:
             logger.warning("wechat channel enabled but WECHAT_TOKEN is not set: it answers 503")
+        if not config.service_token_usable():
+            logger.warning(
+                "wechat channel: SERVICE_TOKEN is not set to a real secret: /notify answers 503 "
+                "and contacts are not registered with the api"
+            )
 
     # --- identities -------------------------------------------------------------------
     def user_tag(self, openid: str) -> str:
@@ -197,6 +241,10 @@ class WeChatInput(InputChannel):
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             return await self.receive(request, on_new_message)
+
+        @bp.route("/notify", methods=["POST"])
+        async def notify(request: Request) -> HTTPResponse:
+            return await self.notify(request)
 
         return bp
 
@@ -302,6 +350,8 @@ class WeChatInput(InputChannel):
     ) -> HTTPResponse:
         msg_type = fields.get("MsgType", "")
         event = fields.get("Event", "").lower()
+        if msg_type != "event" or event in _WINDOW_EVENTS:
+            self._register_contact(ctx)
         text: str | None = None
         if msg_type == "text":
             text = fields.get("Content", "")
@@ -336,10 +386,11 @@ class WeChatInput(InputChannel):
             logger.info("wechat bot slow, reply goes through custom send user=%s", ctx.user_tag)
             self._in_background(self._send_later(task, ctx))
             return response.text("success")
-        if not outputs:
+        reply = await self._render(ctx.openid, outputs) if outputs else ""
+        if not reply:
+            # A clerk is answering (the takeover marker only): nothing from the bot.
             await self._mark(dedupe_key, {"s": "done"})
             return response.text("success")
-        reply = await self._render(ctx.openid, outputs)
         if len(reply.encode()) > PASSIVE_MAX_BYTES:
             # Too long for one passive reply: several customer-service messages instead.
             await self._mark(dedupe_key, {"s": "async"})
@@ -373,8 +424,11 @@ class WeChatInput(InputChannel):
         except Exception as exc:  # the resident still gets an answer
             logger.error("wechat bot failed (%s) user=%s", type(exc).__name__, ctx.user_tag)
             return [{"text": ERROR_REPLY}]
+        outputs, taken_over = without_takeover_markers(list(collector.messages))
+        if taken_over:
+            return outputs  # usually empty: a clerk answers, the bot stays silent
         # No message at all (the action server down): the resident still gets an answer.
-        return list(collector.messages) or [{"text": ERROR_REPLY}]
+        return outputs or [{"text": ERROR_REPLY}]
 
     async def _render(self, openid: str, outputs: list[dict[str, Any]]) -> str:
         """One text for WeChat: the bot's bubbles, then its buttons as numbered choices."""
@@ -433,11 +487,164 @@ class WeChatInput(InputChannel):
         outputs = await task
         if outputs:
             reply = await self._render(ctx.openid, outputs)
-            await self._deliver(ctx, outputs_pieces(reply))
+            if reply:
+                await self._deliver(ctx, outputs_pieces(reply))
 
     async def _deliver(self, ctx: ReplyContext, pieces: list[str]) -> None:
         for piece in pieces:
             await self.api.send_text(ctx.openid, piece, ctx.user_tag)
+
+    # --- the api: contact registration ------------------------------------------------
+    def _api(self) -> httpx.AsyncClient:
+        if self._api_client is None:
+            self._api_client = httpx.AsyncClient(timeout=self.config.contact_timeout)
+        return self._api_client
+
+    def _register_contact(self, ctx: ReplyContext) -> None:
+        """Tell the api how to reach this resident, at most once an hour, in the background."""
+        if self.config.service_token_usable():
+            self._in_background(self._post_contact(ctx.openid, ctx.user_tag))
+
+    async def _post_contact(self, openid: str, user_tag: str) -> None:
+        cfg = self.config
+        key = f"contact:{user_tag}"
+        try:
+            if not await self.store.add(key, "1", cfg.contact_interval):
+                return  # registered within the hour (by this replica or another)
+            resp = await self._api().post(
+                cfg.api_url + CONTACT_PATH,
+                json={"channel": "wechat", "openid": openid},
+                headers={
+                    "Authorization": f"Service {cfg.service_token}",
+                    "X-Sender-Id": self.sender_id(openid),
+                },
+            )
+            if resp.status_code < 300:
+                return
+            problem = f"http {resp.status_code}"
+        except Exception as exc:
+            problem = type(exc).__name__
+        logger.warning("wechat contact not registered (%s) user=%s", problem, user_tag)
+        try:  # tried again on a later message, not on every one
+            await self.store.set(key, "retry", CONTACT_RETRY_AFTER)
+        except Exception:
+            logger.warning("wechat contact retry not scheduled user=%s", user_tag)
+
+    # --- the api: notifications ------------------------------------------------------
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        expected = self.config.service_token.encode()
+        # Compare even on a wrong scheme, so the answer takes as long either way.
+        same = hmac.compare_digest(token.strip().encode(), expected)
+        return scheme.lower() == "service" and same
+
+    async def notify(self, request: Request) -> HTTPResponse:
+        """Deliver one notification from the api: `{"delivered", "errcode", "duplicate"}`."""
+        if not self.config.token or not self.config.service_token_usable():
+            return _json_error(503, "not_configured", "微信通道未配置。")
+        if not self._authorized(request):
+            return _json_error(401, "bad_service_token", "服务令牌无效。")
+        if len(request.body or b"") > self.config.max_body_bytes:
+            return _json_error(413, "too_large", "请求过大。")
+        try:
+            body = json.loads(request.body or b"")
+        except ValueError:
+            body = None
+        parsed = _parse_notification(body)
+        if isinstance(parsed, str):
+            return _json_error(400, "bad_notification", parsed)
+        note_id, openid, mode, text, template = parsed
+        user_tag = self.user_tag(openid)
+        done_key, claim_key = f"notify:{note_id}", f"notify-claim:{note_id}"
+        if await self.store.get(done_key):
+            logger.info("wechat notification %s already delivered user=%s", note_id, user_tag)
+            return _notify_answer(True, 0, duplicate=True)
+        if not await self.store.add(claim_key, "1", NOTIFY_CLAIM_TTL):
+            # Another call is sending this very notification: the caller asks again later.
+            if await self.store.get(done_key):
+                return _notify_answer(True, 0, duplicate=True)
+            logger.info("wechat notification %s in flight elsewhere user=%s", note_id, user_tag)
+            return _notify_answer(False, -1, duplicate=True)
+        try:
+            if template is not None:
+                result = await self.api.send_template(
+                    openid, template["template_id"], template["data"]
+                )
+            else:
+                result = await self._send_pieces(note_id, openid, text)
+            if result.delivered:
+                await self.store.set(done_key, mode, NOTIFY_DONE_TTL)
+        finally:
+            await self.store.delete(claim_key)
+        if result.delivered:
+            logger.info("wechat notification %s delivered (%s) user=%s", note_id, mode, user_tag)
+        else:
+            logger.warning(
+                "wechat notification %s not delivered (%s) errcode=%s user=%s",
+                note_id,
+                mode,
+                result.errcode,
+                user_tag,
+            )
+        return _notify_answer(result.delivered, result.errcode)
+
+    async def _send_pieces(self, note_id: int, openid: str, text: str) -> SendResult:
+        """A long text as several customer-service messages; a retry resumes after the last
+        piece that went out, so the resident does not read the beginning twice."""
+        pieces = split_text(text)
+        part_key = f"notify-part:{note_id}"
+        sent = int(await self.store.get(part_key) or 0)
+        result = SendResult(True, 0)
+        for index in range(sent, len(pieces)):
+            result = await self.api.send_text_once(openid, pieces[index])
+            if not result.delivered:
+                return result
+            if index + 1 < len(pieces):
+                await self.store.set(part_key, str(index + 1), NOTIFY_DONE_TTL)
+        await self.store.delete(part_key)
+        return result
+
+
+def _json_error(status: int, code: str, message: str) -> HTTPResponse:
+    return response.json({"code": code, "message": message}, status=status)
+
+
+def _notify_answer(delivered: bool, errcode: int, duplicate: bool = False) -> HTTPResponse:
+    return response.json({"delivered": delivered, "errcode": errcode, "duplicate": duplicate})
+
+
+def _parse_notification(
+    body: Any,
+) -> tuple[int, str, str, str, dict[str, Any] | None] | str:
+    """`(id, openid, mode, text, template)` of a /notify body, or what is wrong (Chinese)."""
+    if not isinstance(body, dict):
+        return "请求格式不正确。"
+    note_id = body.get("notification_id")
+    if isinstance(note_id, bool) or not isinstance(note_id, int) or note_id < 0:
+        return "缺少通知编号（notification_id）。"
+    openid = body.get("openid")
+    if not isinstance(openid, str) or not _OPENID.match(openid):
+        return "openid 不正确。"
+    mode = body.get("mode")
+    text = body.get("text")
+    if not isinstance(text, str):
+        text = ""
+    if mode == "custom":
+        if not text.strip():
+            return "客服消息缺少内容（text）。"
+        return note_id, openid, mode, text, None
+    if mode == "template":
+        template = body.get("template")
+        if (
+            not isinstance(template, dict)
+            or not isinstance(template.get("template_id"), str)
+            or not template["template_id"]
+            or not isinstance(template.get("data"), dict)
+        ):
+            return "模板消息缺少 template_id 或 data。"
+        return note_id, openid, mode, text, template
+    return "mode 只能是 custom 或 template。"
 
 
 def outputs_pieces(reply: str) -> list[str]:

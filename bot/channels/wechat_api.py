@@ -1,9 +1,12 @@
-"""The Official Account server API the channel needs: access_token and 客服消息 (custom send).
+"""The Official Account server API the channel needs: access_token, 客服消息 (custom send) and
+模板消息 (template send).
 
 The access token is fetched by one replica at a time (a short Redis lock), stored with an
 expiry five minutes before WeChat's, and shared by all replicas. A send that fails with an
-expired token refreshes it and tries again; other failures are retried with backoff, and a
-reply that still cannot be delivered is logged (hashed openid) and kept in a dead-letter list.
+expired token refreshes it and tries again. Bot replies (`send_text`) retry other failures with
+backoff, and a reply that still cannot be delivered is logged (hashed openid) and kept in a
+dead-letter list. Notifications (`send_text_once`, `send_template`) make one attempt (plus the
+token refresh) and report the errcode: the api's job queue owns their retries.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -25,6 +29,8 @@ RETRYABLE = {-1, 45009, 45011}  # system busy, API frequency limits
 # 45015: more than 48 h since the resident's last message; 45047: too many messages without an
 # answer; 40003/43004: unknown or unsubscribed user. Retrying cannot help.
 REFRESH_MARGIN = 300
+CUSTOM_SEND = "/cgi-bin/message/custom/send"
+TEMPLATE_SEND = "/cgi-bin/message/template/send"
 MAX_TEXT_CHARS = 600
 
 
@@ -138,11 +144,17 @@ class WeChatApi:
         """Forget a token WeChat refused (only if no replica has replaced it already)."""
         await self.store.delete(self._token_key, only_if=json.dumps({"t": token}))
 
-    async def _send_once(self, client: httpx.AsyncClient, openid: str, text: str) -> str:
+    def client(self) -> httpx.AsyncClient:
+        """One pooled client: making one per send costs ~100 ms."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        return self._client
+
+    async def _post(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
+        """One POST of a message API with the shared token; WeChatApiError on any errcode."""
         token = await self.access_token(client)
-        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         resp = await client.post(
-            f"{self.api_base}/cgi-bin/message/custom/send",
+            f"{self.api_base}{path}",
             params={"access_token": token},
             # WeChat shows \\uXXXX escapes literally, so send real UTF-8.
             content=json.dumps(body, ensure_ascii=False).encode(),
@@ -156,14 +168,45 @@ class WeChatApi:
             if errcode in TOKEN_INVALID:
                 await self.invalidate(token)
             raise WeChatApiError(errcode, str(data.get("errmsg", "")))
-        return token
+
+    async def _send_once(self, client: httpx.AsyncClient, openid: str, text: str) -> None:
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self._post(client, CUSTOM_SEND, body)
+
+    async def _attempt(self, path: str, body: dict[str, Any]) -> SendResult:
+        """One send; a refused token is fetched again and the send tried once more."""
+        client = self.client()
+        attempts, errcode = 0, 0
+        while attempts < 2:
+            attempts += 1
+            try:
+                await self._post(client, path, body)
+                return SendResult(True, attempts)
+            except WeChatApiError as exc:
+                errcode = exc.errcode
+                if errcode not in TOKEN_INVALID:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                errcode = -1  # unreachable, not JSON: WeChat is down as far as we can tell
+                break
+        return SendResult(False, attempts, errcode)
+
+    async def send_text_once(self, openid: str, text: str) -> SendResult:
+        """One customer-service text (no backoff): 45015 means outside the 48-hour window."""
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        return await self._attempt(CUSTOM_SEND, body)
+
+    async def send_template(
+        self, openid: str, template_id: str, data: dict[str, Any]
+    ) -> SendResult:
+        """One template message (模板消息, allowed outside the 48-hour window)."""
+        body = {"touser": openid, "template_id": template_id, "data": data}
+        return await self._attempt(TEMPLATE_SEND, body)
 
     async def send_text(self, openid: str, text: str, user_tag: str) -> SendResult:
         """Send one text through the custom-send API, retrying what can be retried."""
         attempts, errcode = 0, 0
-        if self._client is None:  # one pooled client: making one per send costs ~100 ms
-            self._client = httpx.AsyncClient(timeout=self.timeout)
-        client = self._client
+        client = self.client()
         while attempts < self.retries:
             attempts += 1
             try:

@@ -1,5 +1,6 @@
 """WeChat channel fixtures: the channel in a real Sanic server, the simulated WeChat platform
-pushing to it, and the fake server API (token, custom send) it calls back."""
+pushing to it, the fake server API (token, custom and template send) it calls back, and a
+recording stand-in for the api's contact endpoint."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ for path in (ROOT / "bot", ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from wechat_double.harness import ChannelServer, ScriptedBot, WeChatRig  # noqa: E402
+from wechat_double.harness import (  # noqa: E402
+    ChannelServer,
+    RecordingApi,
+    ScriptedBot,
+    WeChatRig,
+)
 from wechat_double.simulator import (  # noqa: E402
     TEST_AES_KEY,
     TEST_APPID,
     TEST_SECRET,
+    TEST_SERVICE_TOKEN,
     TEST_TOKEN,
     FakeWeChatApi,
     WeChatSimulator,
@@ -35,9 +42,20 @@ def wechat_api() -> Iterator[FakeWeChatApi]:
         yield api
 
 
-def make_config(api: FakeWeChatApi, **overrides: Any) -> WeChatConfig:
+@pytest.fixture
+def contact_api() -> Iterator[RecordingApi]:
+    """The api's contact endpoint, recording what the channel registers."""
+    with RecordingApi() as api:
+        yield api
+
+
+def make_config(
+    api: FakeWeChatApi, contacts: RecordingApi | None = None, **overrides: Any
+) -> WeChatConfig:
     """Channel settings pointing at the fake API, with short retry waits."""
     values: dict[str, Any] = {
+        "api_url": contacts.base if contacts else "http://127.0.0.1:9",
+        "service_token": TEST_SERVICE_TOKEN,
         "token": TEST_TOKEN,
         "appid": TEST_APPID,
         "appsecret": TEST_SECRET,
@@ -51,16 +69,18 @@ def make_config(api: FakeWeChatApi, **overrides: Any) -> WeChatConfig:
 
 
 @pytest.fixture
-def make_rig(wechat_api: FakeWeChatApi) -> Iterator[Callable[..., WeChatRig]]:
+def make_rig(
+    wechat_api: FakeWeChatApi, contact_api: RecordingApi
+) -> Iterator[Callable[..., WeChatRig]]:
     """Factory: `make_rig(mode="aes"|"raw", **config)` starts a channel server."""
     started: list[WeChatRig] = []
 
     def _make(mode: str = "aes", store: Any = None, **overrides: Any) -> WeChatRig:
-        channel = WeChatInput(make_config(wechat_api, **overrides), store=store)
+        channel = WeChatInput(make_config(wechat_api, contact_api, **overrides), store=store)
         bot = ScriptedBot()
         server = ChannelServer(channel, bot, "/webhooks/wechat").__enter__()
-        sim = WeChatSimulator(server.url, mode=mode)
-        rig = WeChatRig(channel, bot, server, sim, wechat_api)
+        sim = WeChatSimulator(server.url, mode=mode, api=wechat_api)
+        rig = WeChatRig(channel, bot, server, sim, wechat_api, contact_api)
         started.append(rig)
         return rig
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable
 
 import pytest
-from wechat_double.harness import WeChatRig
+from wechat_double.harness import WeChatRig, redis_url_for_tests
 from wechat_double.simulator import FakeWeChatApi
 
 from channels.wechat import WeChatInput
@@ -173,24 +172,11 @@ def test_openids_never_reach_logs_or_the_bot(
     assert all(OPENID not in s for s, _ in rig.bot.calls)
 
 
-def _redis_url() -> str | None:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except Exception:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is required under CI")
-        return None
-    return url
-
-
 @pytest.mark.slow
 def test_replicas_share_the_token_and_the_dedupe_through_redis(
     wechat_api: FakeWeChatApi, make_rig: Callable[..., WeChatRig]
 ) -> None:
-    url = _redis_url()
+    url = redis_url_for_tests()
     if url is None:
         pytest.skip("Redis unreachable")
     prefix = f"wechat-test-{uuid.uuid4().hex[:8]}:"

@@ -91,13 +91,13 @@ def ask(sim: WeChatSimulator, api: FakeWeChatApi, openid: str, text: str) -> str
     return "\n".join(m["text"]["content"] for m in api.sent[before:] if m["touser"] == openid)
 
 
-def sim_for(stack: e2e_stack.Stack) -> WeChatSimulator:
-    return WeChatSimulator(f"{stack.rasa_url}/webhooks/wechat/webhook", mode="aes")
+def sim_for(stack: e2e_stack.Stack, api: FakeWeChatApi) -> WeChatSimulator:
+    return WeChatSimulator(f"{stack.rasa_url}/webhooks/wechat/webhook", mode="aes", api=api)
 
 
 def test_verification_and_status_conversation(live: Any) -> None:
     stack, api = live
-    sim = sim_for(stack)
+    sim = sim_for(stack, api)
     openid = "oLiveStatus-0000000000000001"
     assert sim.verify("20261123").text == "20261123"
     greeting = sim.event(openid, "subscribe").content
@@ -114,7 +114,7 @@ def test_verification_and_status_conversation(live: Any) -> None:
 
 def test_petition_through_wechat(live: Any) -> None:
     stack, api = live
-    sim = sim_for(stack)
+    sim = sim_for(stack, api)
     openid = "oLivePetition-000000000000002"
     reply = ask(sim, api, openid, "我要找人反映，登记信访")
     for _ in range(10):
