@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from huey import Huey
 from huey.consumer import Consumer
-from notify.conftest import CommittedDb
 from notify.fake_channel import FakeChannel
+from notify.outbox_fixtures import CommittedDb
 from notify.outboxkit import (
     bubbles,
     new_petition,
