@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -28,6 +29,35 @@ def chinese_date(value: Any) -> str:
     except ValueError:
         return str(value)
     return f"{day.year}年{day.month}月{day.day}日"
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai_day(value: Any) -> date | None:
+    """The Asia/Shanghai calendar day of an ISO date or datetime ('…T16:30:00+00:00' → next day)."""
+    if not value:
+        return None
+    raw = str(value).strip()
+    try:
+        if len(raw) <= 10:
+            return date.fromisoformat(raw)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(SHANGHAI)
+    return moment.date()
+
+
+def short_date(value: Any, today: date | None = None) -> str:
+    """'2026-12-03' or '…T09:00:00+08:00' → '12月3日' (with the year when not this year)."""
+    day = shanghai_day(value)
+    if day is None:
+        return ""
+    this_year = (today or datetime.now(SHANGHAI).date()).year
+    prefix = "" if day.year == this_year else f"{day.year}年"
+    return f"{prefix}{day.month}月{day.day}日"
 
 
 def offer_human(dispatcher: CollectingDispatcher, response: str = "utter_offer_human") -> EventType:

@@ -21,6 +21,7 @@ class Settings:
     api_url: str
     service_token: str
     api_timeout: float
+    turn_timeout: float
     slot_key: str | None
     environment: str
 
@@ -38,6 +39,8 @@ def _load() -> Settings:
         api_url=os.environ.get("API_URL", "http://127.0.0.1:8000").rstrip("/"),
         service_token=token,
         api_timeout=float(os.environ.get("API_TIMEOUT", "5.0")),
+        # The call that starts every turn (conversation mode): short, the bot carries on without.
+        turn_timeout=float(os.environ.get("API_TURN_TIMEOUT", "1.5")),
         slot_key=slot_key,
         environment=environment,
     )

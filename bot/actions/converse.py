@@ -22,6 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import faq, guidance, status, text
 from actions.clients import api
 from actions.lookup import LookupFlow
+from actions.loop import LoopFlow, conversation_state, masked_text
 from actions.petition import PetitionFlow
 from actions.replies import Reply
 from actions.sensitive import seal
@@ -47,6 +48,8 @@ STATE_SLOTS = (
     "misunderstood",
     "offered_human",
     "last_topic",
+    "explained_blockers",
+    "feedback_asked",
 )
 TASK_SLOTS = ("task", "requested_slot", "id_number", "person_name", "phone", "description")
 CANCEL = re.compile(
@@ -72,6 +75,7 @@ COMMANDS = {
     "要带什么材料": "materials",
     "去哪里办": "where_to_apply",
     "找工作人员": "human",
+    "我要信访": "petition",
 }
 GUIDANCE_TOPIC = {
     "ask_next_steps": "next_steps",
@@ -109,13 +113,23 @@ SMALL_TALK = {"thank", "goodbye", "greet", "affirm"}
 FAQ_SURE_INTENT = 0.15
 
 
-class Turn(LookupFlow, PetitionFlow):
+class Turn(LoopFlow, LookupFlow, PetitionFlow):
     """The state of one conversation turn and the reply being built."""
 
-    def __init__(self, tracker: Tracker, domain: dict[str, Any]) -> None:
-        """Read the message, its understanding and the slots."""
+    def __init__(
+        self,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        state: dict[str, Any] | None = None,
+        said: str = "",
+    ) -> None:
+        """Read the message, its understanding, the slots and the conversation's state (the
+        api's answer to the turn: mode, feedback_for); `said` is the message masked."""
         self.tracker = tracker
         self.domain = domain
+        self.state = dict(state or {"mode": "bot"})
+        self.said = said
+        self.feedback_done = False
         self.sender_id = tracker.sender_id
         self.reply = Reply(domain, seed=len(tracker.events))
         latest = tracker.latest_message or {}
@@ -190,6 +204,16 @@ class Turn(LookupFlow, PetitionFlow):
         self.reply.say("utter_offer_human")
         self.set("offered_human", True)
 
+    def explained(self, blockers: list[dict[str, Any]] | list[str]) -> None:
+        """Remember the blocker codes this conversation explained (sent with a petition)."""
+        known = list(self.get("explained_blockers") or [])
+        for blocker in blockers:
+            code = blocker.get("code") if isinstance(blocker, dict) else blocker
+            if code and code not in known:
+                known.append(str(code))
+        if known != list(self.get("explained_blockers") or []):
+            self.set("explained_blockers", known[-30:])
+
     def events(self) -> list[EventType]:
         """The slot changes of this turn."""
         return [SlotSet(name, value) for name, value in self.changed.items()]
@@ -210,6 +234,8 @@ class Turn(LookupFlow, PetitionFlow):
         """Answer the message."""
         if not self.message:
             self.reply.say("utter_not_understood", kind="fallback")
+            return
+        if await self.loop_command():
             return
         task = self.get("task")
         if task and self.wants_to_stop():
@@ -305,6 +331,8 @@ class Turn(LookupFlow, PetitionFlow):
         task = self.get("task")
         if asked == "consent":
             self.reply.say("utter_ask_consent_again")
+        elif task == "feedback":
+            self.reply.say("utter_feedback_why")
         elif asked == "edit_field":
             self.reply.say("utter_ask_edit_field")
         elif task == "petition" and asked == "person_name":
@@ -447,6 +475,7 @@ class Turn(LookupFlow, PetitionFlow):
         if not best:
             return False
         self.reply.say("utter_term", name=best.get("name"), text=best.get("explanation"))
+        self.explained([best])
         return True
 
     async def probe(self, accept_ambiguous: bool = True) -> bool:
@@ -472,6 +501,8 @@ class Turn(LookupFlow, PetitionFlow):
     async def command(self, command: str) -> None:
         """A tapped follow-up button."""
         if command == "human":
+            await self.handoff()
+        elif command == "petition":
             self.start_petition()
         elif command == "details":
             await self.details()
@@ -643,6 +674,7 @@ class Turn(LookupFlow, PetitionFlow):
         current = await self.fresh_status()
         if current is not None:
             status.details(self.reply, current, home)
+            self.explained(list(current.get("open_blockers") or []))
 
     async def when(self) -> None:
         """多久 / 什么时候 for the found home."""
@@ -655,6 +687,7 @@ class Turn(LookupFlow, PetitionFlow):
         current = await self.fresh_status()
         if current is not None:
             status.who_answer(self.reply, current, self.get("home") or {})
+            self.explained(list(current.get("open_blockers") or []))
 
     async def guidance(self, topic: str) -> None:
         """What to do now / what to bring / where to apply, for the home's situation."""
@@ -688,10 +721,21 @@ class ActionConverse(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Build the turn's reply; on any failure apologise and leave the task."""
-        turn = Turn(tracker, domain)
+        """Build the turn's reply; on any failure apologise and leave the task.
+
+        First the api hears the turn: when a clerk has taken the conversation over the bot says
+        nothing (a `{"takeover": true}` message tells the channel the silence is meant) and
+        changes nothing.
+        """
+        said = masked_text(tracker)
+        state = await conversation_state(tracker, said)
+        if state.get("mode") == "staff":
+            dispatcher.utter_message(json_message={"takeover": True})
+            return []
+        turn = Turn(tracker, domain, state, said)
         try:
             await turn.handle()
+            turn.ask_feedback()
         except Exception as exc:  # noqa: BLE001 - the resident always gets an answer
             # Type only: an exception's text or traceback may carry what the resident typed.
             where = " < ".join(

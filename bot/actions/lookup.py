@@ -181,6 +181,7 @@ class LookupFlow(TurnState):
                 return
             self.set("parts", None if match == "unit" else (parts or None))
             status.summary(self.reply, result)
+            self.explained(list((result.get("status") or {}).get("open_blockers") or []))
             return
         if match == "ambiguous" and result.get("candidates"):
             candidates = []

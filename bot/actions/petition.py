@@ -9,7 +9,7 @@ from typing import Any
 
 from actions import text
 from actions.clients import api
-from actions.common import channel_of, chinese_date
+from actions.common import channel_of, short_date
 from actions.sensitive import seal, unseal
 from actions.status import home_label
 from actions.turnstate import TurnState
@@ -36,6 +36,27 @@ NAME_NOT_A_QUESTION = {"out_of_scope", "complain", "ask_certificate_status"}
 
 MAX_TURNS = 80
 MAX_TURN_CHARS = 1000
+# A petition check a phone can take: each department answer cut to about 120 characters, the
+# whole reply well under 400; at most three answers (the newest), the rest counted.
+ANSWER_CHARS = 120
+OUTCOME_CHARS = 120
+NEXT_STEP_CHARS = 80
+CHECK_CHARS = 380
+MAX_ANSWERS = 3
+MIN_ANSWER_CHARS = 40
+_CLAUSE_END = "。；！？;!?，,"
+
+
+def clip(said: str | None, limit: int) -> str:
+    """A text cut to `limit` characters with "…", at a clause end when one is near the limit."""
+    value = re.sub(r"\s+", " ", str(said or "")).strip()
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    end = max(cut.rfind(ch) for ch in _CLAUSE_END)
+    if end >= limit * 0.6:
+        cut = cut[:end]
+    return cut.rstrip(_CLAUSE_END + " ") + "…"
 
 
 def conversation(tracker: Any, person_name: str | None) -> list[dict[str, str]]:
@@ -228,6 +249,10 @@ class PetitionFlow(TurnState):
         if home.get("code") and address == home_label(home):
             body["project_code"] = home["code"]
         body["address"] = address or home_label(home)
+        blockers = list(self.get("explained_blockers") or [])
+        if blockers:
+            # What the bot explained, so that staff start from what the resident was told.
+            body["blockers"] = blockers[:30]
         turns = conversation(self.tracker, person_name)
         if turns:
             body["conversation"] = turns
@@ -248,7 +273,7 @@ class PetitionFlow(TurnState):
             "utter_petition_created",
             number=created.get("number", ""),
             status_label=created.get("status_label", ""),
-            answer_due=chinese_date(created.get("answer_due")),
+            answer_due=short_date(created.get("answer_due")),
         )
         if created.get("provisional"):
             self.reply.say("utter_petition_due_provisional")
@@ -357,19 +382,95 @@ class PetitionFlow(TurnState):
             self.reply.add(error.message)
             self.reply.say("utter_petition_check_retry", kind="error")
             return
-        self.reply.add(self.petition_line(found))
+        self.reply.add(self.petition_reply(found))
 
-    def petition_line(self, found: dict[str, Any]) -> str:
-        """One petition's state as the resident reads it."""
-        # `departments` is a list of Chinese names (PetitionLookupRead).
+    def petition_reply(self, found: dict[str, Any], budget: int = CHECK_CHARS) -> str:
+        """One petition as the resident reads it: state and departments, each department's
+        approved answer, the outcome once closed, the next step and the dates that matter now
+        (Asia/Shanghai days), within `budget` characters."""
+        # `departments` is a list of Chinese names (PetitionStatusRead).
         departments = "、".join(str(d) for d in found.get("departments") or [] if d)
-        return self.reply.text(
+        head = self.reply.text(
             "utter_petition_status",
             number=found.get("number", ""),
             status_label=found.get("status_label", ""),
             departments=departments or self.reply.text("utter_petition_no_department"),
-            updated_at=chinese_date(found.get("updated_at")),
-            answer_due=chinese_date(found.get("answer_due")),
+        )
+        tail: list[str] = []
+        if found.get("outcome"):
+            tail.append(
+                self.reply.text(
+                    "utter_petition_outcome", outcome=clip(found["outcome"], OUTCOME_CHARS)
+                )
+            )
+        if found.get("next_step"):
+            tail.append(
+                self.reply.text(
+                    "utter_petition_next_step", next_step=clip(found["next_step"], NEXT_STEP_CHARS)
+                )
+            )
+        tail.append(self.petition_dates(found))
+        answers = [a for a in found.get("answers") or [] if a.get("text")]
+        shown = answers[-MAX_ANSWERS:]
+        lines = [head]
+        if len(answers) > len(shown):
+            tail.insert(
+                0, self.reply.text("utter_petition_more_answers", count=len(answers) - len(shown))
+            )
+        if shown:
+            room = budget - len(head) - sum(len(t) + 1 for t in tail if t)
+            each = max(MIN_ANSWER_CHARS, min(ANSWER_CHARS, room // len(shown) - 16))
+            for item in shown:
+                lines.append(
+                    self.reply.text(
+                        "utter_petition_answer",
+                        department=item.get("department_name") or item.get("department") or "",
+                        at=short_date(item.get("at")),
+                        text=clip(item.get("text"), each),
+                    ).replace("（）", "")
+                )
+        lines += tail
+        return "\n".join(line for line in lines if line)
+
+    def petition_dates(self, found: dict[str, Any]) -> str:
+        """The dates of the petition's present state: answer, closure, notice, review or close."""
+        state = found.get("status")
+        updated = short_date(found.get("updated_at"))
+        if state == "closed" and found.get("closed_at"):
+            return self.reply.text(
+                "utter_petition_dates_closed", closed_at=short_date(found["closed_at"])
+            )
+        if state == "review" and found.get("review_due"):
+            return self.reply.text(
+                "utter_petition_dates_review",
+                review_due=short_date(found["review_due"]),
+                updated_at=updated,
+            )
+        if state == "public_notice" and found.get("notice_end"):
+            return self.reply.text(
+                "utter_petition_dates_notice",
+                notice_end=short_date(found["notice_end"]),
+                updated_at=updated,
+            )
+        if found.get("answers") and found.get("closure_due"):
+            return self.reply.text(
+                "utter_petition_dates_closure",
+                closure_due=short_date(found["closure_due"]),
+                updated_at=updated,
+            )
+        return self.reply.text(
+            "utter_petition_dates_open",
+            answer_due=short_date(found.get("answer_due")),
+            updated_at=updated,
+        )
+
+    def petition_line(self, found: dict[str, Any]) -> str:
+        """One petition of a list in one line."""
+        return self.reply.text(
+            "utter_petition_line",
+            number=found.get("number", ""),
+            status_label=found.get("status_label", ""),
+            updated_at=short_date(found.get("updated_at")),
         )
 
     async def recover(self, phone: str | None, name: str) -> None:
@@ -397,6 +498,9 @@ class PetitionFlow(TurnState):
             self.offer_human()
             return
         self.set("filed", {"number": petitions[0].get("number"), "phone": seal(phone)})
-        lines = [self.reply.text("utter_recover_found", count=len(petitions))]
-        lines += [self.petition_line(p) for p in petitions[:3]]
+        # The newest in full, the others in a line each.
+        others = [self.petition_line(p) for p in petitions[1:3]]
+        header = self.reply.text("utter_recover_found", count=len(petitions))
+        budget = CHECK_CHARS - len(header) - sum(len(line) + 1 for line in others)
+        lines = [header, self.petition_reply(petitions[0], budget=budget), *others]
         self.reply.add("\n".join(lines))

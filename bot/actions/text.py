@@ -318,3 +318,101 @@ def summary(text: str | None, limit: int = 40) -> str:
     """The first `limit` characters of a text, with an ellipsis when cut."""
     value = re.sub(r"\s+", " ", normalize(text))
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# -- the loop: satisfaction, notifications, a person (docs/loop.md) ---------------------------
+
+_UNSATISFIED = re.compile(
+    r"不满意|不太满意|不怎么满意|不满|没解决|没有解决|没给解决|不解决|没办好|没办成|不行|不好|太差|很差"
+    r"|差劲|没用|不认可|不接受|糊弄|敷衍|不咋样|不怎么样"
+)
+_BASIC = re.compile(
+    r"基本满意|还行|还可以|一般|凑合|马马虎虎|过得去|还算满意|差不多|比较满意|还凑合|将就"
+)
+_SATISFIED = re.compile(r"满意|很好|挺好|非常好|不错|解决了|办好了|可以了|没问题了|谢谢你们")
+# Words of a verdict and filler around it; what is left after them is a reason.
+_VERDICT_FILLER = re.compile(
+    _UNSATISFIED.pattern
+    + "|"
+    + _BASIC.pattern
+    + r"|满意|我|俺|对|这个|结果|处理|办理|的|很|太|非常|特别|吧|啊|呢|了|呀|嘛|是"
+    + r"|说实话|真的|就是"
+)
+# A verdict is read when it opens the message or the message is this short.
+VERDICT_WITHIN = 8
+VERDICT_SHORT = 20
+SATISFACTION_LABELS = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "unsatisfied": "不满意",
+}
+
+
+def satisfaction_of(text: str | None) -> str | None:
+    """满意 / 基本满意 / 不满意 (typed or tapped, also 还行, 不行，没解决) → the api's value."""
+    value = normalize(text)
+    if not value:
+        return None
+    for pattern, verdict in (
+        (_UNSATISFIED, "unsatisfied"),
+        (_BASIC, "basically_satisfied"),
+        (_SATISFIED, "satisfied"),
+    ):
+        match = pattern.search(value)
+        if match and (match.start() < VERDICT_WITHIN or len(value) <= VERDICT_SHORT):
+            return verdict
+    return None
+
+
+def feedback_reason(text: str | None) -> str | None:
+    """The reason typed with a verdict ("不满意，答复说了等于没说"); None for a bare verdict."""
+    value = normalize(text)
+    rest = _VERDICT_FILLER.sub("", value)
+    rest = "".join(ch for ch in rest if has_chinese(ch) or ch.isalnum())
+    return value if len(rest) >= 2 else None
+
+
+_NOTIFY_OFF = re.compile(
+    r"不用(再)?通知|不要(再)?通知|别(再)?通知|取消通知|关闭通知|关掉通知|退订|不想(再)?收到(通知|消息)"
+    r"|别(再)?给我发(消息|通知)|不要(再)?给我发(消息|通知)|别(再)?发(消息|通知)了|不要再发了|别再发了"
+)
+_NOTIFY_ON = re.compile(r"恢复通知|打开通知|开启通知|重新通知|继续通知|通知我吧|还是通知我")
+NOTIFY_CHARS = 24
+
+
+def notify_command(text: str | None) -> bool | None:
+    """False for "不用通知我了" / "别给我发消息了", True for "恢复通知"; None otherwise."""
+    value = normalize(text)
+    if not value or len(value) > NOTIFY_CHARS:
+        return None
+    if _NOTIFY_ON.search(value):
+        return True
+    if _NOTIFY_OFF.search(value):
+        return False
+    return None
+
+
+# Asking for a person outright, whatever the NLU made of it ("转人工", "人工客服").
+_PERSON = re.compile(
+    r"转人工|找人工|要人工|接人工|转接人工|人工客服|人工服务|人工坐席|人工接待|真人客服|找个真人|人工人工"
+    r"|^人工$|^找工作人员$|^工作人员$"
+)
+# "你是人工吗" / "人工智能": a question about the bot, not a request.
+_NOT_PERSON = re.compile(r"人工智能|是人工|是不是人工|还是人工|人工吗|是真人|真人吗")
+# Words that make a request for a person a petition (信访, 投诉, 反映 …): the form, as before.
+_PETITION_WORDS = re.compile(
+    r"信访|投诉|上访|举报|登记|反映|立案|立个案|书面|递(个)?材料|实名|写信"
+)
+
+
+def wants_person(text: str | None) -> bool:
+    """ "转人工" / "找人工" / "人工客服" typed outright (not "你是人工吗", not a petition)."""
+    value = re.sub(r"[\s,，。.!！~～]", "", normalize(text))
+    if _NOT_PERSON.search(value) or _PETITION_WORDS.search(value):
+        return False
+    return bool(_PERSON.search(value))
+
+
+def wants_petition(text: str | None) -> bool:
+    """ "我要信访" / "我要投诉" / "帮我登记": the petition form."""
+    return bool(_PETITION_WORDS.search(normalize(text)))

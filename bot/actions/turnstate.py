@@ -16,6 +16,13 @@ class TurnState:
     sender_id: str
     message: str
     tracker: Tracker
+    intent: str
+    confidence: float
+
+    @property
+    def understood(self) -> bool:  # pragma: no cover - provided by Turn
+        """The NLU is confident about the intent."""
+        raise NotImplementedError
 
     def get(self, name: str) -> Any:  # pragma: no cover - provided by Turn
         """A slot's value as of now in this turn."""
@@ -35,4 +42,12 @@ class TurnState:
 
     def offer_human(self) -> None:  # pragma: no cover - provided by Turn
         """Offer a person."""
+        raise NotImplementedError
+
+    def reask(self) -> None:  # pragma: no cover - provided by Turn
+        """Ask the pending question again."""
+        raise NotImplementedError
+
+    def explained(self, blockers: list[dict[str, Any]] | list[str]) -> None:  # pragma: no cover
+        """Remember the blockers this conversation explained (sent with a petition)."""
         raise NotImplementedError

@@ -123,3 +123,108 @@ PETITION_STATUS = {
 }
 
 PETITION_LIST = {"petitions": [PETITION_STATUS]}
+
+
+# -- the loop (docs/loop.md) ---------------------------------------------------------------------
+
+TURN_BOT = {"mode": "bot", "staff_name": None, "notify": True, "feedback_for": None}
+TURN_STAFF = {"mode": "staff", "staff_name": "王芳", "notify": True, "feedback_for": None}
+TURN_FEEDBACK = {
+    "mode": "bot",
+    "staff_name": None,
+    "notify": True,
+    "feedback_for": "XF-20261201-0001",
+}
+
+HANDOFF_OPEN = {
+    "office_hours": True,
+    "position": 2,
+    "estimated_wait_minutes": 10,
+    "next_open": None,
+    "hours_text": "工作日 9:00—17:30",
+}
+HANDOFF_CLOSED = {
+    "office_hours": False,
+    "position": None,
+    "estimated_wait_minutes": None,
+    "next_open": "周一 9:00",
+    "hours_text": "工作日 9:00—17:30",
+}
+
+FEEDBACK_REVIEW = {
+    "number": "XF-20261201-0001",
+    "status": "review",
+    "status_label": "复查中",
+    "review_due": "2026-12-22",
+}
+FEEDBACK_CLOSED = {
+    "number": "XF-20261201-0001",
+    "status": "closed",
+    "status_label": "已办结",
+    "review_due": None,
+}
+
+# A petition a department has answered (approved text), still open.
+PETITION_ANSWERED = {
+    **PETITION_STATUS,
+    "status": "verifying",
+    "status_label": "核实中",
+    "updated_at": "2026-12-03T16:30:00+00:00",  # 12月4日 in Asia/Shanghai
+    "answers": [
+        {
+            "department": "housing_bureau",
+            "department_name": "住建局",
+            "text": "已约谈开发企业，要求其在12月20日前补齐消防整改材料，逾期将列入信用记录。",
+            "at": "2026-12-03T10:00:00+08:00",
+        }
+    ],
+    "outcome": None,
+    "closed_at": None,
+    "closure_due": "2026-12-31",
+    "notice_end": None,
+    "review_due": None,
+    "next_step": "核实开发企业的整改情况",
+}
+
+# Closed, with long answers from three departments (the reply stays short).
+PETITION_CLOSED = {
+    **PETITION_STATUS,
+    "status": "closed",
+    "status_label": "已办结",
+    "departments": ["住建局", "自然资源局", "税务局"],
+    "updated_at": "2026-12-20T09:00:00+08:00",
+    "answers": [
+        {
+            "department": code,
+            "department_name": name,
+            "text": f"{name}答复：" + "经核查，该项目的相关手续已经补办完成，" * 12,
+            "at": "2026-12-10T09:00:00+08:00",
+        }
+        for code, name in (
+            ("housing_bureau", "住建局"),
+            ("natural_resources", "自然资源局"),
+            ("tax_bureau", "税务局"),
+        )
+    ],
+    "outcome": "开发企业已补齐消防整改，住建局已办理竣工验收备案，可以申请转移登记。",
+    "closed_at": "2026-12-20T09:00:00+08:00",
+    "closure_due": "2026-12-31",
+    "notice_end": "2026-12-18",
+    "review_due": None,
+    "next_step": "带齐材料到不动产登记窗口申请转移登记",
+}
+
+# What the bot files: a petition with the conversation and the blockers it explained.
+PETITION_CREATE = {
+    "person_name": "王秀英",
+    "phone": "13912345678",
+    "address": "观象山庄3号楼2单元501",
+    "project_code": "QS001",
+    "description": "等了五年",
+    "consent": True,
+    "channel": "webchat",
+    "conversation": [
+        {"at": "2026-12-01T02:00:00+00:00", "from": "resident", "text": "观象山庄3号楼2单元501"}
+    ],
+    "blockers": ["fire_acceptance", "civil_defense"],
+}

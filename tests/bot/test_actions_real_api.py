@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -23,17 +14,9 @@ from actions.clients import api
 from actions.converse import ActionConverse
 from actions.sensitive import seal
 
-from .conftest import REPO, make_tracker, slot_events
+from .conftest import API_DIR, make_tracker, running_api, slot_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
-API_DIR = REPO / "api"
-API_PY = API_DIR / ".venv" / "bin" / "python"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_units(project: str) -> list[dict[str, str]]:
@@ -46,61 +29,8 @@ def demo_units(project: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
     """The api on a free loopback port with a fresh SQLite database and the demo ledger."""
-    workdir = Path(tempfile.mkdtemp(prefix="fangben-bot-api-"))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    env.update(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'api.db'}",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            # generous limits: these tests make many lookups from one sender
-            "LOOKUP_RATE_PER_SENDER": "1000",
-            "LOOKUP_RATE_PER_IP": "1000",
-        }
-    )
-    for argv in (["-m", "alembic", "upgrade", "head"], ["-m", "app.ledger.cli", "load-demo"]):
-        done = subprocess.run(
-            [str(API_PY), *argv], cwd=API_DIR, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-    log = (workdir / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(API_PY),
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=API_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (workdir / "api.log").read_text()[-2000:]
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with running_api() as running:
+        yield running.url
 
 
 @pytest.fixture(autouse=True)

@@ -68,11 +68,14 @@ async def _request(
     sender_id: str | None,
     json: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> Any:
-    timeout = settings.api_timeout
+    timeout = min(timeout or settings.api_timeout, settings.api_timeout)
     try:
         response = await asyncio.wait_for(
-            _client().request(method, path, json=json, headers=_headers(sender_id, headers)),
+            _client().request(
+                method, path, json=json, headers=_headers(sender_id, headers), timeout=timeout
+            ),
             timeout=timeout,
         )
     except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
@@ -168,3 +171,55 @@ async def find_petitions(sender_id: str | None, phone: str, person_name: str) ->
 async def catalogue(sender_id: str | None) -> dict[str, Any]:
     """GET /api/v1/policies: the whole catalogue (blockers, FAQ, departments, guidance)."""
     return dict(await _request("GET", "/api/v1/policies", sender_id=sender_id))
+
+
+# -- the loop: the conversation's mode, notifications, a person, satisfaction (docs/loop.md) --
+
+
+async def conversation_turn(sender_id: str | None, channel: str, text: str) -> dict[str, Any]:
+    """POST /api/v1/conversations/turn (the resident's text masked): mode, notify, feedback_for.
+
+    Called first in every turn with a short timeout: a slow api must not hold the reply up.
+    """
+    body = {"channel": channel, "text": text}
+    return dict(
+        await _request(
+            "POST",
+            "/api/v1/conversations/turn",
+            sender_id=sender_id,
+            json=body,
+            timeout=settings.turn_timeout,
+        )
+    )
+
+
+async def set_notify(sender_id: str | None, notify: bool) -> dict[str, Any]:
+    """POST /api/v1/conversations/notify: "不用通知我了" (false) / "恢复通知" (true)."""
+    return dict(
+        await _request(
+            "POST", "/api/v1/conversations/notify", sender_id=sender_id, json={"notify": notify}
+        )
+    )
+
+
+async def handoff(sender_id: str | None, channel: str) -> dict[str, Any]:
+    """POST /api/v1/conversations/handoff: queued for a person in office hours, else when."""
+    return dict(
+        await _request(
+            "POST", "/api/v1/conversations/handoff", sender_id=sender_id, json={"channel": channel}
+        )
+    )
+
+
+async def petition_feedback(
+    sender_id: str | None, number: str, satisfaction: str, reason: str | None = None
+) -> dict[str, Any]:
+    """POST /api/v1/petitions/{number}/feedback: the resident's own 满意 / 基本满意 / 不满意."""
+    body: dict[str, Any] = {"satisfaction": satisfaction}
+    if reason:
+        body["reason"] = reason
+    return dict(
+        await _request(
+            "POST", f"/api/v1/petitions/{number}/feedback", sender_id=sender_id, json=body
+        )
+    )
