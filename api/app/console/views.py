@@ -8,10 +8,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from app.console import accounts, dashboard, ledger, login, petitions, projects
+from app.console import (
+    accounts,
+    conversations,
+    dashboard,
+    ledger,
+    login,
+    petitions,
+    projects,
+)
 from app.console.common import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for screen in (login, petitions, projects, ledger, dashboard, accounts):
+for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts):
     router.include_router(screen.router)
 static_files = StaticFiles(directory=str(STATIC_DIR))

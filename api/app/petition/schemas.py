@@ -271,3 +271,6 @@ class StaffPetitionDetail(PetitionDetail):
     """Everything staff see about one petition, with the conversation that led to it."""
 
     conversation: list[ConversationTurnRead]
+    conversation_key: str | None = Field(
+        default=None, description="key of the resident's live conversation (take over, write)"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -21,6 +21,7 @@ from app.audit.models import AuditLog
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.workdays import calendar, today_shanghai
+from app.notify import service as notify
 from app.petition import messages, workflow
 from app.petition import service as petition_service
 from app.petition.models import (
@@ -729,8 +730,31 @@ def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any
             for n in notes(db=db, petition=petition)
         ],
         "allowed_actions": [a.code for a in allowed_actions(user, petition)],
-        "conversation": [
-            {"at": m.at, "sender": m.sender, "text": m.text}
-            for m in petition_service.conversation(db=db, petition=petition)
-        ],
+        "conversation": conversation_of(db, petition),
+        "conversation_key": _conversation_key(db, petition),
     }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def conversation_of(db: Session, petition: Petition) -> list[dict[str, Any]]:
+    """The conversation that led to the petition, then what was said with a person since."""
+    turns = [
+        {"at": m.at, "sender": m.sender, "text": m.text}
+        for m in petition_service.conversation(db=db, petition=petition)
+    ]
+    if petition.sender_id:
+        since = _aware(petition.created_at)
+        turns += [
+            {"at": m.at, "sender": m.sender, "text": m.text}
+            for m in notify.conversation_messages(db, petition.sender_id)
+            if _aware(m.at) >= since
+        ]
+    return sorted(turns, key=lambda t: _aware(t["at"]))
+
+
+def _conversation_key(db: Session, petition: Petition) -> str | None:
+    contact = notify.get_contact(db, petition.sender_id) if petition.sender_id else None
+    return notify.conversation_key(contact) if contact else None
