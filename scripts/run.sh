@@ -53,6 +53,9 @@ pids+=($!)
 (cd api && exec .venv/bin/uvicorn app.main:app --host 127.0.0.1 --port "$API_PORT" \
   --no-access-log >"$LOG_DIR/api.log" 2>&1) &
 pids+=($!)
+# Background jobs (notifications to residents): the queue is api/data/jobs.db (JOB_QUEUE_URL).
+(cd api && exec .venv/bin/python -m app.jobs.worker >"$LOG_DIR/worker.log" 2>&1) &
+pids+=($!)
 
 wait_for "http://127.0.0.1:${API_PORT}/healthz" "api" 60
 wait_for "http://127.0.0.1:${ACTIONS_PORT}/health" "action server" 120
@@ -67,6 +70,7 @@ cat <<MSG
   健康检查      http://127.0.0.1:${API_PORT}/healthz
   Rasa          http://127.0.0.1:${RASA_PORT}   (REST: /webhooks/rest/webhook, 微信: /webhooks/wechat/webhook)
   动作服务器    http://127.0.0.1:${ACTIONS_PORT}
+  后台任务      通知发送（日志 worker.log）
   日志          $LOG_DIR
 MSG
 wait -n "${pids[@]}"

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from huey.storage import RedisStorage
 
 from app.core.config import Settings
+from app.jobs.queue import storage_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 # Variables read by the official images themselves, not by our code.
 IMAGE_VARIABLES = {"postgres": {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}}
+# Services on the api image, configured through the api's Settings.
+API_IMAGE_SERVICES = ("api", "worker")
 
 
 def _compose() -> dict:
@@ -54,8 +58,8 @@ def test_every_variable_set_is_read_by_the_code() -> None:
         env = service.get("environment") or {}
         assert isinstance(env, dict), f"{name}: use the mapping form for environment"
         for var in env:
-            if name == "api":
-                assert var in api_fields, f"api sets {var}, which Settings does not read"
+            if name in API_IMAGE_SERVICES:
+                assert var in api_fields, f"{name} sets {var}, which Settings does not read"
             elif name in IMAGE_VARIABLES:
                 assert var in IMAGE_VARIABLES[name], f"{name} sets unknown {var}"
             else:
@@ -104,3 +108,31 @@ def test_production_refuses_placeholder_secrets(service: str) -> None:
     """Outside development the placeholder secrets are refused."""
     with pytest.raises(ValueError, match="SECRET"):
         Settings(environment="production")
+
+
+def test_worker_runs_the_job_queue_beside_the_api() -> None:
+    """The worker is the api image running the Huey consumer on the api's Redis queue, with the
+    api's database and secrets (it decrypts the addresses the api stored)."""
+    services = _compose()["services"]
+    api, worker = services["api"], services["worker"]
+    assert worker["build"] == api["build"]
+    assert worker["command"] == ["python", "-m", "app.jobs.worker"]
+    api_env, worker_env = api["environment"], worker["environment"]
+    assert worker_env["JOB_QUEUE_URL"].startswith("redis://redis:")
+    assert api_env["JOB_QUEUE_URL"] == worker_env["JOB_QUEUE_URL"]
+    # The queue must not share a Redis database with the api's rate limits.
+    assert api_env["REDIS_URL"] != worker_env["JOB_QUEUE_URL"]
+    for var in ("DATABASE_URL", "SECRET_KEY", "SERVICE_TOKEN", "ID_HASH_SECRET", "RASA_URL"):
+        assert worker_env[var] == api_env[var], var
+    for needed in ("postgres", "redis"):
+        assert worker["depends_on"][needed]["condition"] == "service_healthy"
+    assert storage_for(worker_env["JOB_QUEUE_URL"])[0] is RedisStorage
+
+
+def test_make_run_starts_the_worker() -> None:
+    """scripts/run.sh starts the consumer with the api's environment and stops it with the rest."""
+    run = (ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
+    line = next(x for x in run.splitlines() if "app.jobs.worker" in x)
+    assert "cd api" in line and ".venv/bin/python -m app.jobs.worker" in line
+    after = run.split(line, 1)[1].lstrip().splitlines()[0]
+    assert after == "pids+=($!)"
