@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeSerializer
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.chat.models import ChatMessage
@@ -101,20 +103,66 @@ def _as_dict(message: ChatMessage, conversation_id: str) -> dict[str, Any]:
         "role": message.role,
         "text": message.text,
         "buttons": [sign_button(conversation_id, b) for b in message.buttons or []],
+        "staff_name": message.staff_name,
         "at": message.at.isoformat(),
     }
 
 
-def list_history(*, db: Session, conversation_id: str) -> list[dict[str, Any]]:
-    """The stored bubbles of a conversation, oldest first (the last HISTORY_LIMIT)."""
+def list_history(
+    *, db: Session, conversation_id: str, after: int | None = None
+) -> list[dict[str, Any]]:
+    """The stored bubbles of a conversation, oldest first: the last HISTORY_LIMIT, or with
+    `after` the (first HISTORY_LIMIT) bubbles newer than the bubble of that id, for polling."""
     key = transcript_key(conversation_id)
-    rows = db.scalars(
-        select(ChatMessage)
-        .where(ChatMessage.conversation == key)
-        .order_by(ChatMessage.id.desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
+    query = select(ChatMessage).where(ChatMessage.conversation == key)
+    if after is not None:
+        rows = db.scalars(
+            query.where(ChatMessage.id > after).order_by(ChatMessage.id).limit(HISTORY_LIMIT)
+        ).all()
+        return [_as_dict(m, conversation_id) for m in rows]
+    rows = db.scalars(query.order_by(ChatMessage.id.desc()).limit(HISTORY_LIMIT)).all()
     return [_as_dict(m, conversation_id) for m in reversed(rows)]
+
+
+NOTICE_ROLES = frozenset({"notice", "staff"})
+
+
+def deliver_notice(
+    db: Session,
+    *,
+    transcript_key: str,
+    notification_id: int,
+    role: str,
+    text: str,
+    staff_name: str | None = None,
+) -> bool:
+    """Put a notification's bubble (`notice`: news of a petition, `staff`: a clerk's message)
+    into a web-chat transcript once per notification id; True if it was inserted now, False if
+    it was already there (deliveries are at least once and two workers may race)."""
+    if role not in NOTICE_ROLES:
+        raise ValueError(f"role must be one of {sorted(NOTICE_ROLES)}")
+    if not transcript_key or len(transcript_key) > 64:
+        raise ValueError("transcript_key must be a stored transcript key")
+    values = {
+        "conversation": transcript_key,
+        "role": role,
+        "text": mask_personal(text),
+        "buttons": None,
+        "at": utcnow(),
+        "notification_id": int(notification_id),
+        "staff_name": mask_personal(staff_name)[:40] if staff_name else None,
+    }
+    # INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite, the two databases we run on): a
+    # concurrent insert of the same id waits for the other transaction, then does nothing if
+    # it committed, so a race leaves one row and raises nothing.
+    upsert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        upsert(ChatMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["notification_id"])
+        .returning(ChatMessage.id)
+    )
+    return db.execute(stmt).scalar_one_or_none() is not None
 
 
 def _payload_serializer(conversation_id: str) -> URLSafeSerializer:
@@ -177,6 +225,24 @@ def _call_rasa(sender: str, message: str) -> list[dict[str, Any]]:
     return [m for m in data if isinstance(m, dict)]
 
 
+def _is_takeover(reply: dict[str, Any]) -> bool:
+    custom = reply.get("custom")
+    return isinstance(custom, dict) and custom.get("takeover") is True
+
+
+def _touch_contact(db: Session, *, sender_id: str, address: str) -> str:
+    """Record that this resident is reachable in the web chat (the notifier delivers there);
+    the conversation's mode (`bot`, `waiting`, `staff`)."""
+    # Imported here: app.notify delivers into this package (deliver_notice), so this package
+    # must not import it at load time.
+    from app.notify import service as notify_service
+
+    contact = notify_service.touch_contact(
+        db, sender_id=sender_id, channel="webchat", address=address
+    )
+    return contact.mode
+
+
 def send(
     *, db: Session, conversation_id: str, text: str, payload: str | None, ip: str
 ) -> dict[str, Any]:
@@ -203,10 +269,18 @@ def send(
     user = ChatMessage(conversation=key, role="user", text=mask_personal(shown), at=utcnow())
     # Rasa before any database work: no connection is held while the bot thinks (its actions
     # call this api), and when Rasa is down nothing is stored and the resident sends again.
-    replies = _call_rasa(rasa_sender_id(conversation_id), outgoing)
+    sender = rasa_sender_id(conversation_id)
+    replies = _call_rasa(sender, outgoing)
+    mode = _touch_contact(db, sender_id=sender, address=key)
     db.add(user)
     stored: list[ChatMessage] = []
+    # While a clerk has taken the conversation over the bot says nothing (the REST channel
+    # drops its custom marker {"takeover": true}; dropped here too): not an error, and the
+    # page says a staff member is answering.
+    takeover = mode == "staff" or any(_is_takeover(reply) for reply in replies)
     for reply in replies:
+        if "custom" in reply:
+            continue
         buttons = _clean_buttons(reply.get("buttons"))
         body = str(reply.get("text") or "")
         if not body and not buttons:
@@ -221,4 +295,5 @@ def send(
     return {
         "user": _as_dict(user, conversation_id),
         "replies": [_as_dict(m, conversation_id) for m in stored],
+        "takeover": takeover,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Header, Request
+from fastapi import APIRouter, Cookie, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -83,11 +83,16 @@ def chat_page(request: Request, fb_chat: ConversationCookie = None) -> Response:
 
 @router.get("/api/history")
 def chat_history(
-    db: DbSession, fb_chat: ConversationCookie = None, x_chat_client: ChatHeader = None
+    db: DbSession,
+    after: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    fb_chat: ConversationCookie = None,
+    x_chat_client: ChatHeader = None,
 ) -> dict[str, Any]:
-    """The conversation of this browser (from its signed cookie), oldest bubble first."""
+    """The conversation of this browser (from its signed cookie), oldest bubble first; with
+    `after`, only the bubbles newer than that id (the page polls this for notices)."""
     conversation_id = _conversation(fb_chat, x_chat_client)
-    return {"messages": chat_service.list_history(db=db, conversation_id=conversation_id)}
+    messages = chat_service.list_history(db=db, conversation_id=conversation_id, after=after)
+    return {"messages": messages}
 
 
 @router.post("/api/messages")

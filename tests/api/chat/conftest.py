@@ -30,6 +30,7 @@ def rasa(rasa_server: FakeRasaServer, monkeypatch: pytest.MonkeyPatch) -> FakeRa
     fake.received.clear()
     fake.state.clear()
     fake.fail_status = None
+    fake.takeover = None
     fake.delay = 0.0
     fake.delay_all = 0.0
     return fake

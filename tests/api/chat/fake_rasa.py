@@ -28,6 +28,9 @@ class FakeRasa:
         self.delay = 0.0
         self.delay_all = 0.0
         self.fail_status: int | None = None
+        # A clerk has taken over: "silent" answers [], "marker" only the custom {"takeover": true}
+        # a bot emits for it (Rasa's REST channel sends custom json as {"custom": ...}).
+        self.takeover: str | None = None
         self.counter = 0
         self.lock = threading.Lock()
 
@@ -38,6 +41,10 @@ class FakeRasa:
             st = self.state.setdefault(sender, {})
         if self.delay_all:
             time.sleep(self.delay_all)
+        if self.takeover == "silent":
+            return []
+        if self.takeover == "marker":
+            return [{"recipient_id": sender, "custom": {"takeover": True}}]
         out: list[dict[str, Any]] = []
 
         def say(t: str, buttons: list[dict[str, str]] | None = None) -> None:

@@ -35,11 +35,16 @@ def rasa_server() -> Iterator[FakeRasaServer]:
 
 
 @pytest.fixture(scope="session")
-def api_url(rasa_server: FakeRasaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chat_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite file the api runs on (tests write notices into it as the notifier would)."""
+    return tmp_path_factory.mktemp("chatdb") / "chat.db"
+
+
+@pytest.fixture(scope="session")
+def api_url(rasa_server: FakeRasaServer, chat_db: Path) -> Iterator[str]:
     """The api in its own process (uvicorn) on a migrated SQLite file, talking to the fake Rasa."""
-    db = tmp_path_factory.mktemp("chatdb") / "chat.db"
-    env = api_env(db, RASA_URL=rasa_server.url)
-    migrate(db, env)
+    env = api_env(chat_db, RASA_URL=rasa_server.url)
+    migrate(chat_db, env)
     with running_api(env, start_seconds=15) as url:
         yield url
 

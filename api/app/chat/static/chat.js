@@ -10,10 +10,22 @@
   var fontBtn = document.getElementById("font-toggle");
   var humanBtn = document.getElementById("human-btn");
   var quick = document.getElementById("quick");
+  var staffBar = document.getElementById("staff-bar");
   var FONT_KEY = "fangben.chat.bigFont";
   var GAP_MS = 5 * 60 * 1000;
+  // Polling for notices and staff messages: often while the page is looked at, rarely when not.
+  var POLL_VISIBLE_MS = 4000;
+  var POLL_HIDDEN_MS = 30000;
   var lastShown = 0;
   var busy = false;
+  var seen = {};         // ids of the stored bubbles on the page: none is shown twice
+  var lastId = 0;        // every stored bubble up to this id has been fetched
+  var loaded = false;    // the history is on the page (polling starts after it)
+  var polling = false;
+  var pollTimer = null;
+  var stopped = false;   // the conversation is no longer valid: stop polling
+  var lastBotId = 0;     // newest bot bubble
+  var lastStaffId = 0;   // newest staff bubble (or message answered by a silent, taken-over bot)
 
   var WELCOME = "您好，我是房本助手。可以帮您查询房本（不动产权证）办理进度、" +
     "解释为什么暂时办不了证、需要带什么材料，也可以帮您提交信访。\n" +
@@ -92,16 +104,26 @@
     log.scrollTop = Math.max(0, top);
   }
 
-  function addBubble(role, text, buttons, at, live, keepScroll) {
+  var AVATARS = { bot: "房", user: "我", staff: "工" };
+
+  function addBubble(role, text, buttons, at, live, keepScroll, staffName) {
     maybeTime(at);
     var row = document.createElement("div");
     row.className = "row " + role;
     var avatar = document.createElement("div");
     avatar.className = "avatar";
     avatar.setAttribute("aria-hidden", "true");
-    avatar.textContent = role === "bot" ? "房" : "我";
+    avatar.textContent = AVATARS[role] || "房";
     var stack = document.createElement("div");
     stack.className = "stack";
+    if (role === "staff") {
+      var name = document.createElement("div");
+      name.className = "name";
+      // The api gives the family name ("李*"); say who that is.
+      name.textContent = !staffName ? "工作人员"
+        : (staffName.indexOf("工作人员") === 0 ? staffName : "工作人员 " + staffName);
+      stack.appendChild(name);
+    }
     var bubble = document.createElement("div");
     bubble.className = "bubble";
     setText(bubble, text);
@@ -124,6 +146,49 @@
     row.appendChild(stack);
     log.appendChild(row);
     if (!keepScroll) scrollDown();
+    return row;
+  }
+
+  // News of the resident's petition: a card across the log, not a chat bubble.
+  function addNoticeCard(text, at, keepScroll) {
+    maybeTime(at);
+    var row = document.createElement("div");
+    row.className = "row notice-row";
+    var card = document.createElement("section");
+    card.className = "card";
+    card.setAttribute("aria-label", "信访进展");
+    var title = document.createElement("div");
+    title.className = "card-title";
+    title.textContent = "信访进展";
+    var body = document.createElement("div");
+    body.className = "card-text";
+    setText(body, text);
+    card.appendChild(title);
+    card.appendChild(body);
+    row.appendChild(card);
+    log.appendChild(row);
+    if (!keepScroll) scrollDown();
+    return row;
+  }
+
+  function updateStaffBar() {
+    staffBar.hidden = !(lastStaffId > lastBotId);
+  }
+
+  // One stored bubble onto the page, once: false when it is already there.
+  function showStored(m, live, keepScroll) {
+    if (!m || m.id === undefined || m.id === null) return null;
+    if (seen[m.id]) return null;
+    seen[m.id] = true;
+    var row;
+    if (m.role === "notice") {
+      row = addNoticeCard(m.text, m.at, keepScroll);
+    } else {
+      row = addBubble(m.role, m.text, m.buttons, m.at, live, keepScroll, m.staff_name);
+    }
+    row.setAttribute("data-id", String(m.id));
+    if (m.role === "bot") lastBotId = Math.max(lastBotId, m.id);
+    if (m.role === "staff") lastStaffId = Math.max(lastStaffId, m.id);
     return row;
   }
 
@@ -183,22 +248,67 @@
         addNotice(msg, true, action);
         return;
       }
-      setText(mine.querySelector(".bubble"), res.data.user.text);
-      var replies = res.data.replies || [];
-      if (!replies.length) addNotice("小助手暂时没有回复，请换个说法再试试。", false, null);
+      var user = res.data.user || {};
+      if (seen[user.id]) {
+        mine.remove();  // already on the page (another tab's poll or this one's)
+      } else {
+        setText(mine.querySelector(".bubble"), user.text);
+        seen[user.id] = true;
+        mine.setAttribute("data-id", String(user.id));
+      }
+      // No reply is not an error: a clerk has taken the conversation over and the bot is
+      // silent; the clerk's answer arrives by polling.
+      if (res.data.takeover) lastStaffId = Math.max(lastStaffId, user.id || 0);
       var first = null;
-      replies.forEach(function (m) {
-        var row = addBubble("bot", m.text, m.buttons, m.at, true, true);
+      (res.data.replies || []).forEach(function (m) {
+        var row = showStored(m, true, true);
         first = first || row;
       });
       if (first) scrollToStart(first);
+      updateStaffBar();
     }).catch(function () {
       typing.remove();
       mine.classList.add("failed");
       addNotice("网络不太好，消息没有发出去，请检查网络后再试。", true, resend);
     }).then(function () {
       setBusy(false);
+      schedulePoll(0);
     });
+  }
+
+  // New stored bubbles (notices, staff messages, other tabs' messages) since `lastId`.
+  function poll() {
+    if (polling || stopped || !loaded) return;
+    if (busy) { schedulePoll(); return; }
+    polling = true;
+    api("GET", "/chat/api/history?after=" + lastId).then(function (res) {
+      if (res.status === 403) { stopped = true; return; }
+      if (!res.ok) return;
+      var messages = res.data.messages || [];
+      var appended = false;
+      for (var i = 0; i < messages.length; i++) {
+        var m = messages[i];
+        // A send in flight will show its own bubbles: stop before them (fetched again later,
+        // then skipped as seen), so nothing shows twice nor out of turn.
+        if (busy && (m.role === "user" || m.role === "bot")) break;
+        if (showStored(m, m.role === "bot", true)) appended = true;
+        lastId = Math.max(lastId, m.id);
+      }
+      if (appended) scrollDown();
+      updateStaffBar();
+    }).catch(function () { /* offline for a moment: the next poll tries again */ }).then(function () {
+      polling = false;
+      schedulePoll();
+    });
+  }
+
+  function schedulePoll(delay) {
+    if (stopped) return;
+    if (pollTimer) clearTimeout(pollTimer);
+    if (delay === undefined) {
+      delay = document.visibilityState === "visible" ? POLL_VISIBLE_MS : POLL_HIDDEN_MS;
+    }
+    pollTimer = setTimeout(poll, delay);
   }
 
   function loadHistory() {
@@ -211,13 +321,23 @@
       // The welcome is not part of the transcript; it opens every conversation.
       addBubble("bot", WELCOME, null, messages.length ? messages[0].at : null, false);
       messages.forEach(function (m, i) {
-        var live = m.role === "bot" && messages.slice(i + 1).every(function (x) { return x.role === "bot"; });
-        addBubble(m.role, m.text, m.buttons, m.at, live);
+        // A bot's chips stay tappable until the resident writes again.
+        var live = m.role === "bot" && messages.slice(i + 1).every(function (x) { return x.role !== "user"; });
+        showStored(m, live, false);
+        lastId = Math.max(lastId, m.id);
       });
+      updateStaffBar();
+      loaded = true;
+      schedulePoll();
     }).catch(function () {
       addNotice("网络不太好，请检查网络后刷新页面。", true, RELOAD);
     });
   }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") schedulePoll(0); else schedulePoll();
+  });
+  window.addEventListener("focus", function () { schedulePoll(0); });
 
   function applyFont(big) {
     document.documentElement.classList.toggle("big", big);
