@@ -17,6 +17,9 @@ echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
 echo
 echo "## console pages with 50,000 petitions in PostgreSQL (bench/console_bench.py)"
 "$API_PY" bench/console_bench.py || status=$?
+echo
+echo "## notifications: committed change -> web-chat bubble via the worker (bench/notify_bench.py)"
+"$API_PY" bench/notify_bench.py || status=$?
 if [ -f bench/bot_bench.py ]; then
   echo
   echo "## bot: message latency over REST, 10 conversations; training time; model size"
