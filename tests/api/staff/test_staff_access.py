@@ -9,6 +9,8 @@ import pytest
 from staff.staffkit import bearer, make_petition, make_project, make_user
 
 from app.main import app
+from app.notify import service as notify_service
+from app.notify.models import Notification
 
 ROLES = ("clerk", "officer", "other_officer", "supervisor", "admin")
 ALL = dict.fromkeys(ROLES, 200)
@@ -124,6 +126,20 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
     ("GET", "/api/v1/staff/dashboard.csv", None, DASHBOARD),
     ("GET", "/api/v1/staff/dashboard.xlsx", None, DASHBOARD),
     ("GET", "/api/v1/staff/dashboard/charts/districts.svg", None, DASHBOARD),
+    # The outbox and live conversations ({key}: a conversation, {notification_id}: a failed one).
+    ("GET", "/api/v1/staff/notifications", None, EDITORS),
+    ("POST", "/api/v1/staff/notifications/{notification_id}/retry", None, EDITORS),
+    ("GET", "/api/v1/staff/conversations", None, EDITORS),
+    ("GET", "/api/v1/staff/conversations/{key}", None, EDITORS),
+    ("POST", "/api/v1/staff/conversations/{key}/takeover", None, EDITORS),
+    (
+        "POST",
+        "/api/v1/staff/conversations/{key}/messages",
+        lambda ctx: {"text": "您好"},
+        # Allowed roles are told to take the conversation over first.
+        _except(EDITORS, clerk=409, supervisor=409, admin=409),
+    ),
+    ("POST", "/api/v1/staff/conversations/{key}/handback", None, EDITORS),
 ]
 
 CASES = [(m, p, b, role, exp[role]) for m, p, b, exp in MATRIX for role in ROLES]
@@ -161,6 +177,13 @@ def world(db):
     }
     target = make_user(db, "clerk")
     headers = {role: bearer(db, user) for role, user in users.items()}
+    contact = notify_service.touch_contact(
+        db, sender_id="web-matrix", channel="webchat", address="a" * 64
+    )
+    failed = Notification(
+        sender_id="web-matrix", channel="webchat", kind="state", text="已分派", status="failed"
+    )
+    db.add(failed)
     db.commit()
     return {
         "project": project,
@@ -173,6 +196,8 @@ def world(db):
             "department": "housing_bureau",
             "username": target.username,
             "version": petition.version,
+            "key": notify_service.conversation_key(contact),
+            "notification_id": failed.id,
         },
     }
 
