@@ -41,6 +41,8 @@ LEAVES_REASON = {
     "goodbye",
 }
 LEAVES_REASON_CONFIDENCE = 0.8
+# The buttons of utter_feedback_ask: a verdict even in the middle of a task.
+BUTTON_VERDICTS = {label: code for code, label in text.SATISFACTION_LABELS.items()}
 
 
 def masked_text(tracker: Tracker) -> str:
@@ -96,8 +98,13 @@ class LoopFlow(TurnState):
                 self.reask()
             return True
         number = self.state.get("feedback_for")
-        if number and self.get("requested_slot") not in ("description", "person_name"):
-            verdict = text.satisfaction_of(self.message)
+        if number:
+            # Inside a task "不行" / "可以" answer its question; only a tapped verdict counts there.
+            verdict = (
+                text.satisfaction_of(self.message)
+                if not task
+                else BUTTON_VERDICTS.get(text.normalize(self.message))
+            )
             if verdict:
                 await self.feedback_given(str(number), verdict)
                 if task and self.get("task") == task:

@@ -120,6 +120,13 @@ PETITION_STATUS = {
     "departments": ["住建局"],
     "updated_at": "2026-12-01T10:00:00+08:00",
     "answer_due": "2026-12-08",
+    "answers": [],
+    "outcome": None,
+    "closed_at": None,
+    "closure_due": None,
+    "notice_end": None,
+    "review_due": None,
+    "next_step": "等待住建局答复",
 }
 
 PETITION_LIST = {"petitions": [PETITION_STATUS]}

@@ -374,6 +374,23 @@ async def test_a_refused_answer_is_said_and_the_api_down_is_apologised(domain, f
     assert "没能记下" in shown
 
 
+async def test_inside_a_task_only_a_tapped_verdict_counts(domain, api, feedback) -> None:
+    slots = {
+        "task": "petition",
+        "requested_slot": "consent",
+        "person_name": seal("王秀英"),
+        "phone": seal("13912345678"),
+        "address": "观象山庄3号楼2单元501",
+        "description": "等了五年",
+    }
+    shown, _, events = await run(domain, "不行", "deny", slots=slots)
+    assert not feedback.called and "不会提交" in shown
+    slots["requested_slot"] = "phone"
+    shown, _, events = await run(domain, "满意", "affirm", slots=slots)
+    assert body(feedback) == {"satisfaction": "satisfied"}
+    assert "谢谢您的评价" in shown and "手机号" in shown and "task" not in slot_events(events)
+
+
 async def test_a_verdict_without_a_question_pending_is_an_ordinary_message(domain, api) -> None:
     route = api.post(f"/api/v1/petitions/{NUMBER}/feedback")
     shown, _, _ = await run(domain, "满意", "affirm")
