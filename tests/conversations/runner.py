@@ -121,8 +121,11 @@ def _fill(value: Any, variables: dict[str, str]) -> Any:
     return value
 
 
-def setup_variables(api_url: str, setup: dict[str, Any] | None) -> dict[str, str]:
-    """Create what a case needs before it starts (a petition) and name it for the turns."""
+def setup_variables(
+    api_url: str, setup: dict[str, Any] | None, staff_token: str | None = None
+) -> dict[str, str]:
+    """Create what a case needs before it starts (a petition, a department's published answer)
+    and name it for the turns."""
     variables: dict[str, str] = {}
     petition = (setup or {}).get("petition")
     if petition:
@@ -130,14 +133,50 @@ def setup_variables(api_url: str, setup: dict[str, Any] | None) -> dict[str, str
         response = httpx.post(f"{api_url}/api/v1/petitions", json=body, timeout=30)
         response.raise_for_status()
         variables["petition_number"] = response.json()["number"]
+    answer = (setup or {}).get("answer")
+    if answer:
+        if not staff_token or not variables.get("petition_number"):
+            raise ValueError("setup.answer needs setup.petition and a staff token")
+        publish_answer(api_url, variables["petition_number"], answer, staff_token)
     return variables
 
 
+def publish_answer(api_url: str, number: str, answer: dict[str, str], staff_token: str) -> None:
+    """Staff send the petition to the department and record its answer, published to the
+    resident at once (through the staff API, as the console does)."""
+    headers = {"Authorization": f"Bearer {staff_token}"}
+    base = f"{api_url}/api/v1/staff/petitions/{number}"
+    with httpx.Client(headers=headers, timeout=30) as staff:
+        detail = staff.get(base)
+        detail.raise_for_status()
+        department = answer["department"]
+        assigned = staff.post(
+            f"{base}/assign",
+            json={"departments": [department], "version": detail.json()["version"]},
+        )
+        assigned.raise_for_status()
+        answered = staff.post(
+            f"{base}/answer",
+            json={
+                "answer": answer["text"],
+                "resident_text": answer.get("resident_text") or answer["text"],
+                "department": department,
+                "version": assigned.json()["version"],
+                "publish": True,
+            },
+        )
+        answered.raise_for_status()
+
+
 def run_conversation(
-    webhook: str, api_url: str, case: dict[str, Any], client: httpx.Client
+    webhook: str,
+    api_url: str,
+    case: dict[str, Any],
+    client: httpx.Client,
+    staff_token: str | None = None,
 ) -> list[TurnResult]:
     """Talk through one case; every turn is run and checked (a failure does not stop it)."""
-    variables = setup_variables(api_url, case.get("setup"))
+    variables = setup_variables(api_url, case.get("setup"), staff_token)
     sender = f"conv-{case['id']}-{uuid.uuid4().hex[:8]}"
     results: list[TurnResult] = []
     previous: list[dict[str, Any]] = []
