@@ -16,8 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from huey import Huey
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 from notify.fake_channel import FakeChannel
-from notify.outbox_fixtures import CommittedDb
+from notify.outbox_fixtures import REDIS_URL, CommittedDb
 from notify.outboxkit import new_petition, notification, status_is, wait_for, wechat_resident
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -134,11 +135,18 @@ def test_opt_out_after_queueing_is_honoured_at_delivery(
     assert channel.received == []
 
 
-def _worker(outbox_db: CommittedDb, queue_file: Path, channel_url: str) -> subprocess.Popen[bytes]:
+def _queue_url(queue: Huey) -> str:
+    """The JOB_QUEUE_URL that reaches this test's queue from another process."""
+    if isinstance(queue.storage, SqliteStorage):
+        return f"sqlite:///{queue.storage.filename}"
+    return REDIS_URL
+
+
+def _worker(outbox_db: CommittedDb, queue: Huey, channel_url: str) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "DATABASE_URL": outbox_db.url,
-        "JOB_QUEUE_URL": f"sqlite:///{queue_file}",
-        "JOB_QUEUE_NAME": "fangben-test",
+        "JOB_QUEUE_URL": _queue_url(queue),
+        "JOB_QUEUE_NAME": queue.name,
         "RASA_URL": channel_url,
         "SERVICE_TOKEN": settings.service_token,
         "SECRET_KEY": settings.secret_key,
@@ -155,17 +163,13 @@ def _worker(outbox_db: CommittedDb, queue_file: Path, channel_url: str) -> subpr
 
 
 def test_worker_killed_mid_delivery_delivers_after_restart_once(
-    outbox_db: CommittedDb,
-    sqlite_queue: Huey,
-    channel: FakeChannel,
-    channel_server: object,
-    tmp_path: Path,
+    outbox_db: CommittedDb, any_queue: Huey, channel: FakeChannel
 ) -> None:
-    """SIGKILL while WeChat is answering slowly: the row stays `sending`; a new worker's sweep
-    takes it for lost, sends it again, the channel de-duplicates: the resident sees it once."""
-    queue_file = Path(sqlite_queue.storage.filename)
+    """SIGKILL while WeChat is answering slowly: the row stays `sending` (the job itself is gone
+    from the queue); a new worker's sweep takes it for lost and sends it again; the channel
+    de-duplicates by notification id: the resident sees it once. SQLite and Redis queues."""
     channel.delay_first = 30.0
-    first = _worker(outbox_db, queue_file, settings.rasa_url)
+    first = _worker(outbox_db, any_queue, settings.rasa_url)
     try:
         with outbox_db.sessions() as db:
             sender, _ = wechat_resident(db)
@@ -190,7 +194,8 @@ def test_worker_killed_mid_delivery_delivers_after_restart_once(
     wait_until = claimed.replace(tzinfo=None) + timedelta(seconds=2.5)
     while utcnow().replace(tzinfo=None) < wait_until:
         time.sleep(0.1)
-    second = _worker(outbox_db, queue_file, settings.rasa_url)
+    assert any_queue.pending_count() == 0
+    second = _worker(outbox_db, any_queue, settings.rasa_url)
     try:
         wait_for(status_is(outbox_db.sessions, nid, "delivered"), timeout=30)
     finally:
