@@ -3,7 +3,7 @@
     api/.venv/bin/python bench/notify_bench.py [--count 50] [--modes sqlite,redis]
 
 Each mode runs in a child process with its own database and queue, and a real worker
-(`python -m app.jobs.worker`, as `make run` starts it). The child adds a notification and commits
+(`python -m app.worker`, as `make run` starts it). The child adds a notification and commits
 (as a state change does), then polls the resident's transcript until the worker has put the
 bubble there. Between two changes it pauses a random 0-1 s (seeded), so the worker is also met
 idle, as real changes meet it. `sqlite`: the embedded default (SQLite database and queue).
@@ -58,7 +58,7 @@ def child(count: int) -> dict[str, Any]:
     huey.storage.flush_all()
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "app.jobs.worker"],
+        [sys.executable, "-m", "app.worker"],
         cwd=ROOT / "api",
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,

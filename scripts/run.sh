@@ -54,7 +54,7 @@ pids+=($!)
   --no-access-log >"$LOG_DIR/api.log" 2>&1) &
 pids+=($!)
 # Background jobs (notifications to residents): the queue is api/data/jobs.db (JOB_QUEUE_URL).
-(cd api && exec .venv/bin/python -m app.jobs.worker >"$LOG_DIR/worker.log" 2>&1) &
+(cd api && exec .venv/bin/python -m app.worker >"$LOG_DIR/worker.log" 2>&1) &
 pids+=($!)
 
 wait_for "http://127.0.0.1:${API_PORT}/healthz" "api" 60

@@ -116,7 +116,7 @@ def test_worker_runs_the_job_queue_beside_the_api() -> None:
     services = _compose()["services"]
     api, worker = services["api"], services["worker"]
     assert worker["build"] == api["build"]
-    assert worker["command"] == ["python", "-m", "app.jobs.worker"]
+    assert worker["command"] == ["python", "-m", "app.worker"]
     api_env, worker_env = api["environment"], worker["environment"]
     assert worker_env["JOB_QUEUE_URL"].startswith("redis://redis:")
     assert api_env["JOB_QUEUE_URL"] == worker_env["JOB_QUEUE_URL"]
@@ -132,7 +132,7 @@ def test_worker_runs_the_job_queue_beside_the_api() -> None:
 def test_make_run_starts_the_worker() -> None:
     """scripts/run.sh starts the consumer with the api's environment and stops it with the rest."""
     run = (ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
-    line = next(x for x in run.splitlines() if "app.jobs.worker" in x)
-    assert "cd api" in line and ".venv/bin/python -m app.jobs.worker" in line
+    line = next(x for x in run.splitlines() if "app.worker" in x)
+    assert "cd api" in line and ".venv/bin/python -m app.worker" in line
     after = run.split(line, 1)[1].lstrip().splitlines()[0]
     assert after == "pids+=($!)"

@@ -101,7 +101,7 @@ def running_api(extra_env: dict[str, str] | None = None, worker: bool = False) -
         + ["--no-access-log"]
     ]
     if worker:
-        commands.append(["-m", "app.jobs.worker"])
+        commands.append(["-m", "app.worker"])
     try:
         for argv in commands:
             procs.append(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 07:02:26.725410
+Create Date: 2026-12-02 07:16:27.022143
 
 """
 
@@ -236,6 +236,9 @@ def upgrade() -> None:
         "notification",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("petition_id", sa.Integer(), nullable=True),
+        sa.Column("petition_number", sa.String(length=20), nullable=True),
+        sa.Column("status_label", sa.String(length=16), nullable=True),
+        sa.Column("awaiting_reply", sa.Boolean(), nullable=False),
         sa.Column("sender_id", sa.String(length=128), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),

@@ -24,6 +24,8 @@ from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.ratelimit import limiter
 from app.core.security import mask_personal, pseudonym
+from app.notify import channels as notify_channels
+from app.notify import service as notify_service
 
 log = logging.getLogger("app.chat")
 
@@ -165,6 +167,10 @@ def deliver_notice(
     return db.execute(stmt).scalar_one_or_none() is not None
 
 
+# The notifier delivers into the web chat through this (it sits below the chat area).
+notify_channels.register_webchat(deliver_notice)
+
+
 def _payload_serializer(conversation_id: str) -> URLSafeSerializer:
     return URLSafeSerializer(
         settings.secret_key, salt="fangben.chat.payload." + transcript_key(conversation_id)
@@ -233,10 +239,6 @@ def _is_takeover(reply: dict[str, Any]) -> bool:
 def _touch_contact(db: Session, *, sender_id: str, address: str) -> str:
     """Record that this resident is reachable in the web chat (the notifier delivers there);
     the conversation's mode (`bot`, `waiting`, `staff`)."""
-    # Imported here: app.notify delivers into this package (deliver_notice), so this package
-    # must not import it at load time.
-    from app.notify import service as notify_service
-
     contact = notify_service.touch_contact(
         db, sender_id=sender_id, channel="webchat", address=address
     )

@@ -229,18 +229,11 @@ def notifications(
     if status not in NOTIFICATION_STATUS_LABELS:
         status = "failed"
     rows = notify.list_notifications(db, status=status)
-    numbers = {
-        p.id: p.number
-        for p in db.scalars(
-            select(Petition).where(Petition.id.in_({r.petition_id for r in rows if r.petition_id}))
-        )
-    }
     return render(
         request,
         "notifications.html",
         user,
         rows=rows,
-        numbers=numbers,
         status=status,
         STATUS=NOTIFICATION_STATUS_LABELS,
     )
@@ -256,7 +249,7 @@ def notification_retry(
 ) -> Response:
     """Send an undeliverable notification again."""
     check_form_csrf(request, csrf_token)
-    roles.require(user, "notification.read")
+    roles.require(user, "notification.retry")
     error = attempt(db, lambda: notify.retry(db, notification_id=notification_id, user=user))
     if error:
         return redirect("/console/notifications", error)

@@ -2,7 +2,7 @@
 
 `sqlite:///<path>` keeps the queue in a SQLite file (a relative path is taken from the api
 directory, like the database default); `redis://host:port/db` uses Redis (production). Tasks are
-registered by importing `app.jobs.tasks`; the consumer is `python -m app.jobs.worker`.
+registered by importing `app.tasks`; the consumer is `python -m app.worker`.
 """
 
 from __future__ import annotations

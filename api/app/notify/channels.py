@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+from sqlalchemy.orm import Session
 
 from app.core.config import settings
 
@@ -64,3 +65,34 @@ def post_wechat(body: dict[str, Any]) -> ChannelAnswer:
         errcode=errcode if isinstance(errcode, int) else 0,
         duplicate=bool(data.get("duplicate")),
     )
+
+
+class WebchatDelivery(Protocol):
+    """Puts a bubble in a web-chat transcript once per notification id (the chat area's
+    `deliver_notice`, registered by it: this package sits below the chat area)."""
+
+    def __call__(
+        self,
+        db: Session,
+        *,
+        transcript_key: str,
+        notification_id: int,
+        role: str,
+        text: str,
+        staff_name: str | None = None,
+    ) -> bool: ...
+
+
+_webchat: list[WebchatDelivery] = []
+
+
+def register_webchat(deliver: WebchatDelivery) -> None:
+    """Called once by the web chat when it is imported."""
+    _webchat[:] = [deliver]
+
+
+def webchat_delivery() -> WebchatDelivery:
+    """The registered web-chat delivery; a worker that did not import the chat fails loudly."""
+    if not _webchat:
+        raise RuntimeError("web chat delivery not registered: import app.tasks in the worker")
+    return _webchat[0]

@@ -53,6 +53,11 @@ class Notification(Base):
     petition_id: Mapped[int | None] = mapped_column(
         ForeignKey("petition.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # The petition as it was when the notification was written (for the WeChat template).
+    petition_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status_label: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # A `closed` notification asks the resident how satisfied they are until they answer.
+    awaiting_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     sender_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,6 @@ from app.notify.models import (
     decrypt_address,
     encrypt_address,
 )
-from app.petition.models import STATUS_LABELS, Petition
 from app.staff.models import StaffUser
 
 log = logging.getLogger("app.notify")
@@ -158,8 +157,19 @@ def _reachable(contact: ResidentContact | None) -> bool:
     return bool(contact and contact.channel in CHANNELS and contact.address_enc)
 
 
+class PetitionRef(Protocol):
+    """What the outbox needs of a petition (this package sits below the petition area)."""
+
+    id: int
+    number: str
+    sender_id: str | None
+
+    @property
+    def status_label(self) -> str: ...
+
+
 def add_notification(
-    db: Session, *, petition: Petition, kind: str, text: str
+    db: Session, *, petition: PetitionRef, kind: str, text: str
 ) -> Notification | None:
     """Add a notification about a petition in the caller's transaction (no commit); `skipped`
     when the resident cannot be reached or asked not to be notified. None when text is empty."""
@@ -168,12 +178,15 @@ def add_notification(
         return None
     if petition.id is None:
         db.flush()
-    sender_id: str | None = getattr(petition, "sender_id", None)
+    sender_id = petition.sender_id
     contact = get_contact(db, sender_id) if sender_id else None
     pending = _reachable(contact) and bool(contact and contact.notify)
     now = _now()
     row = Notification(
         petition_id=petition.id,
+        petition_number=petition.number,
+        status_label=petition.status_label,
+        awaiting_reply=kind == "closed",
         sender_id=sender_id,
         channel=contact.channel if contact else None,
         kind=kind,
@@ -345,21 +358,20 @@ def _finish(
     return Outcome("retry", retry_in=delay)
 
 
-def _template(row: Notification, petition: Petition | None) -> dict[str, Any]:
-    status = STATUS_LABELS.get(petition.status, "") if petition else ""
+def _template(row: Notification) -> dict[str, Any]:
     return {
         "template_id": settings.wechat_template_id,
         "data": {
             "first": {"value": TEMPLATE_FIRST},
-            "keyword1": {"value": petition.number if petition else ""},
-            "keyword2": {"value": status or KIND_LABELS.get(row.kind, "")},
+            "keyword1": {"value": row.petition_number or ""},
+            "keyword2": {"value": row.status_label or KIND_LABELS.get(row.kind, "")},
             "remark": {"value": row.text},
         },
     }
 
 
 def _send_wechat(
-    row: Notification, petition: Petition | None, openid: str, inbound: datetime | None
+    row: Notification, openid: str, inbound: datetime | None
 ) -> tuple[channels.ChannelAnswer, str]:
     """Customer-service message inside the 48-hour window, else the template; a 45015 answer
     to the customer-service message means the window closed: the template goes at once."""
@@ -372,15 +384,13 @@ def _send_wechat(
             return answer, "custom"
     if not settings.wechat_template_id:
         return channels.ChannelAnswer(False, error="no template id"), "template"
-    template = _template(row, petition)
+    template = _template(row)
     return channels.post_wechat(body | {"mode": "template", "template": template}), "template"
 
 
 def _deliver_webchat(db: Session, row: Notification, transcript_key: str) -> None:
-    from app.chat import service as chat_service
-
     staff = row.kind == "staff_message"
-    chat_service.deliver_notice(
+    channels.webchat_delivery()(
         db,
         transcript_key=transcript_key,
         notification_id=row.id,
@@ -415,10 +425,9 @@ def deliver(db: Session, notification_id: int) -> Outcome:
             return _finish(db, row.id, now, delivered=False, error=type(exc).__name__)
         return _finish(db, row.id, now, delivered=True, via="webchat")
     # WeChat: make the claim visible before the slow call, so no other worker sends it too.
-    petition = db.get(Petition, row.petition_id) if row.petition_id else None
     inbound = _utc(contact.last_inbound_at)
     db.commit()
-    answer, mode = _send_wechat(row, petition, address, inbound)
+    answer, mode = _send_wechat(row, address, inbound)
     if answer.delivered or answer.duplicate:
         return _finish(db, notification_id, now, delivered=True, via=mode)
     error = answer.error or f"errcode {answer.errcode}"
@@ -495,27 +504,30 @@ def _expire_waiting(contact: ResidentContact, now: datetime) -> None:
 
 
 def feedback_for(db: Session, sender_id: str) -> str | None:
-    """The newest closed petition of this sender whose `closed` notification was delivered and
-    that the resident has not rated yet."""
-    sender_col = getattr(Petition, "sender_id", None)
-    if sender_col is None:
-        return None
-    stmt = (
-        select(Petition)
-        .join(Notification, Notification.petition_id == Petition.id)
+    """The petition number of this sender's newest delivered `closed` notification that still
+    awaits the resident's satisfaction answer."""
+    number = db.scalar(
+        select(Notification.petition_number)
         .where(
-            sender_col == sender_id,
-            Petition.status == "closed",
+            Notification.sender_id == sender_id,
             Notification.kind == "closed",
             Notification.status == "delivered",
+            Notification.awaiting_reply.is_(True),
         )
-        .order_by(Petition.closed_at.desc(), Petition.id.desc())
+        .order_by(Notification.id.desc())
+        .limit(1)
     )
-    source_col = getattr(Petition, "satisfaction_source", None)
-    if source_col is not None:
-        stmt = stmt.where(or_(source_col.is_(None), source_col != "resident"))
-    petition = db.scalars(stmt.limit(1)).first()
-    return petition.number if petition else None
+    return str(number) if number else None
+
+
+def reply_received(db: Session, *, petition_id: int) -> None:
+    """The resident answered the satisfaction question of this petition: stop asking."""
+    db.execute(
+        update(Notification)
+        .where(Notification.petition_id == petition_id, Notification.awaiting_reply.is_(True))
+        .values(awaiting_reply=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def turn(db: Session, *, sender_id: str, channel: str, text: str) -> dict[str, Any]:

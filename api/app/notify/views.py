@@ -28,18 +28,14 @@ from app.notify.schemas import (
     TurnIn,
     TurnOut,
 )
-from app.petition.models import Petition
+from app.staff import roles
 from app.staff.auth import StaffDep
-from app.staff.models import StaffUser
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 staff_router = APIRouter(prefix="/staff", tags=["staff: conversations"])
 
 SERVICE_ONLY_MESSAGE = "此接口仅供智能客服调用。"
 MISSING_SENDER_MESSAGE = "缺少会话标识（X-Sender-Id）。"
-# Until the lead names permissions for these (conversation.*, notification.*), the roles that
-# read every petition handle conversations and the outbox.
-STAFF_ROLES = frozenset({"clerk", "supervisor", "admin"})
 
 
 def _sender(caller: CallerDep) -> str:
@@ -48,11 +44,6 @@ def _sender(caller: CallerDep) -> str:
     if not caller.sender_id:
         raise AppError(422, "missing_sender", MISSING_SENDER_MESSAGE)
     return caller.sender_id
-
-
-def _require_staff(user: StaffUser) -> None:
-    if user.role not in STAFF_ROLES:
-        raise AppError(403, "forbidden", "您的角色没有这项权限。")
 
 
 @router.post("/turn", response_model=TurnOut)
@@ -81,11 +72,9 @@ def conversation_contact(data: ContactIn, db: DbSession, caller: CallerDep) -> R
     return Response(status_code=204)
 
 
-def _notification_read(
-    row: Notification, numbers: dict[int, str], keys: dict[str, str]
-) -> NotificationRead:
+def _notification_read(row: Notification, keys: dict[str, str]) -> NotificationRead:
     read = NotificationRead.model_validate(row)
-    read.petition_number = numbers.get(row.petition_id) if row.petition_id else None
+    read.petition_number = row.petition_number
     read.conversation = keys.get(row.sender_id) if row.sender_id else None
     return read
 
@@ -93,20 +82,14 @@ def _notification_read(
 def _reads(db: DbSession, rows: list[Notification]) -> list[NotificationRead]:
     from sqlalchemy import select
 
-    petition_ids = {r.petition_id for r in rows if r.petition_id}
     sender_ids = {r.sender_id for r in rows if r.sender_id}
-    numbers = dict(
-        db.execute(select(Petition.id, Petition.number).where(Petition.id.in_(petition_ids))).all()
-        if petition_ids
-        else []
-    )
     keys = {
         c.sender_id: service.conversation_key(c)
         for c in db.scalars(
             select(ResidentContact).where(ResidentContact.sender_id.in_(sender_ids))
         ).all()
     }
-    return [_notification_read(r, numbers, keys) for r in rows]
+    return [_notification_read(r, keys) for r in rows]
 
 
 @staff_router.get("/notifications", response_model=NotificationList)
@@ -117,7 +100,7 @@ def list_notifications(
     limit: int = Query(default=100, ge=1, le=500),
 ) -> NotificationList:
     """The outbox, newest first; `?status=failed` lists what could not be delivered."""
-    _require_staff(user)
+    roles.require(user, "notification.read")
     rows = list(service.list_notifications(db, status=status, limit=limit))
     return NotificationList(notifications=_reads(db, rows))
 
@@ -125,7 +108,7 @@ def list_notifications(
 @staff_router.post("/notifications/{notification_id}/retry", response_model=NotificationRead)
 def retry_notification(notification_id: int, db: DbSession, user: StaffDep) -> NotificationRead:
     """Send a failed notification again."""
-    _require_staff(user)
+    roles.require(user, "notification.retry")
     row = service.retry(db, notification_id=notification_id, user=user)
     return _reads(db, [row])[0]
 
@@ -158,21 +141,21 @@ def _detail(db: DbSession, contact: ResidentContact) -> ConversationDetail:
 @staff_router.get("/conversations", response_model=ConversationList)
 def list_conversations(db: DbSession, user: StaffDep) -> ConversationList:
     """Residents waiting for a person first, then those taken over, then recent ones."""
-    _require_staff(user)
+    roles.require(user, "conversation.takeover")
     return ConversationList(conversations=[_summary(c) for c in service.active_conversations(db)])
 
 
 @staff_router.get("/conversations/{key}", response_model=ConversationDetail)
 def get_conversation(key: str, db: DbSession, user: StaffDep) -> ConversationDetail:
     """One conversation and its live messages."""
-    _require_staff(user)
+    roles.require(user, "conversation.takeover")
     return _detail(db, service.contact_by_key(db, key))
 
 
 @staff_router.post("/conversations/{key}/takeover", response_model=ConversationDetail)
 def take_over(key: str, db: DbSession, user: StaffDep) -> ConversationDetail:
     """Take the conversation over: the bot is silent until it is handed back."""
-    _require_staff(user)
+    roles.require(user, "conversation.takeover")
     contact = service.contact_by_key(db, key)
     service.take_over(db, sender_id=contact.sender_id, user=user)
     return _detail(db, contact)
@@ -183,7 +166,7 @@ def send_message(
     key: str, data: StaffMessageIn, db: DbSession, user: StaffDep
 ) -> ConversationDetail:
     """Write to the resident (web chat bubble or WeChat customer-service message)."""
-    _require_staff(user)
+    roles.require(user, "conversation.takeover")
     contact = service.contact_by_key(db, key)
     service.send_staff_message(db, contact=contact, user=user, text=data.text)
     return _detail(db, contact)
@@ -192,7 +175,7 @@ def send_message(
 @staff_router.post("/conversations/{key}/handback", response_model=ConversationDetail)
 def hand_back(key: str, db: DbSession, user: StaffDep) -> ConversationDetail:
     """Give the conversation back to the bot."""
-    _require_staff(user)
+    roles.require(user, "conversation.takeover")
     contact = service.contact_by_key(db, key)
     service.hand_back(db, sender_id=contact.sender_id, user=user)
     return _detail(db, contact)

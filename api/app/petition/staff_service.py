@@ -519,6 +519,7 @@ def resident_feedback(
         petition.review_due, _ = calendar().add_working_days(today, review_days())
         petition.closure_due = petition.review_due
     _save(db, petition)
+    notify.reply_received(db, petition_id=petition.id)
     if petition.status == "review":
         messages.tell(db, petition, "review", messages.reopened(petition))
     audit.record(

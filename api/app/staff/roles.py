@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Take over a resident's live conversation and write to them.
     "conversation.takeover": frozenset({"clerk", "supervisor", "admin"}),
     "notification.read": frozenset({"clerk", "supervisor", "admin"}),
+    "notification.retry": frozenset({"clerk", "supervisor", "admin"}),
     "petition.note": frozenset({"officer", "clerk", "supervisor", "admin"}),
     # Full phone number: those who call residents back.
     "petition.phone": frozenset({"clerk", "supervisor", "admin"}),

@@ -16,9 +16,9 @@ from notify.outboxkit import new_petition, notification, wait_for, webchat_resid
 from app.core.config import API_DIR
 from app.jobs import queue as job_queue
 from app.jobs.queue import FINAL_FAILURE_HOOKS, huey, storage_for
-from app.jobs.worker import running_consumer
 from app.notify import service as notify_service
 from app.notify.tasks import deliver_notification
+from app.worker import running_consumer
 
 ran: list[str] = []
 attempts: list[int] = []

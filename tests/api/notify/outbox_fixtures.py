@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import settings
 from app.core.database import Base, make_engine
 from app.jobs import queue as job_queue
-from app.jobs.worker import running_consumer
+from app.worker import running_consumer
 
 API_DIR = Path(__file__).resolve().parents[3] / "api"
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -119,7 +119,7 @@ def test_opt_out_after_queueing_is_honoured_at_delivery(
     outbox_db: CommittedDb, sqlite_queue: Huey, channel: FakeChannel
 ) -> None:
     """不用通知我了 between the change and the delivery: the row ends skipped, nothing sent."""
-    from app.jobs.worker import running_consumer
+    from app.worker import running_consumer
 
     with outbox_db.sessions() as db:
         sender, _ = wechat_resident(db)
@@ -154,7 +154,7 @@ def _worker(outbox_db: CommittedDb, queue: Huey, channel_url: str) -> subprocess
         "NOTIFY_RETRY_SECONDS": "0.2",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "app.jobs.worker"],
+        [sys.executable, "-m", "app.worker"],
         cwd=API_DIR,
         env=env,
         stdout=subprocess.DEVNULL,

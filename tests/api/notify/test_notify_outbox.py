@@ -24,9 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.database import utcnow
-from app.jobs.worker import running_consumer
 from app.notify import service as notify_service
 from app.notify.models import Notification, ResidentContact, decrypt_address
+from app.worker import running_consumer
 
 
 def test_contact_address_is_encrypted_and_upserted(db: Session) -> None:

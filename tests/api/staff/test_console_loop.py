@@ -186,6 +186,8 @@ def test_undeliverable_notifications_are_listed_and_resent(client, db):
     petition = db.scalar(select(Petition).where(Petition.number == number))
     row = Notification(
         petition_id=petition.id,
+        petition_number=petition.number,
+        status_label=petition.status_label,
         sender_id=SENDER,
         channel="webchat",
         kind="state",

@@ -1,4 +1,4 @@
-"""The job consumer: `python -m app.jobs.worker` (what `make run` and the compose `worker` run).
+"""The job consumer: `python -m app.worker` (what `make run` and the compose `worker` run).
 
 Threads, two workers: deliveries wait on the network, not on the CPU. `running_consumer()` runs
 the same consumer inside the current process (tests, bench) without taking over its signals.
@@ -14,7 +14,7 @@ from typing import Any
 
 from huey.consumer import Consumer
 
-import app.jobs.tasks  # noqa: F401  (registers every task)
+import app.tasks  # noqa: F401  (registers every task)
 from app.core.logging import configure_logging
 from app.jobs.queue import huey, is_redis
 
@@ -76,7 +76,7 @@ def running_consumer(workers: int = WORKERS, periodic: bool = True) -> Iterator[
 
 def main(argv: list[str] | None = None) -> None:
     """Run the consumer in the foreground until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m app.jobs.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
     parser.add_argument("--workers", type=int, default=WORKERS)
     args = parser.parse_args(argv)
     configure_logging()
