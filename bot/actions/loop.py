@@ -41,6 +41,16 @@ LEAVES_REASON = {
     "goodbye",
 }
 LEAVES_REASON_CONFIDENCE = 0.8
+# Of those, the ones that leave even when not put as a question.
+LEAVES_WITHOUT_QUESTION = {"greet", "goodbye"}
+_ASKS = re.compile(r"哪|几|多久|多长|多少|进度")
+
+
+def asks(message: str) -> bool:
+    """A question ("办到哪一步了", "要多久"), not a statement of what is wrong."""
+    return text.is_question(message) or bool(_ASKS.search(message))
+
+
 # The buttons of utter_feedback_ask: a verdict even in the middle of a task.
 BUTTON_VERDICTS = {label: code for code, label in text.SATISFACTION_LABELS.items()}
 
@@ -212,6 +222,8 @@ class LoopFlow(TurnState):
                 self.understood
                 and self.intent in LEAVES_REASON
                 and self.confidence >= LEAVES_REASON_CONFIDENCE
+                # "房本还是没拿到" reads like a status question but, said now, is the reason.
+                and (self.intent in LEAVES_WITHOUT_QUESTION or asks(message))
             )
         )
         if leaves:

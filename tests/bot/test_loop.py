@@ -352,6 +352,19 @@ async def test_a_new_question_after_why_is_answered_and_unsatisfied_sent_without
     assert slot_events(events)["task"] == "lookup"
 
 
+async def test_a_statement_after_why_is_the_reason_even_if_it_sounds_like_a_status_question(
+    domain, feedback
+) -> None:
+    """ "房本还是没拿到" after 哪里不满意？ is why, though the NLU reads a status question."""
+    feedback.mock(return_value=httpx.Response(200, json=payloads.FEEDBACK_REVIEW))
+    slots = {"task": "feedback", "requested_slot": "reason", "petition_number": NUMBER}
+    shown, _, _ = await run(
+        domain, "房本还是没拿到", "ask_certificate_status", slots=slots, confidence=0.9
+    )
+    assert body(feedback) == {"satisfaction": "unsatisfied", "reason": "房本还是没拿到"}
+    assert "复查" in shown
+
+
 async def test_anything_else_is_handled_and_asked_once_with_buttons(domain, api, feedback) -> None:
     shown, messages, events = await run(domain, "你好", "greet")
     assert "房本助手" in shown and f"{NUMBER}已办结" in shown and not feedback.called

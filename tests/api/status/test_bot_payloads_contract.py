@@ -67,6 +67,16 @@ P = _payloads()
         ("GuidanceRead", P.GUIDANCE),
         ("PetitionStatusRead", P.PETITION_STATUS),
         ("PetitionLookupList", P.PETITION_LIST),
+        ("PetitionStatusRead", P.PETITION_ANSWERED),
+        ("PetitionStatusRead", P.PETITION_CLOSED),
+        ("PetitionCreate", P.PETITION_CREATE),
+        ("TurnOut", P.TURN_BOT),
+        ("TurnOut", P.TURN_STAFF),
+        ("TurnOut", P.TURN_FEEDBACK),
+        ("HandoffOut", P.HANDOFF_OPEN),
+        ("HandoffOut", P.HANDOFF_CLOSED),
+        ("FeedbackRead", P.FEEDBACK_REVIEW),
+        ("FeedbackRead", P.FEEDBACK_CLOSED),
     ],
 )
 def test_bot_payload_matches_the_published_schema(components, schema: str, payload: Any) -> None:
