@@ -1,4 +1,5 @@
-"""Start the whole helpdesk on free loopback ports: api (temp SQLite), action server, Rasa.
+"""Start the whole helpdesk on free loopback ports: api (temp SQLite), action server, Rasa, and
+on request the job worker (notifications) and the WeChat channel.
 
 Used by the end-to-end tests, the live bot tests and `bench/bot_bench.py`. Every process runs
 in its own process group and is stopped (TERM, then KILL) when the stack closes.
@@ -78,6 +79,7 @@ class Stack:
     timings: dict[str, float] = field(default_factory=dict)
     launches: dict[str, tuple[list[str], Path, dict[str, str]]] = field(default_factory=dict)
     health: dict[str, str] = field(default_factory=dict)
+    api_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -98,6 +100,25 @@ class Stack:
         """The captured output of one server so far."""
         path = self.workdir / f"{name}.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def staff_token(self, username: str, role: str, department: str | None = None) -> str:
+        """Create a staff account with the project's own CLI; a bearer token for it."""
+        argv = [str(API_PY), "-m", "app.staff.cli", "create-user", "--username", username]
+        argv += ["--role", role, "--generate"]
+        argv += ["--department", department] if department else []
+        done = subprocess.run(
+            argv, cwd=API_DIR, env=self.api_env, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise StackError(f"create-user failed: {done.stderr}")
+        password = done.stdout.rsplit("：", 1)[-1].strip()
+        response = httpx.post(
+            f"{self.api_url}/api/v1/auth/token",
+            data={"username": username, "password": password},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     def say(self, sender: str, text: str, client: httpx.Client | None = None) -> list[dict]:
         """Send one message over the REST channel; the bot's replies."""
@@ -181,7 +202,7 @@ def _load_demo(env: dict[str, str]) -> None:
     _run([str(API_PY), "-m", "app.ledger.cli", "load-demo"], API_DIR, env, "demo ledger")
 
 
-def _write_bot_config(stack: Stack, tracker: str) -> tuple[Path, Path]:
+def _write_bot_config(stack: Stack, tracker: str, wechat: bool = False) -> tuple[Path, Path]:
     endpoints = stack.workdir / "endpoints.yml"
     lines = [
         "action_endpoint:",
@@ -196,17 +217,27 @@ def _write_bot_config(stack: Stack, tracker: str) -> tuple[Path, Path]:
         lines += ["  backend: memory"]
     endpoints.write_text("\n".join(lines) + "\n", encoding="utf-8")
     credentials = stack.workdir / "credentials.yml"
-    credentials.write_text("channels.rest.SafeRestInput:\n  max_message_chars: 500\n")
+    text = "channels.rest.SafeRestInput:\n  max_message_chars: 500\n"
+    if wechat:
+        text += "channels.wechat.WeChatInput:\n"
+    credentials.write_text(text)
     return endpoints, credentials
 
 
 @contextmanager
 def running_stack(
-    tracker: str = "memory", model: Path | None = None, extra_env: dict[str, str] | None = None
+    tracker: str = "memory",
+    model: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    worker: bool = False,
+    wechat: bool = False,
 ) -> Iterator[Stack]:
     """Start api, action server and Rasa; yield the stack; stop everything on exit.
 
     `tracker` is "memory" (the embedded default) or "sql" (a SQLite file the caller can read).
+    `worker` also starts the job consumer (`python -m app.worker`, as `make run` does) on a
+    SQLite queue of its own; `wechat` enables the WeChat channel (its WECHAT_* settings come
+    in `extra_env`).
     """
     model = model or latest_model()
     workdir = Path(tempfile.mkdtemp(prefix="fangben-e2e-"))
@@ -233,14 +264,20 @@ def running_stack(
         "DATABASE_URL": f"sqlite:///{stack.database}",
         "RASA_URL": stack.rasa_url,
         "PORT": str(stack.api_port),
+        "JOB_QUEUE_URL": f"sqlite:///{workdir / 'jobs.db'}",
     }
+    stack.api_env = api_env
     bot_env = {**base, "API_URL": stack.api_url}
     try:
         started = time.monotonic()
         _run([str(API_PY), "-m", "alembic", "upgrade", "head"], API_DIR, api_env, "migrations")
         _load_demo(api_env)
         stack.timings["prepare_db"] = time.monotonic() - started
-        endpoints, credentials = _write_bot_config(stack, tracker)
+        endpoints, credentials = (
+            _write_bot_config(stack, tracker, wechat=True)
+            if wechat
+            else _write_bot_config(stack, tracker)
+        )
         started = time.monotonic()
         _start(
             stack,
@@ -294,6 +331,8 @@ def running_stack(
             BOT_DIR,
             bot_env,
         )
+        if worker:
+            _start(stack, "worker", [str(API_PY), "-m", "app.worker"], API_DIR, api_env)
         stack.health = {
             "api": f"{stack.api_url}/healthz",
             "actions": f"http://127.0.0.1:{stack.actions_port}/health",
