@@ -184,3 +184,99 @@ def test_dashboard(desk, shot):
     with supervisor.expect_download() as download:
         supervisor.click("a[href='/console/dashboard.xlsx']")
     assert download.value.suggested_filename.endswith(".xlsx")
+
+
+def _token(console_url: str, accounts: dict, role: str) -> dict[str, str]:
+    username, password = accounts[role]
+    r = httpx.post(
+        f"{console_url}/api/v1/auth/token",
+        data={"username": username, "password": password},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_clerk_approves_an_answer_and_takes_over_a_live_conversation(
+    desk, console_url, accounts, shot
+):
+    """Issue 11 in the console: the officer's answer waits for the clerk's approval (the text the
+    resident sees can be edited); the resident's live conversation is taken over, answered,
+    and the resident's next words appear on the clerk's page by themselves."""
+    from app.core.config import settings
+
+    sender = "web-" + "d" * 32
+    service = {"Authorization": f"Service {settings.service_token}", "X-Sender-Id": sender}
+    body = {
+        "person_name": "王五",
+        "phone": "13700003333",
+        "project_code": "QS001",
+        "description": "消防验收一直没通过，房本办不了。",
+        "consent": True,
+        "channel": "webchat",
+        "blockers": ["fire_acceptance"],
+        "conversation": [
+            {"at": "2026-11-23T02:00:00Z", "from": "resident", "text": "我家房本为什么办不了"},
+            {
+                "at": "2026-11-23T02:00:02Z",
+                "from": "bot",
+                "text": "卡在消防验收，责任单位消防救援大队。",
+            },
+        ],
+    }
+    r = httpx.post(f"{console_url}/api/v1/petitions", json=body, headers=service, timeout=10)
+    r.raise_for_status()
+    number = r.json()["number"]
+    clerk_api = _token(console_url, accounts, "clerk")
+    officer_api = _token(console_url, accounts, "officer")
+    staff = f"{console_url}/api/v1/staff/petitions/{number}"
+    version = httpx.get(staff, headers=clerk_api).json()["version"]
+    httpx.post(
+        f"{staff}/assign",
+        json={"departments": ["fire_rescue"], "version": version},
+        headers=clerk_api,
+    ).raise_for_status()
+    version = httpx.get(staff, headers=clerk_api).json()["version"]
+    httpx.post(
+        f"{staff}/answer",
+        json={"answer": "已安排消防复验（内部编号 FX-12）。", "version": version},
+        headers=officer_api,
+    ).raise_for_status()
+    # The resident is in the conversation right now.
+    turn = httpx.post(
+        f"{console_url}/api/v1/conversations/turn",
+        json={"channel": "webchat", "text": "我想找工作人员问问"},
+        headers=service,
+    )
+    turn.raise_for_status()
+
+    clerk = desk("clerk")
+    clerk.goto(f"/console/petitions/{number}")
+    answers = clerk.locator("#answer")
+    assert "待审核" in answers.inner_text() and "消防验收未通过" in clerk.inner_text("main")
+    clerk.fill("#answer textarea[name=resident_text]", "消防复验已安排，结果出来后通知您。")
+    shot(clerk, "12-answer-waiting-approval")
+    clerk.click("#answer button.primary")
+    assert "已发给信访人" in clerk.inner_text("#answer")
+    lookup = httpx.post(
+        f"{console_url}/api/v1/petitions/lookup",
+        json={"petition_number": number, "phone": "13700003333"},
+    ).json()
+    assert [a["text"] for a in lookup["answers"]] == ["消防复验已安排，结果出来后通知您。"]
+
+    clerk.click("#conversation a.button")  # 与群众对话
+    clerk.click("text=接管对话")
+    assert "人工接待中" in clerk.inner_text("h1")
+    clerk.fill("textarea[name=text]", "您好，我是受理员，复验安排在下周三上午。")
+    clerk.click("text=发送")
+    assert "复验安排在下周三" in clerk.inner_text("#live-messages")
+    httpx.post(
+        f"{console_url}/api/v1/conversations/turn",
+        json={"channel": "webchat", "text": "好的，那周三我在家等"},
+        headers=service,
+    ).raise_for_status()
+    clerk.wait_for_selector("#live-messages >> text=周三我在家等", timeout=12_000)
+    shot(clerk, "13-conversation-taken-over")
+    clerk.goto("/console/conversations")
+    assert "人工接待中" in clerk.inner_text("main")
+    shot(clerk, "14-conversations-list")
