@@ -101,7 +101,7 @@ def next_step(petition: Petition, notice_end: date | None = None) -> str:
         return "已转交其他机关办理，工作人员会电话告诉您去向。"
     if status == "review":
         return f"复查中，{day(petition.review_due)}前给您复查结果。"
-    if petition.satisfaction_source is None:
+    if petition.satisfaction_source is None or petition.satisfaction == "unreached":
         return "已办结。您可以回复：满意、基本满意 或 不满意；不满意的会安排复查。"
     return "已办结。"
 

@@ -479,9 +479,11 @@ def close(
     petition.closed_at = utcnow()
     _save(db, petition)
     text = messages.closed(petition)
-    if satisfaction is not None:
-        text = text.split("\n")[0]  # already asked on the phone
-    messages.tell(db, petition, "closed" if satisfaction is None else "state", text)
+    # Asked in the conversation unless a clerk already heard the answer on the phone.
+    ask = satisfaction in (None, "unreached")
+    if not ask:
+        text = text.split("\n")[0]
+    messages.tell(db, petition, "closed" if ask else "state", text)
     audit.record(
         db=db,
         actor=actor_of(user),

@@ -371,3 +371,39 @@ def test_dashboard_counts_reviews(client, db, staff, resident):
     )
     figures = dashboard_service.build(db=db, today=today_shanghai()).petitions
     assert figures.in_review >= 1 and figures.reviews >= 1
+
+
+def test_a_phone_answer_is_not_asked_again_but_unreached_is(client, db, staff, resident):
+    """满意 heard on the phone: the resident is told, not asked; 未联系上: asked in the chat."""
+    for satisfaction, kind in (("satisfied", "state"), ("unreached", "closed")):
+        petition = file_petition(client, db)
+        clerk = staff["clerk"]
+        staff_service.assign(
+            db=db,
+            user=clerk,
+            petition=petition,
+            departments_=["housing_bureau"],
+            version=petition.version,
+        )
+        staff_service.answer(
+            db=db,
+            user=clerk,
+            petition=petition,
+            text="已办理",
+            version=petition.version,
+            department="housing_bureau",
+        )
+        staff_service.transition(
+            db=db, user=clerk, petition=petition, action="verify", version=petition.version
+        )
+        staff_service.close(
+            db=db,
+            user=clerk,
+            petition=petition,
+            outcome="已办证",
+            satisfaction=satisfaction,
+            version=petition.version,
+        )
+        last = outbox(db, petition)[-1]
+        assert last.kind == kind
+        assert ("满意吗" in last.text) is (kind == "closed")
