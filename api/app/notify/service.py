@@ -181,20 +181,32 @@ def add_notification(
     sender_id = petition.sender_id
     contact = get_contact(db, sender_id) if sender_id else None
     pending = _reachable(contact) and bool(contact and contact.notify)
-    now = _now()
-    row = Notification(
+    return _outbox(
+        db,
+        contact,
+        pending,
         petition_id=petition.id,
         petition_number=petition.number,
         status_label=petition.status_label,
         awaiting_reply=kind == "closed",
         sender_id=sender_id,
-        channel=contact.channel if contact else None,
         kind=kind,
         text=text[:MAX_TEXT],
+    )
+
+
+def _outbox(
+    db: Session, contact: ResidentContact | None, pending: bool, **fields: Any
+) -> Notification:
+    """Add the row (`pending`, queued after the commit; else `skipped`, kept for staff)."""
+    now = _now()
+    row = Notification(
+        channel=contact.channel if contact else None,
         status="pending" if pending else "skipped",
         attempts=0,
         next_attempt_at=now if pending else None,
         created_at=now,
+        **fields,
     )
     db.add(row)
     db.flush()
@@ -218,24 +230,16 @@ def add_staff_message(
             sender_id=sender_id, at=now, sender="staff", text=masked, staff_username=staff_username
         )
     )
-    pending = _reachable(contact)
-    row = Notification(
+    return _outbox(
+        db,
+        contact,
+        _reachable(contact),
         petition_id=None,
         sender_id=sender_id,
-        channel=contact.channel if contact else None,
         kind="staff_message",
         text=masked,
-        status="pending" if pending else "skipped",
-        attempts=0,
-        next_attempt_at=now if pending else None,
         staff_username=staff_username,
-        created_at=now,
     )
-    db.add(row)
-    db.flush()
-    if pending:
-        enqueue_after_commit(db, row.id)
-    return row
 
 
 def list_notifications(

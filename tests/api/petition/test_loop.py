@@ -110,13 +110,7 @@ def test_staff_detail_shows_the_blockers_by_name(client, db, staff):
 def test_answer_reaches_the_resident_only_once_approved(client, db, staff, resident):
     petition = file_petition(client, db)
     clerk, officer = staff["clerk"], staff["officer"]
-    staff_service.assign(
-        db=db,
-        user=clerk,
-        petition=petition,
-        departments_=["housing_bureau"],
-        version=petition.version,
-    )
+    assign(db, staff, petition)
     assert [n.kind for n in outbox(db, petition)] == ["state"]
     assert "住建局" in outbox(db, petition)[0].text
 
@@ -162,13 +156,7 @@ def test_answer_reaches_the_resident_only_once_approved(client, db, staff, resid
 
 def test_officer_may_publish_their_own_answer_through_the_api(client, db, staff, resident):
     petition = file_petition(client, db)
-    staff_service.assign(
-        db=db,
-        user=staff["clerk"],
-        petition=petition,
-        departments_=["housing_bureau"],
-        version=petition.version,
-    )
+    assign(db, staff, petition)
     db.commit()
     resp = client.post(
         f"/api/v1/staff/petitions/{petition.number}/answer",
@@ -184,13 +172,7 @@ def test_officer_may_publish_their_own_answer_through_the_api(client, db, staff,
 
 def test_officer_cannot_approve_answers(client, db, staff):
     petition = file_petition(client, db)
-    staff_service.assign(
-        db=db,
-        user=staff["clerk"],
-        petition=petition,
-        departments_=["housing_bureau"],
-        version=petition.version,
-    )
+    assign(db, staff, petition)
     staff_service.answer(
         db=db, user=staff["officer"], petition=petition, text="已答复", version=petition.version
     )
@@ -217,16 +199,23 @@ def test_notification_is_written_with_the_change_or_not_at_all(client, db, staff
     assert outbox(db, petition) == []
 
 
-def _closed(client, db, staff) -> Petition:
-    petition = file_petition(client, db)
-    clerk = staff["clerk"]
+def assign(
+    db: Session, staff: dict, petition: Petition, department: str = "housing_bureau"
+) -> None:
     staff_service.assign(
         db=db,
-        user=clerk,
+        user=staff["clerk"],
         petition=petition,
-        departments_=["housing_bureau"],
+        departments_=[department],
         version=petition.version,
     )
+
+
+def _verifying(client, db, staff) -> Petition:
+    """A petition filed by SENDER, assigned to 住建局, answered (published) and in 核实中."""
+    petition = file_petition(client, db)
+    clerk = staff["clerk"]
+    assign(db, staff, petition)
     staff_service.answer(
         db=db,
         user=staff["officer"],
@@ -238,12 +227,17 @@ def _closed(client, db, staff) -> Petition:
     staff_service.transition(
         db=db, user=clerk, petition=petition, action="verify", version=petition.version
     )
+    return petition
+
+
+def _closed(client, db, staff, satisfaction: str | None = None) -> Petition:
+    petition = _verifying(client, db, staff)
     staff_service.close(
         db=db,
-        user=clerk,
+        user=staff["clerk"],
         petition=petition,
         outcome="已完成首次登记，可以申请转移登记。",
-        satisfaction=None,
+        satisfaction=satisfaction,
         version=petition.version,
     )
     db.commit()
@@ -376,34 +370,7 @@ def test_dashboard_counts_reviews(client, db, staff, resident):
 def test_a_phone_answer_is_not_asked_again_but_unreached_is(client, db, staff, resident):
     """满意 heard on the phone: the resident is told, not asked; 未联系上: asked in the chat."""
     for satisfaction, kind in (("satisfied", "state"), ("unreached", "closed")):
-        petition = file_petition(client, db)
-        clerk = staff["clerk"]
-        staff_service.assign(
-            db=db,
-            user=clerk,
-            petition=petition,
-            departments_=["housing_bureau"],
-            version=petition.version,
-        )
-        staff_service.answer(
-            db=db,
-            user=clerk,
-            petition=petition,
-            text="已办理",
-            version=petition.version,
-            department="housing_bureau",
-        )
-        staff_service.transition(
-            db=db, user=clerk, petition=petition, action="verify", version=petition.version
-        )
-        staff_service.close(
-            db=db,
-            user=clerk,
-            petition=petition,
-            outcome="已办证",
-            satisfaction=satisfaction,
-            version=petition.version,
-        )
+        petition = _closed(client, db, staff, satisfaction)
         last = outbox(db, petition)[-1]
         assert last.kind == kind
         assert ("满意吗" in last.text) is (kind == "closed")
