@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "conversation.takeover": "人工接管对话",
     "conversation.handback": "交还机器人",
     "conversation.message": "人工回复",
+    "notification.retry": "重发群众通知",
     "blocker.add": "新增卡点",
     "blocker.resolve": "卡点已化解",
     "blocker.update": "修改卡点",

@@ -267,7 +267,7 @@ def retry(db: Session, *, notification_id: int, user: StaffUser) -> Notification
     db.flush()
     audit_service.record(
         db=db,
-        actor=user.username,
+        actor=f"staff:{user.username}",
         action="notification.retry",
         entity_type="notification",
         entity_id=row.id,
@@ -636,7 +636,7 @@ def _audit(
 ) -> None:
     audit_service.record(
         db=db,
-        actor=user.username,
+        actor=f"staff:{user.username}",
         action=action,
         entity_type="conversation",
         entity_id=pseudonym(contact.sender_id),

@@ -109,7 +109,7 @@ def test_failed_notification_is_listed_for_staff_and_can_be_sent_again(
     with outbox_db.sessions() as db:
         audit = db.scalars(select(AuditLog).where(AuditLog.action == "notification.retry")).all()
         assert [(a.entity_type, a.entity_id, a.actor) for a in audit] == [
-            ("notification", str(nid), clerk.username)
+            ("notification", str(nid), f"staff:{clerk.username}")
         ]
     delivered = committed_client.post(f"/api/v1/staff/notifications/{nid}/retry", headers=headers)
     assert delivered.status_code == 409
