@@ -265,6 +265,21 @@ def test_wechat_resident_is_told_inside_and_outside_the_window_and_nothing_is_lo
     assert "核实" in templates[-1]["data"]["remark"]["value"]
     assert not failed()
 
+    # A clerk takes over: the bot stays silent in WeChat, the clerk's message arrives signed.
+    key = staff.get(number)["conversation_key"]
+    staff.post(f"/conversations/{key}/takeover", {})
+    sent_before = len(wechat.sent)
+    quiet = sim.text(openid, "我想问问核实要多久")
+    assert quiet.status == 200 and quiet.body == "success"
+    time.sleep(3)
+    assert len(wechat.sent) == sent_before, wechat.sent[sent_before:]
+    staff.post(f"/conversations/{key}/messages", {"text": "核实大约一周，我会电话联系您。"})
+    sent = wechat.wait_for_sent(sent_before + 1, timeout=30)
+    text = sent[-1]["text"]["content"]
+    assert text.startswith("【工作人员") and "核实大约一周" in text, text
+    staff.post(f"/conversations/{key}/handback", {})
+    assert ask_wechat(sim, wechat, openid, "好的谢谢")
+
 
 def test_a_change_made_while_the_worker_is_dead_is_delivered_once_it_is_back(loop) -> None:
     """The worker is SIGKILLed; a change made meanwhile waits in the queue and the outbox and

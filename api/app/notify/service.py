@@ -375,13 +375,15 @@ def _template(row: Notification) -> dict[str, Any]:
 
 
 def _send_wechat(
-    row: Notification, openid: str, inbound: datetime | None
+    row: Notification, openid: str, inbound: datetime | None, signed: str | None = None
 ) -> tuple[channels.ChannelAnswer, str]:
     """Customer-service message inside the 48-hour window, else the template; a 45015 answer
-    to the customer-service message means the window closed: the template goes at once."""
+    to the customer-service message means the window closed: the template goes at once.
+    `signed` is a clerk's message with who wrote it (WeChat shows no sender of its own)."""
     now = _now()
     in_window = inbound is not None and now - inbound < WECHAT_WINDOW
-    body: dict[str, Any] = {"notification_id": row.id, "openid": openid, "text": row.text}
+    text = signed or row.text
+    body: dict[str, Any] = {"notification_id": row.id, "openid": openid, "text": text}
     if in_window:
         answer = channels.post_wechat(body | {"mode": "custom", "template": None})
         if answer.delivered or answer.duplicate or answer.errcode != channels.ERR_WINDOW_CLOSED:
@@ -430,8 +432,12 @@ def deliver(db: Session, notification_id: int) -> Outcome:
         return _finish(db, row.id, now, delivered=True, via="webchat")
     # WeChat: make the claim visible before the slow call, so no other worker sends it too.
     inbound = _utc(contact.last_inbound_at)
+    signed = None
+    if row.kind == "staff_message":
+        name = staff_display(db, row.staff_username) or ""
+        signed = f"【工作人员{name}】{row.text}"
     db.commit()
-    answer, mode = _send_wechat(row, address, inbound)
+    answer, mode = _send_wechat(row, address, inbound, signed)
     if answer.delivered or answer.duplicate:
         return _finish(db, notification_id, now, delivered=True, via=mode)
     error = answer.error or f"errcode {answer.errcode}"
