@@ -315,8 +315,9 @@ def mask_phone(phone: str | None) -> str:
 
 
 def summary(text: str | None, limit: int = 40) -> str:
-    """The first `limit` characters of a text, with an ellipsis when cut."""
-    value = re.sub(r"\s+", " ", normalize(text))
+    """The first `limit` characters of a text as the resident typed it (their Chinese
+    punctuation kept), spaces collapsed, with an ellipsis when cut."""
+    value = re.sub(r"\s+", " ", (text or "").strip())
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

@@ -76,3 +76,9 @@ def test_unseal_refuses_tampered_or_foreign_values() -> None:
 )
 def test_gibberish_is_particles_only(typed: str, junk: bool) -> None:
     assert text.is_gibberish(typed) is junk
+
+
+def test_the_read_back_summary_keeps_the_residents_punctuation() -> None:
+    """The petition read-back shows what was typed: Chinese commas stay Chinese."""
+    assert text.summary("交房六年了，房本办不下来。") == "交房六年了，房本办不下来。"
+    assert text.summary("交房六年了，" * 10, limit=10) == "交房六年了，交房六…"

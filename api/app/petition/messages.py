@@ -90,7 +90,7 @@ def next_step(petition: Petition, notice_end: date | None = None) -> str:
             names = _departments([a.department for a in pending])
             due = min(a.answer_due for a in pending)
             return f"{lead}等{names}书面答复，最晚{day(due)}。"
-        return f"{lead}部门已答复，下一步核实情况。"
+        return f"{lead}部门已答复，正在安排核实。"
     if status == "verifying":
         return "工作人员正在核实情况，可能会打电话和您核对。"
     if status == "public_notice":
