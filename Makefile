@@ -58,7 +58,7 @@ import-ledger: install-api ## import one ledger file: make import-ledger FILE=pa
 	cd api && .venv/bin/python -m app.ledger.cli import "$(abspath $(FILE))"
 
 create-admin: install-api ## create a staff account: make create-admin NAME=zhang ROLE=admin [DEPT=code]
-	@test -n "$(NAME)" || (echo "用法: make create-admin NAME=用户名 ROLE=admin|clerk|officer|supervisor [DEPT=部门代码]" >&2; exit 2)
+	@test -n "$(NAME)" || (echo "用法: make create-admin NAME=用户名 ROLE=admin|clerk|officer|supervisor|maintainer [DEPT=部门代码]" >&2; exit 2)
 	cd api && .venv/bin/python -m app.staff.cli create-user --username "$(NAME)" --role "$(or $(ROLE),admin)" $(if $(DEPT),--department "$(DEPT)")
 
 reset-password: install-api ## new random password for a staff account: make reset-password NAME=demo_clerk

@@ -21,6 +21,7 @@ ROLE_LABELS = {
     "officer": "部门承办人",
     "supervisor": "督办负责人",
     "admin": "管理员",
+    "maintainer": "模型维护员",
 }
 
 

@@ -31,6 +31,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ledger.import": frozenset({"clerk", "admin"}),
     "dashboard.read": frozenset({"clerk", "supervisor", "admin"}),
     "users.manage": frozenset({"admin"}),
+    # Maintainers see what the bot misunderstood (masked) and ship models; nothing of petitions.
+    "nlu.read": frozenset({"maintainer", "admin"}),
+    "nlu.annotate": frozenset({"maintainer", "admin"}),
+    "nlu.flag": frozenset({"clerk", "supervisor", "admin"}),
+    "models.read": frozenset({"maintainer", "admin"}),
+    "models.train": frozenset({"maintainer", "admin"}),
+    "models.promote": frozenset({"maintainer", "admin"}),
+    # Promote a candidate the checks refused, with a written reason.
+    "models.override": frozenset({"admin"}),
 }
 
 
