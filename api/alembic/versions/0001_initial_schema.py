@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 07:16:27.022143
+Create Date: 2026-12-02 07:50:53.213988
 
 """
 
@@ -102,6 +102,10 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("staff_username", sa.String(length=64), nullable=True),
         sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("turns", sa.Integer(), nullable=False),
+        sa.Column("handoff_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("staff_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_resident_contact")),
         sa.UniqueConstraint("sender_id", name=op.f("uq_resident_contact_sender_id")),
     )

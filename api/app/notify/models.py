@@ -38,6 +38,11 @@ class ResidentContact(Base):
     mode: Mapped[str] = mapped_column(String(16), default="bot")
     staff_username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # For the maintainers' quality figures (containment, transfer rate): no text, only counts.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    handoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    staff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Notification(Base):

@@ -545,6 +545,7 @@ def turn(db: Session, *, sender_id: str, channel: str, text: str) -> dict[str, A
     and which closed petition awaits their satisfaction answer."""
     contact = touch_contact(db, sender_id=sender_id, channel=channel)
     now = _now()
+    contact.turns = (contact.turns or 0) + 1
     _expire_waiting(contact, now)
     if contact.mode in ("staff", "waiting") and text.strip():
         db.add(
@@ -599,6 +600,9 @@ def handoff(db: Session, *, sender_id: str, channel: str) -> dict[str, Any]:
     hours = office_hours()
     now = _now()
     base: dict[str, Any] = {"hours_text": hours.text}
+    contact = get_contact(db, sender_id) or touch_contact(db, sender_id=sender_id, channel=channel)
+    contact.handoff_at = contact.handoff_at or now  # asked for a person (the transfer rate)
+    db.flush()
     if not hours.is_open(now):
         opening = hours.next_open(now)
         return base | {
@@ -607,7 +611,6 @@ def handoff(db: Session, *, sender_id: str, channel: str) -> dict[str, Any]:
             "estimated_wait_minutes": None,
             "next_open": next_open_text(opening, now) if opening else None,
         }
-    contact = get_contact(db, sender_id) or touch_contact(db, sender_id=sender_id, channel=channel)
     _expire_waiting(contact, now)
     if contact.mode == "bot":
         contact.mode, contact.waiting_since = "waiting", now
@@ -659,6 +662,7 @@ def take_over(db: Session, *, sender_id: str, user: StaffUser) -> ResidentContac
         raise AppError(409, "taken", TAKEN_MESSAGE)
     previous = contact.mode
     contact.mode, contact.staff_username, contact.waiting_since = "staff", user.username, None
+    contact.staff_at = contact.staff_at or _now()
     db.flush()
     _audit(db, user, "conversation.takeover", contact, mode="staff", previous=previous)
     return contact
