@@ -4,6 +4,8 @@ from fastapi import APIRouter
 
 from app.dashboard.views import router as dashboard_router
 from app.ledger.views import router as ledger_router
+from app.nlu.views import router as nlu_router
+from app.nlu.views import staff_router as nlu_staff_router
 from app.notify.views import router as conversation_router
 from app.notify.views import staff_router as notify_staff_router
 from app.petition.staff_views import router as petition_staff_router
@@ -28,3 +30,5 @@ api_router.include_router(dashboard_router)
 api_router.include_router(lookup_router)
 api_router.include_router(conversation_router)
 api_router.include_router(notify_staff_router)
+api_router.include_router(nlu_router)
+api_router.include_router(nlu_staff_router)

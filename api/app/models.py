@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
+from app.nlu.models import NluInboxItem
 from app.notify.models import ConversationMessage, Notification, ResidentContact
 from app.petition.models import (  # noqa: F401
     Petition,
@@ -19,6 +20,7 @@ __all__ = [
     "Blocker",
     "ChatMessage",
     "ConversationMessage",
+    "NluInboxItem",
     "Notification",
     "Petition",
     "PetitionAssignment",

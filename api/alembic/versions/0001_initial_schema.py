@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 07:50:53.213988
+Create Date: 2026-12-02 08:06:54.226942
 
 """
 
@@ -67,6 +67,39 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_conversation_message_sender_id"), ["sender_id"], unique=False
         )
+
+    op.create_table(
+        "nlu_inbox_item",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("predicted_intent", sa.String(length=64), nullable=True),
+        sa.Column("confidence", sa.Float(), nullable=True),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("project_code", sa.String(length=32), nullable=True),
+        sa.Column("sender", sa.String(length=32), nullable=True),
+        sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("entities", sa.JSON(), nullable=False),
+        sa.Column("model_id", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("intent", sa.String(length=64), nullable=True),
+        sa.Column("annotated_entities", sa.JSON(), nullable=False),
+        sa.Column("annotated_by", sa.String(length=64), nullable=True),
+        sa.Column("annotated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("exported_to", sa.String(length=200), nullable=True),
+        sa.Column("exported_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("export_skip", sa.String(length=16), nullable=True),
+        sa.Column("petition_number", sa.String(length=20), nullable=True),
+        sa.Column("position", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_nlu_inbox_item")),
+    )
+    with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_nlu_inbox_item_project_code"), ["project_code"], unique=False
+        )
+        batch_op.create_index("ix_nlu_inbox_item_sender", ["sender", "created_at"], unique=False)
+        batch_op.create_index("ix_nlu_inbox_item_status", ["status", "created_at"], unique=False)
 
     op.create_table(
         "petition_day_counter",
@@ -409,6 +442,12 @@ def downgrade() -> None:
     op.drop_table("resident_contact")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
+    with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
+        batch_op.drop_index("ix_nlu_inbox_item_status")
+        batch_op.drop_index("ix_nlu_inbox_item_sender")
+        batch_op.drop_index(batch_op.f("ix_nlu_inbox_item_project_code"))
+
+    op.drop_table("nlu_inbox_item")
     with op.batch_alter_table("conversation_message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversation_message_sender_id"))
 

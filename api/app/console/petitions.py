@@ -31,7 +31,10 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 def home(user: ConsoleUser) -> Response:
-    """Officers land on their open assignments; everyone else on the petition list."""
+    """Officers land on their open assignments, maintainers on the NLU inbox, everyone else on
+    the petition list."""
+    if user.role == "maintainer":
+        return redirect("/console/nlu")
     return redirect("/console/my" if user.role == "officer" else "/console/petitions")
 
 
@@ -47,6 +50,7 @@ def my_assignments(request: Request, db: DbSession, user: ConsoleUser) -> HTMLRe
 
 
 @router.get("/petitions", response_class=HTMLResponse)
+@html_errors
 def petitions(
     request: Request,
     db: DbSession,

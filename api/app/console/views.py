@@ -14,12 +14,13 @@ from app.console import (
     dashboard,
     ledger,
     login,
+    nlu,
     petitions,
     projects,
 )
 from app.console.common import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts):
+for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts, nlu):
     router.include_router(screen.router)
 static_files = StaticFiles(directory=str(STATIC_DIR))

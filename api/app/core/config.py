@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     notify_claim_timeout_seconds: float = 120.0
     # WeChat template message used outside the 48-hour customer-service window.
     wechat_template_id: str = ""
+    # Maintainers' NLU inbox (docs/maintainers.md): a message whose intent confidence is below
+    # this is kept for a look (the bot applies the same default, NLU_INBOX_CONFIDENCE).
+    nlu_inbox_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    # The NLU data the inbox export de-duplicates against (training files and test/, the
+    # held-out set), and where the annotated examples are written for review.
+    nlu_data_dir: Path = REPO_DIR / "nlu_data"
+    nlu_export_dir: Path = REPO_DIR / "nlu_data" / "inbox"
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -91,6 +91,9 @@ class PetitionRow:
 def _visibility(user: StaffUser) -> ColumnElement[bool] | None:
     if roles.can(user, "petition.read_all"):
         return None
+    if user.role != "officer":
+        # Maintainers see masked inbox text only, never a petition.
+        raise AppError(403, "forbidden", "您的角色没有这项权限。")
     return exists().where(
         PetitionAssignment.petition_id == Petition.id,
         PetitionAssignment.department == (user.department or ""),

@@ -8,11 +8,15 @@ import itertools
 import pytest
 from staff.staffkit import bearer, make_petition, make_project, make_user
 
+from app.core.config import settings
+from app.core.database import utcnow
 from app.main import app
+from app.nlu.models import NluInboxItem
 from app.notify import service as notify_service
 from app.notify.models import Notification
+from app.petition.models import PetitionMessage
 
-ROLES = ("clerk", "officer", "other_officer", "supervisor", "admin")
+ROLES = ("clerk", "officer", "other_officer", "supervisor", "admin", "maintainer")
 ALL = dict.fromkeys(ROLES, 200)
 _names = itertools.count(1)
 
@@ -21,10 +25,13 @@ def _except(base: dict[str, int], **changes: int) -> dict[str, int]:
     return base | changes
 
 
-EDITORS = _except(ALL, officer=403, other_officer=403)
+# Maintainers see only the masked NLU inbox: no petition, project, ledger or dashboard.
+CASEWORK = _except(ALL, maintainer=403)
+EDITORS = _except(CASEWORK, officer=403, other_officer=403)
 # A petition of another department: 404, as if it did not exist.
-PETITION_READ = _except(ALL, other_officer=404)
-PETITION_STAFF_ONLY = _except(ALL, officer=403, other_officer=404)
+PETITION_READ = _except(CASEWORK, other_officer=404)
+PETITION_STAFF_ONLY = _except(CASEWORK, officer=403, other_officer=404)
+NLU = {r: (200 if r in ("maintainer", "admin") else 403) for r in ROLES}
 DASHBOARD = EDITORS
 ADMIN_ONLY = {r: (200 if r == "admin" else 403) for r in ROLES}
 
@@ -40,8 +47,8 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         _except(ADMIN_ONLY, admin=201),
     ),
     ("PATCH", "/api/v1/staff/users/{username}", lambda ctx: {"active": True}, ADMIN_ONLY),
-    ("GET", "/api/v1/staff/projects", None, ALL),
-    ("GET", "/api/v1/staff/projects/{code}", None, ALL),
+    ("GET", "/api/v1/staff/projects", None, CASEWORK),
+    ("GET", "/api/v1/staff/projects/{code}", None, CASEWORK),
     (
         "PATCH",
         "/api/v1/staff/projects/{code}",
@@ -73,7 +80,7 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         # Allowed roles reach the importer, which refuses the bad file with row errors.
         {r: (422 if r in ("clerk", "admin") else 403) for r in ROLES},
     ),
-    ("GET", "/api/v1/staff/petitions", None, ALL),
+    ("GET", "/api/v1/staff/petitions", None, CASEWORK),
     ("GET", "/api/v1/staff/petitions/{ref}", None, PETITION_READ),
     ("GET", "/api/v1/staff/petitions/{ref}/audit", None, PETITION_READ),
     (
@@ -140,12 +147,31 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         _except(EDITORS, clerk=409, supervisor=409, admin=409),
     ),
     ("POST", "/api/v1/staff/conversations/{key}/handback", None, EDITORS),
+    # The NLU inbox ({nlu_item}: a message the bot reported; docs/maintainers.md).
+    ("GET", "/api/v1/staff/nlu/inbox", None, NLU),
+    (
+        "POST",
+        "/api/v1/staff/nlu/inbox/{nlu_item}/annotation",
+        lambda ctx: {"intent": "greet"},
+        NLU,
+    ),
+    ("POST", "/api/v1/staff/nlu/export", None, NLU),
+    ("GET", "/api/v1/staff/nlu/conversations/{nlu_item}/case", None, NLU),
+    (
+        "POST",
+        "/api/v1/staff/nlu/flag",
+        lambda ctx: {"petition": ctx["ref"], "position": 0},
+        # Those who read every petition flag a resident's turn of its conversation.
+        _except(EDITORS, clerk=201, supervisor=201, admin=201),
+    ),
 ]
 
 CASES = [(m, p, b, role, exp[role]) for m, p, b, exp in MATRIX for role in ROLES]
 
 
 def _template(path: str) -> str:
+    path = path.replace("/inbox/{nlu_item}/", "/inbox/{item_id}/")
+    path = path.replace("/conversations/{nlu_item}/case", "/conversations/{key}/case")
     return path.replace("/districts.svg", "/{name}.svg")
 
 
@@ -162,18 +188,27 @@ def test_matrix_covers_every_staff_endpoint():
 
 
 @pytest.fixture
-def world(db):
-    """A project, a petition of 住建局 in 核实中, accounts of every role, their tokens."""
+def world(db, tmp_path, monkeypatch):
+    """A project, a petition of 住建局 in 核实中 with its conversation, accounts of every role,
+    their tokens, a message in the NLU inbox (exports go to a temp folder)."""
+    monkeypatch.setattr(settings, "nlu_export_dir", tmp_path / "inbox")
     project = make_project(db)
     petition = make_petition(
         db, status="verifying", answered=True, departments=("housing_bureau",), project=project
     )
+    for position, (sender, text) in enumerate([("resident", "房本咋还没下来"), ("bot", "您好")]):
+        db.add(
+            PetitionMessage(
+                petition_id=petition.id, position=position, at=utcnow(), sender=sender, text=text
+            )
+        )
     users = {
         "clerk": make_user(db, "clerk"),
         "officer": make_user(db, "officer", department="housing_bureau"),
         "other_officer": make_user(db, "officer", department="tax_bureau"),
         "supervisor": make_user(db, "supervisor"),
         "admin": make_user(db, "admin"),
+        "maintainer": make_user(db, "maintainer"),
     }
     target = make_user(db, "clerk")
     headers = {role: bearer(db, user) for role, user in users.items()}
@@ -184,6 +219,10 @@ def world(db):
         sender_id="web-matrix", channel="webchat", kind="state", text="已分派", status="failed"
     )
     db.add(failed)
+    inbox_item = NluInboxItem(
+        text="嗯嗯啊啊", reason="fallback", channel="webchat", sender="0" * 16, confidence=0.1
+    )
+    db.add(inbox_item)
     db.commit()
     return {
         "project": project,
@@ -198,6 +237,7 @@ def world(db):
             "version": petition.version,
             "key": notify_service.conversation_key(contact),
             "notification_id": failed.id,
+            "nlu_item": inbox_item.id,
         },
     }
 

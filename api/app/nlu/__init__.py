@@ -1,0 +1,1 @@
+"""The maintainers' NLU inbox: what the bot misunderstood, masked, annotated and exported."""
