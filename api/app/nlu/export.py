@@ -1,16 +1,19 @@
 """Annotated inbox examples as Rasa 3 NLU YAML: `nlu_data/inbox/<channel>-<YYYY-MM-DD>.yml`
 for a maintainer to review and commit, never an example the training files or the held-out set
-(`nlu_data/test/`) already have (compared after normalising: NFKC, case, spaces, punctuation).
+(`nlu_data/test/`) already have (compared after normalising: NFKC, case, spaces, punctuation),
+nor a near copy of a held-out sentence or one sharing an entity value with it (the checks of
+tests/bot/test_nlu_data.py).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,12 @@ from app.staff.models import StaffUser
 
 # Entity markup in Rasa examples: [text](entity) or [text]{"entity": ..., "value": ...}.
 _MARKUP = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
+_SPAN = re.compile(r"\[([^\]]*)\](?:\(([^)]*)\)|(\{[^}]*\}))")
 _SPACES = re.compile(r"\s+")
+# An example this close to a held-out sentence (difflib ratio, the bot data test's bar) is a
+# near copy: exporting it would leak the test into training.
+NEAR_COPY_MIN_CHARS = 6
+NEAR_COPY_RATIO = 0.85
 HELD_OUT = "test"
 EXPORTABLE = ("annotated", "out_of_scope")
 HELD_OUT_MISSING = "找不到留出测试集（nlu_data/test/）：为了不把测试题混进训练数据，现在不能导出。"
@@ -43,8 +51,8 @@ def normalise(text: str) -> str:
     )
 
 
-def _examples_of(path: Path) -> Iterable[str]:
-    """The example texts (markup removed) of one NLU YAML file; nothing for other files."""
+def _examples_of(path: Path) -> list[str]:
+    """The examples (with their markup) of one NLU YAML file; nothing for other files."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
@@ -58,13 +66,30 @@ def _examples_of(path: Path) -> Iterable[str]:
             for line in examples.splitlines():
                 line = line.strip()
                 if line.startswith("- "):
-                    out.append(_MARKUP.sub(r"\1", line[2:]))
+                    out.append(line[2:])
         elif isinstance(examples, list):
             for example in examples:
                 text = example.get("text") if isinstance(example, dict) else example
                 if isinstance(text, str):
-                    out.append(_MARKUP.sub(r"\1", text))
+                    out.append(text)
     return out
+
+
+def _entity_values(example: str) -> set[tuple[str, str]]:
+    """(entity, value) of each span marked in an example."""
+    found: set[tuple[str, str]] = set()
+    for match in _SPAN.finditer(example):
+        text, simple, detail = match.group(1), match.group(2), match.group(3)
+        if simple:
+            found.add((simple.strip(), text))
+            continue
+        try:
+            spec = json.loads(detail)
+        except ValueError:
+            continue
+        if isinstance(spec, dict) and spec.get("entity"):
+            found.add((str(spec["entity"]), str(spec.get("value") or text)))
+    return found
 
 
 def _yaml_files(directory: Path) -> list[Path]:
@@ -75,10 +100,33 @@ def _yaml_files(directory: Path) -> list[Path]:
 
 @dataclass
 class KnownExamples:
-    """Normalised texts already in the training files and in the held-out set."""
+    """Normalised texts already in the training files and in the held-out set, the held-out
+    sentences themselves (for near copies) and the entity values the held-out set uses."""
 
     training: set[str] = field(default_factory=set)
     held_out: set[str] = field(default_factory=set)
+    held_out_texts: list[str] = field(default_factory=list)
+    held_out_values: set[tuple[str, str]] = field(default_factory=set)
+
+    def leaks(self, text: str, spans: Sequence[dict[str, Any]] = ()) -> bool:
+        """True when the example is, nearly is, or shares an entity value with a held-out one."""
+        if normalise(text) in self.held_out:
+            return True
+        for span in spans:
+            value = span.get("value") or text[int(span["start"]) : int(span["end"])]
+            if (str(span["entity"]), str(value)) in self.held_out_values:
+                return True
+        if len(text) < NEAR_COPY_MIN_CHARS:
+            return False
+        for other in self.held_out_texts:
+            matcher = difflib.SequenceMatcher(None, text, other)
+            if (
+                matcher.real_quick_ratio() >= NEAR_COPY_RATIO
+                and matcher.quick_ratio() >= NEAR_COPY_RATIO
+                and matcher.ratio() >= NEAR_COPY_RATIO
+            ):
+                return True
+        return False
 
 
 def known_examples(
@@ -92,7 +140,11 @@ def known_examples(
         raise AppError(503, "held_out_missing", HELD_OUT_MISSING)
     known = KnownExamples()
     for path in _yaml_files(held_dir):
-        known.held_out.update(normalise(t) for t in _examples_of(path))
+        for example in _examples_of(path):
+            plain = _MARKUP.sub(r"\1", example)
+            known.held_out.add(normalise(plain))
+            known.held_out_texts.append(plain)
+            known.held_out_values |= _entity_values(example)
     training = [p for p in _yaml_files(data_dir) if held_dir not in p.parents]
     training += [p for p in _yaml_files(export_dir) if p not in training]
     for path in training:
@@ -209,10 +261,11 @@ def export(db: Session, *, user: StaffUser) -> ExportResult:
     skipped: list[dict[str, Any]] = []
     for item in items:
         key = normalise(item.text)
+        spans = [] if item.status == "out_of_scope" else list(item.annotated_entities or [])
         reason = None
         if not key:
             reason = "duplicate"
-        elif key in known.held_out:
+        elif known.leaks(item.text, spans):
             reason = "held_out"
         elif key in known.training:
             reason = "training"
@@ -224,7 +277,6 @@ def export(db: Session, *, user: StaffUser) -> ExportResult:
             continue
         seen.add(key)
         source = _source(item.channel)
-        spans = [] if item.status == "out_of_scope" else list(item.annotated_entities or [])
         batches.setdefault(source, {}).setdefault(_label(item), []).append(
             render_example(item.text, spans)
         )
@@ -278,9 +330,9 @@ def training_yaml(db: Session) -> tuple[str, int]:
     seen: set[str] = set()
     for item in items:
         key = normalise(item.text)
-        if not key or key in known.held_out or key in known.training or key in seen:
+        spans = [] if item.status == "out_of_scope" else list(item.annotated_entities or [])
+        if not key or key in known.training or key in seen or known.leaks(item.text, spans):
             continue
         seen.add(key)
-        spans = [] if item.status == "out_of_scope" else list(item.annotated_entities or [])
         examples.setdefault(_label(item), []).append(render_example(item.text, spans))
     return render_file(examples), len(seen)

@@ -208,6 +208,12 @@ def _spans(item: NluInboxItem, data: AnnotationIn) -> list[dict[str, Any]]:
                 "bad_span",
                 f"实体的位置 {span.start}–{span.end} 不在这条消息里（共 {len(item.text)} 个字）。",
             )
+        if "*" in item.text[span.start : span.end]:
+            # A masked number or name would teach the model nothing true (and the regexes of
+            # nlu_data/ refuse it); phones and ID numbers are found by the patterns anyway.
+            raise AppError(
+                422, "masked_span", "这段文字已脱敏（含 *），不能标成实体，请只标没有遮盖的部分。"
+            )
         value = span.value or item.text[span.start : span.end]
         spans.append({"entity": span.entity, "start": span.start, "end": span.end, "value": value})
     spans.sort(key=lambda s: (s["start"], s["end"]))

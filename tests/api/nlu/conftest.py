@@ -91,6 +91,9 @@ nlu:
 - intent: ask_materials
   examples: |
     - 办房本要带哪些东西
+- intent: ask_certificate_status
+  examples: |
+    - [幸福里小区5号楼](address)的房本卡在哪
 """
 
 

@@ -186,3 +186,17 @@ def test_out_of_scope_and_delete(client, db, seeded, maintainer, observe):
     again = _annotate(client, maintainer, first, intent="greet")
     assert again.status_code == 409 and again.json()["message"] == "这条消息已删除。"
     assert _annotate(client, maintainer, 987654, intent="greet").status_code == 404
+
+
+def test_masked_text_is_no_entity(client, observe, maintainer):
+    """A span over masked characters (a phone, an ID number, a name) is refused: it would
+    teach the model a `*` number; the rest of the message may still be marked."""
+    item = observe("俺住幸福里8号楼 电话13912345678", reason="fallback")["id"]
+    phone = {"start": 11, "end": 22, "entity": "phone"}
+    r = _annotate(client, maintainer, item, intent="inform", entities=[phone])
+    assert r.status_code == 422 and r.json()["code"] == "masked_span"
+    assert "脱敏" in r.json()["message"]
+    address = {"start": 2, "end": 8, "entity": "address"}
+    r = _annotate(client, maintainer, item, intent="inform", entities=[address])
+    assert r.status_code == 200
+    assert r.json()["annotated_entities"][0]["value"] == "幸福里8号楼"
