@@ -4,6 +4,8 @@ from fastapi import APIRouter
 
 from app.dashboard.views import router as dashboard_router
 from app.ledger.views import router as ledger_router
+from app.modelhub.views import router as model_router
+from app.modelhub.views import staff_router as model_staff_router
 from app.nlu.views import router as nlu_router
 from app.nlu.views import staff_router as nlu_staff_router
 from app.notify.views import router as conversation_router
@@ -32,3 +34,5 @@ api_router.include_router(conversation_router)
 api_router.include_router(notify_staff_router)
 api_router.include_router(nlu_router)
 api_router.include_router(nlu_staff_router)
+api_router.include_router(model_staff_router)
+api_router.include_router(model_router)

@@ -1,5 +1,6 @@
 """Start the whole helpdesk on free loopback ports: api (temp SQLite), action server, Rasa, and
-on request the job worker (notifications) and the WeChat channel.
+on request the job worker (notifications), the WeChat channel, and Rasa pulling its model from
+the api's model server (as `make run` does) with its HTTP API on (to read the served model).
 
 Used by the end-to-end tests, the live bot tests and `bench/bot_bench.py`. Every process runs
 in its own process group and is stopped (TERM, then KILL) when the stack closes.
@@ -80,6 +81,8 @@ class Stack:
     launches: dict[str, tuple[list[str], Path, dict[str, str]]] = field(default_factory=dict)
     health: dict[str, str] = field(default_factory=dict)
     api_env: dict[str, str] = field(default_factory=dict)
+    # Rasa's HTTP API token (`rasa run --enable-api --auth-token`), when it is on.
+    rasa_token: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -119,6 +122,32 @@ class Stack:
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
+
+    def rasa_status(self) -> dict[str, Any]:
+        """Rasa's `/status` (the served model's `model_id` = its fingerprint); needs the stack
+        started with `rasa_token`."""
+        if not self.rasa_token:
+            raise StackError("start the stack with rasa_token= to read Rasa's /status")
+        response = httpx.get(
+            f"{self.rasa_url}/status", params={"token": self.rasa_token}, timeout=10
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def wait_for_model(self, fingerprint: str, seconds: float = 60) -> float:
+        """Wait until Rasa serves the model `fingerprint`; the seconds it took."""
+        started = time.monotonic()
+        deadline = started + seconds
+        seen = None
+        while time.monotonic() < deadline:
+            try:
+                seen = self.rasa_status().get("model_id")
+            except httpx.HTTPError:
+                seen = None
+            if seen == fingerprint:
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise StackError(f"Rasa still serves {seen}, not {fingerprint}, after {seconds}s")
 
     def say(self, sender: str, text: str, client: httpx.Client | None = None) -> list[dict]:
         """Send one message over the REST channel; the bot's replies."""
@@ -202,11 +231,24 @@ def _load_demo(env: dict[str, str]) -> None:
     _run([str(API_PY), "-m", "app.ledger.cli", "load-demo"], API_DIR, env, "demo ledger")
 
 
-def _write_bot_config(stack: Stack, tracker: str, wechat: bool = False) -> tuple[Path, Path]:
+def _write_bot_config(
+    stack: Stack, tracker: str, wechat: bool = False, model_pull: int | None = None
+) -> tuple[Path, Path]:
     endpoints = stack.workdir / "endpoints.yml"
     lines = [
         "action_endpoint:",
         f'  url: "http://127.0.0.1:{stack.actions_port}/webhook"',
+    ]
+    if model_pull is not None:
+        # As bot/endpoints.yml: the live model from the api, the token from the environment.
+        lines += [
+            "models:",
+            f"  url: {stack.api_url}/api/v1/models/live",
+            "  headers:",
+            "    Authorization: Service ${SERVICE_TOKEN}",
+            f"  wait_time_between_pulls: {model_pull}",
+        ]
+    lines += [
         "tracker_store:",
         "  type: privacy.tracker_store.RedactingTrackerStore",
     ]
@@ -231,13 +273,19 @@ def running_stack(
     extra_env: dict[str, str] | None = None,
     worker: bool = False,
     wechat: bool = False,
+    model_server: bool = False,
+    pull_seconds: int = 2,
+    rasa_token: str | None = None,
 ) -> Iterator[Stack]:
     """Start api, action server and Rasa; yield the stack; stop everything on exit.
 
     `tracker` is "memory" (the embedded default) or "sql" (a SQLite file the caller can read).
     `worker` also starts the job consumer (`python -m app.worker`, as `make run` does) on a
     SQLite queue of its own; `wechat` enables the WeChat channel (its WECHAT_* settings come
-    in `extra_env`).
+    in `extra_env`). `model_server` registers `model` as the live model
+    (`python -m app.modelhub.cli register-live`) and starts Rasa without `--model`, pulling it
+    from the api every `pull_seconds` (bot/endpoints.yml's `models:`); `rasa_token` turns on
+    Rasa's HTTP API with that token (`Stack.rasa_status`).
     """
     model = model or latest_model()
     workdir = Path(tempfile.mkdtemp(prefix="fangben-e2e-"))
@@ -248,6 +296,7 @@ def running_stack(
         rasa_port=free_port(),
         database=workdir / "api.db",
         tracker_db=workdir / "tracker.db" if tracker == "sql" else None,
+        rasa_token=rasa_token,
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     base.update(
@@ -265,18 +314,22 @@ def running_stack(
         "RASA_URL": stack.rasa_url,
         "PORT": str(stack.api_port),
         "JOB_QUEUE_URL": f"sqlite:///{workdir / 'jobs.db'}",
+        "MODEL_CANDIDATES_DIR": str(workdir / "models"),
     }
     stack.api_env = api_env
     bot_env = {**base, "API_URL": stack.api_url}
+    # The api's development default unless the environment sets one (both sides read it).
+    bot_env.setdefault("SERVICE_TOKEN", "dev-only-service-token-change-me")
     try:
         started = time.monotonic()
         _run([str(API_PY), "-m", "alembic", "upgrade", "head"], API_DIR, api_env, "migrations")
         _load_demo(api_env)
+        if model_server:
+            argv = [str(API_PY), "-m", "app.modelhub.cli", "register-live", str(model)]
+            _run(argv, API_DIR, api_env, "register-live")
         stack.timings["prepare_db"] = time.monotonic() - started
-        endpoints, credentials = (
-            _write_bot_config(stack, tracker, wechat=True)
-            if wechat
-            else _write_bot_config(stack, tracker)
+        endpoints, credentials = _write_bot_config(
+            stack, tracker, wechat=wechat, model_pull=pull_seconds if model_server else None
         )
         started = time.monotonic()
         _start(
@@ -311,26 +364,16 @@ def running_stack(
             BOT_DIR,
             bot_env,
         )
-        _start(
-            stack,
-            "rasa",
-            [
-                str(BOT_DIR / ".venv" / "bin" / "rasa"),
-                "run",
-                "--model",
-                str(model),
-                "--interface",
-                "127.0.0.1",
-                "--port",
-                str(stack.rasa_port),
-                "--credentials",
-                str(credentials),
-                "--endpoints",
-                str(endpoints),
-            ],
-            BOT_DIR,
-            bot_env,
-        )
+        if model_server:
+            # Rasa pulls its first model before it listens: the api must answer first.
+            _wait(f"{stack.api_url}/healthz", "api", stack, 60)
+        rasa_argv = [str(BOT_DIR / ".venv" / "bin" / "rasa"), "run"]
+        rasa_argv += [] if model_server else ["--model", str(model)]
+        rasa_argv += ["--interface", "127.0.0.1", "--port", str(stack.rasa_port)]
+        rasa_argv += ["--credentials", str(credentials), "--endpoints", str(endpoints)]
+        if rasa_token:
+            rasa_argv += ["--enable-api", "--auth-token", rasa_token]
+        _start(stack, "rasa", rasa_argv, BOT_DIR, bot_env)
         if worker:
             _start(stack, "worker", [str(API_PY), "-m", "app.worker"], API_DIR, api_env)
         stack.health = {

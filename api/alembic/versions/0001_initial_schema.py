@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 08:06:54.226942
+Create Date: 2026-12-02 08:16:34.145662
 
 """
 
@@ -100,6 +100,34 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_nlu_inbox_item_sender", ["sender", "created_at"], unique=False)
         batch_op.create_index("ix_nlu_inbox_item_status", ["status", "created_at"], unique=False)
+
+    op.create_table(
+        "nlu_model",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("data_hash", sa.String(length=64), nullable=True),
+        sa.Column("started_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("metrics", sa.JSON(), nullable=True),
+        sa.Column("refusal", sa.Text(), nullable=True),
+        sa.Column("artifact", sa.String(length=500), nullable=True),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
+        sa.Column("promoted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("promoted_by", sa.String(length=64), nullable=True),
+        sa.Column("override_reason", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_nlu_model")),
+    )
+    with op.batch_alter_table("nlu_model", schema=None) as batch_op:
+        batch_op.create_index("ix_nlu_model_fingerprint", ["fingerprint"], unique=False)
+        batch_op.create_index(
+            "uq_nlu_model_live",
+            ["status"],
+            unique=True,
+            sqlite_where=sa.text("status = 'live'"),
+            postgresql_where=sa.text("status = 'live'"),
+        )
 
     op.create_table(
         "petition_day_counter",
@@ -442,6 +470,15 @@ def downgrade() -> None:
     op.drop_table("resident_contact")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
+    with op.batch_alter_table("nlu_model", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_nlu_model_live",
+            sqlite_where=sa.text("status = 'live'"),
+            postgresql_where=sa.text("status = 'live'"),
+        )
+        batch_op.drop_index("ix_nlu_model_fingerprint")
+
+    op.drop_table("nlu_model")
     with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
         batch_op.drop_index("ix_nlu_inbox_item_status")
         batch_op.drop_index("ix_nlu_inbox_item_sender")

@@ -14,6 +14,7 @@ from app.console import (
     dashboard,
     ledger,
     login,
+    models,
     nlu,
     petitions,
     projects,
@@ -21,6 +22,6 @@ from app.console import (
 from app.console.common import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts, nlu):
+for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts, nlu, models):
     router.include_router(screen.router)
 static_files = StaticFiles(directory=str(STATIC_DIR))

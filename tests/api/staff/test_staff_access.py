@@ -11,6 +11,7 @@ from staff.staffkit import bearer, make_petition, make_project, make_user
 from app.core.config import settings
 from app.core.database import utcnow
 from app.main import app
+from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
 from app.notify import service as notify_service
 from app.notify.models import Notification
@@ -164,6 +165,16 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         # Those who read every petition flag a resident's turn of its conversation.
         _except(EDITORS, clerk=201, supervisor=201, admin=201),
     ),
+    # The model registry ({model_id}: a retired model whose file is gone, so the allowed roles
+    # reach the registry and are told it cannot go live).
+    ("GET", "/api/v1/staff/models", None, NLU),
+    ("POST", "/api/v1/staff/models/train", None, _except(NLU, maintainer=202, admin=202)),
+    (
+        "POST",
+        "/api/v1/staff/models/{model_id}/promote",
+        lambda ctx: {},
+        _except(NLU, maintainer=409, admin=409),
+    ),
 ]
 
 CASES = [(m, p, b, role, exp[role]) for m, p, b, exp in MATRIX for role in ROLES]
@@ -223,6 +234,8 @@ def world(db, tmp_path, monkeypatch):
         text="嗯嗯啊啊", reason="fallback", channel="webchat", sender="0" * 16, confidence=0.1
     )
     db.add(inbox_item)
+    model = NluModel(status="retired", started_by="cli:matrix", artifact="/nonexistent.tar.gz")
+    db.add(model)
     db.commit()
     return {
         "project": project,
@@ -238,6 +251,7 @@ def world(db, tmp_path, monkeypatch):
             "key": notify_service.conversation_key(contact),
             "notification_id": failed.id,
             "nlu_item": inbox_item.id,
+            "model_id": model.id,
         },
     }
 
