@@ -31,5 +31,8 @@ bot/.venv/bin/python bench/nlu_bench.py || status=$?
 echo
 echo "## conversation suite: turns passing, reply length (bench/conversation_bench.py)"
 bot/.venv/bin/python bench/conversation_bench.py || status=$?
+echo
+echo "## model switch: promotion/rollback -> every Rasa serving it, 2 replicas (bench/model_switch_bench.py)"
+bot/.venv/bin/python bench/model_switch_bench.py --switches 6 --replicas 2 || status=$?
 
 exit $status
