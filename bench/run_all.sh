@@ -29,6 +29,9 @@ echo
 echo "## NLU: training time; held-out intent accuracy / macro-F1 vs baseline (bench/nlu_bench.py)"
 bot/.venv/bin/python bench/nlu_bench.py || status=$?
 echo
+echo "## training job (bot/trainer): full-config training time, held-out and conversation evaluation times (bench/train_bench.py)"
+bot/.venv/bin/python bench/train_bench.py || status=$?
+echo
 echo "## conversation suite: turns passing, reply length (bench/conversation_bench.py)"
 bot/.venv/bin/python bench/conversation_bench.py || status=$?
 echo
