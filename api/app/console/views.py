@@ -18,10 +18,23 @@ from app.console import (
     nlu,
     petitions,
     projects,
+    quality,
 )
 from app.console.common import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for screen in (login, petitions, conversations, projects, ledger, dashboard, accounts, nlu, models):
+SCREENS = (
+    login,
+    petitions,
+    conversations,
+    projects,
+    ledger,
+    dashboard,
+    accounts,
+    quality,
+    nlu,
+    models,
+)
+for screen in SCREENS:
     router.include_router(screen.router)
 static_files = StaticFiles(directory=str(STATIC_DIR))
