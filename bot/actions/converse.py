@@ -19,7 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import faq, guidance, status, text
+from actions import faq, guidance, observe, status, text
 from actions.clients import api
 from actions.lookup import LookupFlow
 from actions.loop import LoopFlow, conversation_state, masked_text
@@ -130,6 +130,7 @@ class Turn(LoopFlow, LookupFlow, PetitionFlow):
         self.state = dict(state or {"mode": "bot"})
         self.said = said
         self.feedback_done = False
+        self.handed_off = False
         self.sender_id = tracker.sender_id
         self.reply = Reply(domain, seed=len(tracker.events))
         latest = tracker.latest_message or {}
@@ -324,6 +325,11 @@ class Turn(LoopFlow, LookupFlow, PetitionFlow):
         if count >= 2:
             self.reply.say("utter_form_stuck")
         return True
+
+    async def handoff(self, offer_petition: bool = True) -> None:
+        """转人工 (LoopFlow.handoff), remembered: the maintainers' inbox hears of it."""
+        self.handed_off = True
+        await super().handoff(offer_petition)
 
     def reask(self) -> None:
         """Ask the pending question again (short form)."""
@@ -750,4 +756,6 @@ class ActionConverse(Action):
         if turn.reply.empty:
             turn.reply.say("utter_how_can_help")
         turn.reply.send(dispatcher)
+        # Misunderstood, out of scope, unsure or handed to a person: the maintainers' inbox.
+        await observe.report(turn)
         return turn.events()

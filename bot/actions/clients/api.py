@@ -223,3 +223,22 @@ async def petition_feedback(
             "POST", f"/api/v1/petitions/{number}/feedback", sender_id=sender_id, json=body
         )
     )
+
+
+# -- the maintainers' NLU inbox (docs/maintainers.md) ----------------------------------------
+
+
+async def nlu_observation(sender_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/v1/nlu/observations: a message the bot misunderstood (masked) → `{id}`.
+
+    Short timeout (NLU_INBOX_TIMEOUT): the report is a by-product of the turn, never its cost.
+    """
+    return dict(
+        await _request(
+            "POST",
+            "/api/v1/nlu/observations",
+            sender_id=sender_id,
+            json=body,
+            timeout=settings.nlu_inbox_timeout,
+        )
+    )
