@@ -38,8 +38,7 @@ def real() -> Iterator[RealApi]:
             ADMIN,
             "--role",
             "admin",
-            "--password",
-            PASSWORD,
+            f"--password={PASSWORD}",  # a random password may begin with "-"
         )
         yield running
 

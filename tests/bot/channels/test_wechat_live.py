@@ -46,8 +46,8 @@ def live() -> Iterator[tuple[e2e_stack.Stack, FakeWeChatApi]]:
         pytest.skip("no trained model in bot/models/ (make train)")
     original = e2e_stack._write_bot_config
 
-    def with_wechat(stack: e2e_stack.Stack, tracker: str) -> tuple[Path, Path]:
-        endpoints, credentials = original(stack, tracker)
+    def with_wechat(stack: e2e_stack.Stack, tracker: str, **options: Any) -> tuple[Path, Path]:
+        endpoints, credentials = original(stack, tracker, **options)
         with credentials.open("a", encoding="utf-8") as handle:
             handle.write("channels.wechat.WeChatInput:\n")
         return endpoints, credentials
