@@ -37,7 +37,7 @@ run: install ## start api, action server and Rasa on embedded defaults (Ctrl-C s
 test: install install-browser ## lint, then the whole suite (what .ci/run calls)
 	bash scripts/test.sh
 
-LINT_PATHS := api/app api/alembic/env.py bench bot/actions bot/channels bot/components bot/privacy bot/scripts tests bot/speedups.py
+LINT_PATHS := api/app api/alembic/env.py bench bot/actions bot/channels bot/components bot/privacy bot/scripts tests bot/speedups.py bot/trainer
 
 lint: install-api ## ruff and mypy
 	api/.venv/bin/ruff check $(LINT_PATHS)

@@ -130,8 +130,7 @@ def _start_api(settings: Settings, box: Sandbox) -> None:
         SANDBOX_CLERK,
         "--role",
         "clerk",
-        "--password",
-        password,
+        f"--password={password}",
     )
     argv = [str(settings.api_python), "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--no-access-log"]

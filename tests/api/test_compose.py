@@ -13,13 +13,16 @@ from huey.storage import RedisStorage
 
 from app.core.config import Settings
 from app.jobs.queue import storage_for
+from app.modelhub.config import ModelhubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 # Variables read by the official images themselves, not by our code.
 IMAGE_VARIABLES = {"postgres": {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}}
 # Services on the api image, configured through the api's Settings.
-API_IMAGE_SERVICES = ("api", "worker")
+API_IMAGE_SERVICES = ("api", "worker", "sandbox-api")
+# Every setting the api image reads from the environment.
+API_FIELDS = {name.upper() for name in (*Settings.model_fields, *ModelhubSettings.model_fields)}
 
 
 def _compose() -> dict:
@@ -52,18 +55,22 @@ def test_compose_file_is_valid_against_the_compose_schema() -> None:
 def test_every_variable_set_is_read_by_the_code() -> None:
     """Each service's environment names only variables its code (or image) reads."""
     services = _compose()["services"]
-    api_fields = {name.upper() for name in Settings.model_fields}
     bot_text = _bot_sources()
     for name, service in services.items():
         env = service.get("environment") or {}
         assert isinstance(env, dict), f"{name}: use the mapping form for environment"
+        # A variable the service's own shell command reads ($$VAR in compose).
+        command = " ".join(service.get("command") or [])
         for var in env:
             if name in API_IMAGE_SERVICES:
-                assert var in api_fields, f"{name} sets {var}, which Settings does not read"
+                assert var in API_FIELDS or f"$${var}" in command, (
+                    f"{name} sets {var}, which Settings does not read"
+                )
             elif name in IMAGE_VARIABLES:
                 assert var in IMAGE_VARIABLES[name], f"{name} sets unknown {var}"
             else:
-                pattern = rf"(environ(\.get)?\(|getenv\(|\[)\s*['\"]{var}['\"]|\$\{{{var}[}}:]"
+                read = r"((environ|env)(\.get)?\(|getenv\(|\[)"
+                pattern = rf"{read}\s*['\"]{var}['\"]|\$\{{{var}[}}:]"
                 assert re.search(pattern, bot_text), f"{name} sets {var}, which bot/ never reads"
 
 
@@ -71,7 +78,7 @@ def test_secrets_are_required_and_documented() -> None:
     """Every ${VAR} the file uses is documented in .env.example; secrets have no default."""
     text = COMPOSE.read_text(encoding="utf-8")
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", example, flags=re.M))
     used = set(re.findall(r"\$\{([A-Z_]+)", text))
     assert used <= documented, f"undocumented: {used - documented}"
     for secret in ("SECRET_KEY", "SERVICE_TOKEN", "ID_HASH_SECRET", "POSTGRES_PASSWORD"):
@@ -82,10 +89,10 @@ def test_documented_api_variables_are_settings() -> None:
     """The api part of .env.example lists only real settings, and every setting is documented."""
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     api_part = example.split("# --- docker-compose only ---")[0]
-    documented = set(re.findall(r"^([A-Z_]+)=", api_part, flags=re.M))
-    fields = {name.upper() for name in Settings.model_fields}
-    assert documented <= fields, documented - fields
-    assert fields <= documented, f"settings missing from .env.example: {fields - documented}"
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", api_part, flags=re.M))
+    assert documented <= API_FIELDS, documented - API_FIELDS
+    missing = API_FIELDS - documented
+    assert not missing, f"settings missing from .env.example: {missing}"
 
 
 def test_ports_and_urls_agree() -> None:
@@ -95,6 +102,8 @@ def test_ports_and_urls_agree() -> None:
     assert f"{api_env['PORT']}:{api_env['PORT']}" in services["api"]["ports"]
     for name, service in services.items():
         for var, value in (service.get("environment") or {}).items():
+            if isinstance(value, str) and value.startswith("sqlite:"):
+                continue  # a file inside the container
             if isinstance(value, str) and "://" in value:
                 host = re.sub(r"^[a-z+]+://([^@/]*@)?", "", value).split(":")[0].split("/")[0]
                 assert host in services, f"{name}.{var} points at {host}, not a service"
@@ -136,3 +145,95 @@ def test_make_run_starts_the_worker() -> None:
     assert "cd api" in line and ".venv/bin/python -m app.worker" in line
     after = run.split(line, 1)[1].lstrip().splitlines()[0]
     assert after == "pids+=($!)"
+
+
+def _dockerfile_sources(name: str) -> list[str]:
+    """What a Dockerfile copies from the build context (the repository root)."""
+    text = (ROOT / name).read_text(encoding="utf-8")
+    return [m.group(1).rstrip("/") for m in re.finditer(r"^COPY\s+(\S+)\s+\S+$", text, re.M)]
+
+
+def _ignored(path: str) -> bool:
+    """True when .dockerignore keeps `path` (relative to the root) out of the build context."""
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    parts = Path(path).parts
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if pattern[3:] in parts:
+                return True
+        elif path == pattern or path.startswith(pattern + "/"):
+            return True
+    return False
+
+
+def test_the_trainer_runs_on_the_bot_image_on_the_api_training_queue() -> None:
+    """docker-compose's trainer is the bot image running `python -m trainer` on the queue the
+    api puts training jobs on (same storage and name), with the api's service token, and the
+    files its default paths name are inside the image and the build context."""
+    sys.path.insert(0, str(ROOT / "bot"))
+    try:
+        from trainer import config as trainer_config
+    finally:
+        sys.path.remove(str(ROOT / "bot"))
+    services = _compose()["services"]
+    trainer, api, rasa = services["trainer"], services["api"], services["rasa"]
+    assert trainer["build"] == rasa["build"]
+    assert trainer["build"]["dockerfile"] == "bot/Dockerfile"
+    assert trainer["command"] == ["python", "-m", "trainer"]
+    env, api_env = trainer["environment"], api["environment"]
+    assert env["JOB_QUEUE_URL"] == api_env["JOB_QUEUE_URL"]
+    assert env.get("JOB_QUEUE_NAME") == api_env.get("JOB_QUEUE_NAME")
+    assert env["SERVICE_TOKEN"] == api_env["SERVICE_TOKEN"]
+    assert env["API_URL"] == "http://api:" + api_env["PORT"]
+    # The queue the trainer consumes is the one the api puts trainings on.
+    settings = trainer_config.load(env)
+    assert settings.queue_name == f"{Settings().job_queue_name}-training"
+    # Inside the image the repository's layout is kept under /srv (bot/ at /srv/bot).
+    copied = _dockerfile_sources("bot/Dockerfile")
+    for path in (
+        settings.config,
+        settings.domain,
+        settings.dialogue_data,
+        settings.nlu_dir,
+        settings.heldout_dir,
+        settings.conversations_dir / "runner.py",
+        settings.cases_dir,
+    ):
+        relative = path.relative_to(trainer_config.REPO_DIR).as_posix()
+        assert path.exists(), relative
+        assert any(relative == src or relative.startswith(src + "/") for src in copied), (
+            f"bot/Dockerfile does not copy {relative}"
+        )
+        assert not _ignored(relative), f".dockerignore drops {relative}"
+
+
+def test_the_sandbox_api_is_throwaway_and_has_its_own_secrets() -> None:
+    """The trainer plays the conversation suite against a separate api on its own SQLite file
+    with the demo ledger; it shares no database, queue or secret with the real api."""
+    services = _compose()["services"]
+    sandbox, api, trainer = services["sandbox-api"], services["api"], services["trainer"]
+    assert sandbox["build"] == api["build"]
+    env, api_env, trainer_env = sandbox["environment"], api["environment"], trainer["environment"]
+    assert env["DATABASE_URL"].startswith("sqlite:")
+    assert env["JOB_QUEUE_URL"].startswith("sqlite:")
+    assert "ports" not in sandbox  # never published
+    for secret in ("SECRET_KEY", "SERVICE_TOKEN", "ID_HASH_SECRET"):
+        assert env[secret] != api_env[secret], secret
+    assert trainer_env["TRAINER_SANDBOX_API_URL"] == "http://sandbox-api:" + env["PORT"]
+    assert trainer_env["TRAINER_SANDBOX_SERVICE_TOKEN"] == env["SERVICE_TOKEN"]
+    command = " ".join(sandbox["command"])
+    assert "load-demo" in command and "rm -f /tmp/sandbox.db" in command
+    username = trainer_env["TRAINER_SANDBOX_STAFF_USERNAME"]
+    assert f"--username {username} --role clerk" in command
+    assert trainer["depends_on"]["sandbox-api"]["condition"] == "service_healthy"
+
+
+def test_the_api_image_has_the_nlu_data_the_inbox_exports_against() -> None:
+    """The api deduplicates annotations against nlu_data/ (training and held-out sets)."""
+    assert "nlu_data" in _dockerfile_sources("api/Dockerfile")
+    assert not _ignored("nlu_data/test")
+    assert (ROOT / Settings().nlu_data_dir.relative_to(ROOT) / "test").is_dir()

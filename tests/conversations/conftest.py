@@ -36,7 +36,7 @@ def staff_token(stack: Stack) -> str:
     env = stack.launches["api"][2]
     argv = ["-m", "app.staff.cli", "create-user", "--username", "conv_clerk", "--role", "clerk"]
     done = subprocess.run(
-        [str(API_PY), *argv, "--password", password],
+        [str(API_PY), *argv, f"--password={password}"],
         cwd=API_DIR,
         env=env,
         capture_output=True,

@@ -55,8 +55,7 @@ def test_the_suite_runs_against_a_given_sandbox_api(tmp_path: Path) -> None:
             "sandbox_clerk",
             "--role",
             "clerk",
-            "--password",
-            password,
+            f"--password={password}",
         )
         settings = config.load(
             {
