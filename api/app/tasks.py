@@ -4,6 +4,7 @@ the outbox register themselves on import: the web chat does."""
 
 import app.chat.service  # noqa: F401  (registers the web-chat delivery)
 import app.models  # noqa: F401  (every table)
+from app.modelhub.tasks import sweep_trainings
 from app.notify.tasks import deliver_notification, sweep_notifications
 
-__all__ = ["deliver_notification", "sweep_notifications"]
+__all__ = ["deliver_notification", "sweep_notifications", "sweep_trainings"]

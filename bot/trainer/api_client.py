@@ -1,10 +1,12 @@
 """The trainer's client of the api's model endpoints (docs/maintainers.md, "Models"), all with
-the service token: the training data, the live model, the artifact upload and the result."""
+the service token: the training data, the live model, progress, the artifact upload and the
+result."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +15,9 @@ from pathlib import Path
 import httpx
 
 from trainer.config import Settings
-from trainer.errors import TrainerError
+from trainer.errors import Abandoned, TrainerError
 
+log = logging.getLogger("trainer")
 CHUNK = 1024 * 1024
 # Optional headers of the training-data answer: where the live model is on a shared disk,
 # and its fingerprint (the model server's ETag). Without them the trainer pulls
@@ -134,6 +137,19 @@ class ApiClient:
                 "X-Model-Fingerprint": fingerprint,
             },
         )
+
+    def progress(self, model_id: int | str, stage: str) -> None:
+        """POST …/{id}/progress {stage}: the step begun, the job's heartbeat. A 409 (the model
+        left `training`) stops the job; other failures are logged and the job goes on."""
+        try:
+            response = self.client.post(f"{self.base}/{model_id}/progress", json={"stage": stage})
+        except httpx.HTTPError as exc:
+            log.warning("model %s: progress not reported (%s)", model_id, type(exc).__name__)
+            return
+        if response.status_code == 409:
+            raise Abandoned(f"模型 #{model_id} 已不在训练中，任务停止")
+        if response.status_code >= 400:
+            log.warning("model %s: progress not reported (HTTP %s)", model_id, response.status_code)
 
     def post_result(self, model_id: int | str, body: dict[str, object]) -> None:
         """POST …/{id}/result: {status: candidate|failed, metrics, fingerprint, error?}."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -40,11 +41,19 @@ def cases_hash(cases_dir: Path) -> str:
     return files_hash(sorted(cases_dir.glob("*.yml")), cases_dir)
 
 
+HEARTBEAT_EVERY = 20
+
+
 def run_suite(
-    conversations_dir: Path, cases_dir: Path, box: Sandbox, webhook: str
+    conversations_dir: Path,
+    cases_dir: Path,
+    box: Sandbox,
+    webhook: str,
+    heartbeat: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every case once: `{passed, total, failed: [case ids], skipped: [case ids]}`. A case
-    that needs staff (a published answer) without a staff token in the sandbox is skipped."""
+    that needs staff (a published answer) without a staff token in the sandbox is skipped.
+    `heartbeat` is called every HEARTBEAT_EVERY cases (the job's progress report)."""
     runner = load_runner(conversations_dir)
     cases = runner.load_cases(cases_dir)
     if not cases:
@@ -53,7 +62,9 @@ def run_suite(
     skipped: list[str] = []
     passed = 0
     with httpx.Client(timeout=60) as client:
-        for case in cases:
+        for number, case in enumerate(cases, 1):
+            if heartbeat is not None and number % HEARTBEAT_EVERY == 0:
+                heartbeat()
             needs_staff = bool((case.get("setup") or {}).get("answer"))
             if needs_staff and not box.staff_token:
                 skipped.append(case["id"])

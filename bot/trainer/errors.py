@@ -8,6 +8,11 @@ class TrainerError(RuntimeError):
     """A step of the job failed; `str(error)` is safe to store and to log."""
 
 
+class Abandoned(TrainerError):
+    """The api no longer has the model in training (it was taken as lost, or removed): the
+    job stops without retrying or reporting."""
+
+
 def safe_message(exc: BaseException) -> str:
     """What is reported for `exc`: a TrainerError's own message, otherwise only its type."""
     if isinstance(exc, TrainerError):

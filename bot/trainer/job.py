@@ -24,7 +24,7 @@ from trainer import conversations, rasa_run, sandbox
 from trainer import data as training_data
 from trainer.api_client import ApiClient, TrainingData, model_fingerprint
 from trainer.config import REPO_DIR, Settings
-from trainer.errors import TrainerError, safe_message
+from trainer.errors import Abandoned, TrainerError, safe_message
 
 log = logging.getLogger("trainer")
 
@@ -94,6 +94,7 @@ def run_once(
     started = time.monotonic()
     timings: dict[str, float] = {}
     with _workdir(settings, model_id) as work:
+        api.progress(model_id, "data")
         given = api.training_data(model_id)
         report = training_data.build(
             work / "data",
@@ -118,6 +119,7 @@ def run_once(
             facts["training_examples_relabelled"],
         )
 
+        api.progress(model_id, "train")
         log.info("model %s: training (time-box %.0f s)", model_id, settings.train_timeout)
         clock = time.monotonic()
         train_log = work / "train.log"
@@ -132,6 +134,7 @@ def run_once(
         fingerprint = model_fingerprint(model)
         log.info("model %s: trained in %.0f s", model_id, timings["train_s"])
 
+        api.progress(model_id, "heldout")
         clock = time.monotonic()
         metrics: dict[str, Any] = _heldout(settings, model, work, "candidate", model_id)
         live = _live_model(api, given, work)
@@ -154,16 +157,22 @@ def run_once(
         if live_metrics is not None:
             live_metrics["conversations"] = None
         if settings.conversations:
+
+            def beat() -> None:
+                api.progress(model_id, "conversations")
+
+            beat()
             clock = time.monotonic()
             with sandbox.backend(settings, work / "sandbox") as box:
                 with sandbox.rasa_server(box, model, "candidate") as webhook:
                     metrics["conversations"] = conversations.run_suite(
-                        settings.conversations_dir, settings.cases_dir, box, webhook
+                        settings.conversations_dir, settings.cases_dir, box, webhook, beat
                     )
                 if live is not None and live_metrics is not None:
+                    beat()
                     with sandbox.rasa_server(box, live.path, "live") as webhook:
                         live_metrics["conversations"] = conversations.run_suite(
-                            settings.conversations_dir, settings.cases_dir, box, webhook
+                            settings.conversations_dir, settings.cases_dir, box, webhook, beat
                         )
             timings["conversations_s"] = round(time.monotonic() - clock, 1)
             result = metrics["conversations"]
@@ -177,6 +186,7 @@ def run_once(
                 timings["conversations_s"],
             )
 
+        api.progress(model_id, "upload")
         clock = time.monotonic()
         api.put_artifact(model_id, model, fingerprint)
         timings["upload_s"] = round(time.monotonic() - clock, 1)
@@ -212,6 +222,9 @@ def train_candidate(model_id: int | str, settings: Settings) -> dict[str, Any]:
             log.info("model %s: attempt %d/%d", model_id, attempt, settings.attempts)
             try:
                 return run_once(model_id, settings, api, attempt)
+            except Abandoned as exc:
+                log.warning("model %s: %s", model_id, exc)
+                return {"status": "abandoned", "error": str(exc)}
             except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
                 error = safe_message(exc)
                 log.warning("model %s: attempt %d failed: %s", model_id, attempt, error)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 08:16:34.145662
+Create Date: 2026-12-02 13:49:57.030068
 
 """
 
@@ -117,6 +117,8 @@ def upgrade() -> None:
         sa.Column("promoted_by", sa.String(length=64), nullable=True),
         sa.Column("override_reason", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("stage", sa.String(length=32), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nlu_model")),
     )
     with op.batch_alter_table("nlu_model", schema=None) as batch_op:

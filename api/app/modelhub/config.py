@@ -26,6 +26,9 @@ class ModelhubSettings(BaseSettings):
     model_max_upload_bytes: int = 512 * 1024 * 1024
     # A model still `training` after this long is taken as lost (the job died): failed.
     model_training_timeout_seconds: int = 3600
+    # A training whose trainer reported nothing for this long (no start, or silent since its
+    # last step: the trainer was killed or is not running) is marked failed.
+    model_training_stall_seconds: int = Field(default=600, ge=30)
 
 
 settings = ModelhubSettings()

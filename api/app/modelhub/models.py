@@ -18,6 +18,14 @@ STATUS_LABELS = {
     "retired": "已退役",
     "failed": "失败",
 }
+# The steps of a training the trainer reports (POST /api/v1/models/{id}/progress), in order.
+TRAINING_STAGES = {
+    "data": "准备训练数据",
+    "train": "训练模型",
+    "heldout": "留出集评测",
+    "conversations": "对话测试",
+    "upload": "上传模型",
+}
 
 
 class NluModel(Base):
@@ -60,8 +68,21 @@ class NluModel(Base):
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # A failed training's short error (no personal data: the trainer sends a summary).
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # While training: the step the trainer last reported (TRAINING_STAGES) and when. A training
+    # whose trainer has been silent too long is failed (app.modelhub.service).
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @property
     def status_label(self) -> str:
         """The status in Chinese."""
         return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def stage_label(self) -> str | None:
+        """The training step in Chinese (None outside a training)."""
+        if self.status != "training":
+            return None
+        if self.stage is None:
+            return "排队等待训练进程"
+        return TRAINING_STAGES.get(self.stage, self.stage)

@@ -58,6 +58,10 @@ class ModelRead(BaseModel):
     override_reason: str | None
     error: str | None
     checks: ChecksRead | None
+    # While training: the step the trainer last reported, in Chinese, and when.
+    stage: str | None = None
+    stage_label: str | None = None
+    heartbeat_at: ShanghaiTime | None = None
 
 
 class ModelList(BaseModel):
@@ -100,6 +104,20 @@ class ResultIn(BaseModel):
     fingerprint: str | None = Field(default=None, max_length=128)
     error: str | None = Field(default=None, max_length=4000)
     data_hash: str | None = Field(default=None, max_length=64)
+
+
+class ProgressIn(BaseModel):
+    """The trainer's heartbeat: the step it has begun."""
+
+    stage: Literal["data", "train", "heldout", "conversations", "upload"]
+
+
+class ProgressOut(BaseModel):
+    """The step recorded, in Chinese."""
+
+    id: int
+    stage: str
+    stage_label: str
 
 
 class ResultOut(BaseModel):

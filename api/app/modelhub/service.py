@@ -228,19 +228,49 @@ def data_hash(db: Session) -> str:
     return digest.hexdigest()[:16]
 
 
-def _expire_stale_trainings(db: Session) -> None:
-    cutoff = utcnow() - timedelta(seconds=settings.model_training_timeout_seconds)
+NOT_STARTED = "训练任务没有开始：训练进程（trainer）没有运行，或连不上任务队列。请检查后重新训练。"
+STALLED = "训练中断：训练进程已经 {minutes} 分钟没有报告进度（被停止或崩溃）。请重新训练。"
+TIMED_OUT = "训练超时：训练任务没有按时报告结果。"
+
+
+def _stale_reason(row: NluModel, now: datetime) -> str | None:
+    """Why a `training` row is taken as lost now, or None while it is alive."""
+    created = _aware(row.created_at)
+    if created is not None and now - created > timedelta(
+        seconds=settings.model_training_timeout_seconds
+    ):
+        return TIMED_OUT
+    stall = timedelta(seconds=settings.model_training_stall_seconds)
+    beat = _aware(row.heartbeat_at)
+    if beat is None:
+        return NOT_STARTED if created is not None and now - created > stall else None
+    if now - beat > stall:
+        return STALLED.format(minutes=max(1, int(stall.total_seconds() // 60)))
+    return None
+
+
+def expire_stale_trainings(db: Session) -> None:
+    """Fail the trainings whose trainer is gone (see `_stale_reason`)."""
+    now = utcnow()
     for row in db.scalars(select(NluModel).where(NluModel.status == "training")):
-        created = _aware(row.created_at)
-        if created is not None and created < cutoff:
-            row.status, row.finished_at = "failed", utcnow()
-            row.error = "训练超时：训练任务没有按时报告结果。"
+        reason = _stale_reason(row, now)
+        if reason is not None:
+            row.status, row.finished_at, row.error = "failed", now, reason
+            log.warning("model %s: training taken as lost (%s)", row.id, row.stage or "not started")
     db.flush()
+
+
+def record_progress(db: Session, *, model_id: int, stage: str) -> NluModel:
+    """The trainer's heartbeat: the step it is on (TRAINING_STAGES)."""
+    row = training_row(db, model_id)
+    row.stage, row.heartbeat_at = stage, utcnow()
+    db.flush()
+    return row
 
 
 def training_in_progress(db: Session) -> NluModel | None:
     """The model being trained now, if any (stale ones are failed first)."""
-    _expire_stale_trainings(db)
+    expire_stale_trainings(db)
     return db.scalars(select(NluModel).where(NluModel.status == "training")).first()
 
 

@@ -28,6 +28,8 @@ from app.modelhub.schemas import (
     ChecksRead,
     ModelList,
     ModelRead,
+    ProgressIn,
+    ProgressOut,
     PromoteIn,
     ResultIn,
     ResultOut,
@@ -89,6 +91,9 @@ def model_read(row: NluModel, live: NluModel | None) -> ModelRead:
         override_reason=row.override_reason,
         error=row.error,
         checks=checked,
+        stage=row.stage if row.status == "training" else None,
+        stage_label=row.stage_label,
+        heartbeat_at=row.heartbeat_at if row.status == "training" else None,
     )
 
 
@@ -182,6 +187,16 @@ async def upload_artifact(
     return ArtifactOut(
         id=row.id, fingerprint=row.fingerprint, bytes=size, sha256=digest.hexdigest()
     )
+
+
+@router.post("/{model_id}/progress", response_model=ProgressOut)
+def training_progress(
+    model_id: int, data: ProgressIn, db: DbSession, caller: CallerDep
+) -> ProgressOut:
+    """The step the trainer has begun (its heartbeat); 409 once the model left `training`."""
+    _service(caller)
+    row = service.record_progress(db, model_id=model_id, stage=data.stage)
+    return ProgressOut(id=row.id, stage=data.stage, stage_label=row.stage_label or "")
 
 
 @router.post("/{model_id}/result", response_model=ResultOut)

@@ -70,4 +70,9 @@ def headers(db: Session, users: dict[str, StaffUser]) -> Callable[[str], dict[st
 
 # The job queue fixtures of the outbox tests: a SQLite queue file of the test's own, or a
 # Redis queue name of its own (the training queue follows the job queue's storage).
-from notify.outbox_fixtures import redis_queue, sqlite_queue  # noqa: E402, F401
+from notify.outbox_fixtures import (  # noqa: E402, F401
+    committed_db,
+    outbox_db,
+    redis_queue,
+    sqlite_queue,
+)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from modelhub.hubkit import make_archive, metrics
+from modelhub.hubkit import make_archive, metrics, service_headers
 from staff.test_staff_auth import console_login, page_csrf
 
 from app.modelhub import service
@@ -78,6 +78,16 @@ def test_train_then_the_table_refreshes_while_training(client, users, registry, 
     assert "disabled" in html.split("训练新模型")[0].rsplit("<button", 1)[1]
     r = client.post("/console/models/train", data={"csrf_token": page_csrf(html)})
     assert r.status_code == 409 and "正在训练" in r.text
+    # The step the trainer reports shows under 训练中.
+    assert '<small class="stage">排队等待训练进程</small>' in html
+    model_id = max(int(i) for i in re.findall(r'id="model-(\d+)"', html))
+    r = client.post(
+        f"/api/v1/models/{model_id}/progress",
+        json={"stage": "conversations"},
+        headers=service_headers(),
+    )
+    assert r.status_code == 200
+    assert '<small class="stage">对话测试</small>' in client.get("/console/models").text
 
 
 def test_promote_refused_then_rollback(client, users, registry):

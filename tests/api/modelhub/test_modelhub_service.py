@@ -5,6 +5,7 @@ trainer's report, promotion with its checks, an admin's override, rollback, one 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from huey import Huey
@@ -13,6 +14,7 @@ from modelhub.hubkit import INTENTS, make_archive, metrics
 from sqlalchemy import select
 
 from app.audit.models import AuditLog
+from app.core.database import utcnow
 from app.core.errors import AppError
 from app.modelhub import artifact, queue, service
 from app.modelhub.models import NluModel
@@ -325,3 +327,58 @@ def test_two_promotions_racing_leave_exactly_one_live_model(committing_sessions,
     with committing_sessions() as db:
         live = db.scalars(select(NluModel).where(NluModel.status == "live")).all()
         assert len(live) == 1 and live[0].id in ids
+
+
+def test_a_silent_trainer_fails_its_training(db, users, sqlite_queue, monkeypatch):
+    """Progress reports keep a training alive; one not started, or silent for longer than
+    MODEL_TRAINING_STALL_SECONDS since its last step (the trainer was killed), is failed with
+    the reason in Chinese and a new one can start; a late report of the lost one is refused
+    (409), which stops that job."""
+    from app.modelhub.config import settings
+
+    monkeypatch.setattr(settings, "model_training_stall_seconds", 600)
+    row = service.start_training(db, user=users["maintainer"])
+    db.commit()
+    assert row.stage_label == "排队等待训练进程"
+    service.record_progress(db, model_id=row.id, stage="train")
+    db.commit()
+    assert row.stage_label == "训练模型" and row.heartbeat_at is not None
+    service.expire_stale_trainings(db)
+    assert row.status == "training"  # it reported just now
+
+    # Ten minutes and a second of silence since the last step: lost.
+    row.heartbeat_at = utcnow() - timedelta(seconds=601)
+    db.commit()
+    service.expire_stale_trainings(db)
+    assert row.status == "failed" and row.finished_at is not None
+    assert "没有报告进度" in row.error and row.stage_label is None
+    with pytest.raises(AppError) as err:
+        service.record_progress(db, model_id=row.id, stage="upload")
+    assert err.value.status_code == 409
+
+    # Never picked up (no trainer running): failed too, with that reason.
+    never = service.start_training(db, user=users["admin"])
+    never.created_at = utcnow() - timedelta(seconds=601)
+    db.commit()
+    assert service.start_training(db, user=users["admin"]).status == "training"
+    db.refresh(never)
+    assert never.status == "failed" and "没有开始" in never.error
+
+
+def test_the_sweep_on_the_job_queue_fails_lost_trainings(outbox_db):
+    """The api's worker runs the sweep every minute (app.tasks): it commits the failure."""
+    from app import tasks
+
+    with outbox_db.sessions() as db:
+        lost = NluModel(status="training", started_by="staff:m", stage="heldout")
+        lost.heartbeat_at = utcnow() - timedelta(hours=1)
+        alive = NluModel(status="candidate", started_by="staff:m")
+        db.add_all([lost, alive])
+        db.commit()
+        ids = (lost.id, alive.id)
+    assert "sweep_trainings" in tasks.__all__
+    tasks.sweep_trainings.call_local()
+    with outbox_db.sessions() as db:
+        lost, alive = (db.get(NluModel, i) for i in ids)
+        assert lost.status == "failed" and "中断" in lost.error
+        assert alive.status == "candidate"

@@ -155,12 +155,13 @@ def test_bad_uploads_and_reports(client, headers, live, tmp_path, sqlite_queue, 
         ("GET", "/api/v1/models/{id}/training-data"),
         ("PUT", "/api/v1/models/{id}/artifact"),
         ("POST", "/api/v1/models/{id}/result"),
+        ("POST", "/api/v1/models/{id}/progress"),
     ],
 )
 def test_trainer_and_model_server_need_the_service_token(client, headers, live, method, path):
     """Without the service token: 403 (a staff token is not enough); a wrong one: 401."""
     url = path.format(id=live.id)
-    body = {"status": "failed"} if method == "POST" else None
+    body = {"status": "failed", "stage": "train"} if method == "POST" else None
     for extra in ({}, headers("admin")):
         r = client.request(method, url, json=body, headers=extra)
         assert r.status_code == 403 and r.json()["code"] == "service_only"
@@ -241,3 +242,37 @@ def test_training_data_holds_the_annotated_inbox_examples(client, db, live, tmp_
     assert "[观象山庄](address)的证什么时候下来" in examples["ask_certificate_status"]
     assert "帮我订个外卖" in examples["out_of_scope"]
     assert "还没看的一句" not in r.text
+
+
+def test_the_trainer_reports_its_steps_and_the_registry_shows_them(
+    client, headers, live, tmp_path, sqlite_queue
+):
+    """POST …/progress {stage}: the registry lists the step in Chinese and when it was
+    reported; an unknown step is a 422; once the result is in, a report is a 409 and the step
+    is no longer shown."""
+    r = client.post("/api/v1/staff/models/train", headers=headers("maintainer"))
+    model_id = r.json()["id"]
+
+    def listed() -> dict:
+        rows = client.get("/api/v1/staff/models", headers=headers("maintainer")).json()
+        return next(m for m in rows["models"] if m["id"] == model_id)
+
+    assert listed()["stage_label"] == "排队等待训练进程" and listed()["heartbeat_at"] is None
+    url = f"/api/v1/models/{model_id}/progress"
+    r = client.post(url, json={"stage": "heldout"}, headers=service_headers())
+    assert r.status_code == 200
+    assert r.json() == {"id": model_id, "stage": "heldout", "stage_label": "留出集评测"}
+    row = listed()
+    assert row["stage"] == "heldout" and row["stage_label"] == "留出集评测"
+    assert row["heartbeat_at"] is not None
+    r = client.post(url, json={"stage": "sleeping"}, headers=service_headers())
+    assert r.status_code == 422
+    r = client.post(
+        f"/api/v1/models/{model_id}/result",
+        json={"status": "failed", "error": "训练失败（退出码 1）"},
+        headers=service_headers(),
+    )
+    assert r.status_code == 200
+    r = client.post(url, json={"stage": "upload"}, headers=service_headers())
+    assert r.status_code == 409 and r.json()["code"] == "not_training"
+    assert listed()["stage_label"] is None and listed()["status"] == "failed"

@@ -1,5 +1,6 @@
 """A small real HTTP server playing the api's model endpoints for the trainer's tests
-(docs/maintainers.md): training-data, live, artifact, result, with the service token."""
+(docs/maintainers.md): training-data, live, progress, artifact, result, with the service
+token."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class FakeApi:
     artifacts: dict[str, bytes] = field(default_factory=dict)
     artifact_headers: dict[str, dict[str, str]] = field(default_factory=dict)
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The steps reported per model, and what POST …/progress answers (409: no longer training).
+    progress: dict[str, list[str]] = field(default_factory=dict)
+    progress_status: int = 200
     unauthorised: int = 0
     url: str = ""
     _server: ThreadingHTTPServer | None = None
@@ -101,7 +105,11 @@ class FakeApi:
                 body = self.rfile.read(length)
                 if not self._authorised():
                     return
-                model_id = self._parts()[-2]
+                model_id, kind = self._parts()[-2:]
+                if kind == "progress":
+                    api.progress.setdefault(model_id, []).append(json.loads(body)["stage"])
+                    self._send(api.progress_status, b'{"stage": "ok"}', "application/json")
+                    return
                 api.results.setdefault(model_id, []).append(json.loads(body))
                 self._send(200, b'{"status": "ok"}', "application/json")
 

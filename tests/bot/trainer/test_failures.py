@@ -82,6 +82,21 @@ def test_a_training_over_its_time_box_is_stopped_and_reported(
     assert not [p for p in (tmp_path / "candidates").iterdir() if p.name.startswith(".trainer")]
 
 
+def test_a_model_no_longer_training_stops_the_job_without_retry(
+    fake_api: Callable[..., FakeApi], tmp_path: Path
+) -> None:
+    """The api answers 409 to the first progress report (it took the training as lost, or it
+    was failed meanwhile): the job stops at once, fetches nothing and reports nothing."""
+    api = fake_api()
+    api.progress_status = 409
+    env = trainer_env(api, tmp_path, TRAINER_ATTEMPTS="3", TRAINER_RETRY_DELAY="30")
+    body = job.train_candidate(13, config.load(env))
+    assert body["status"] == "abandoned"
+    assert api.progress["13"] == ["data"]
+    assert api.count("GET", "/13/training-data") == 0
+    assert "13" not in api.results
+
+
 @pytest.mark.slow
 def test_a_training_rasa_refuses_is_reported(
     fake_api: Callable[..., FakeApi], tmp_path: Path

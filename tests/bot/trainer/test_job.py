@@ -144,6 +144,14 @@ def test_the_job_uploads_the_candidate_and_reports_its_metrics(clean_run: CleanR
     assert set(timings) >= {"train_s", "eval_s", "conversations_s", "upload_s", "total_s"}
     assert 0 < timings["train_s"] < 180
 
+    # The steps were reported as they began (the console's progress, the job's heartbeat):
+    # the conversation step once per model (three cases: no beat inside the suite).
+    steps = api.progress["7"]
+    assert steps == ["data", "train", "heldout", "conversations", "conversations", "upload"]
+    assert api.calls.index(("POST", "/api/v1/models/7/progress")) < api.calls.index(
+        ("GET", "/api/v1/models/7/training-data")
+    )
+
 
 def test_the_job_cleans_up_and_logs_no_example_text(clean_run: CleanRun) -> None:
     """No work directory is left next to the candidates; the log has the phases with counts

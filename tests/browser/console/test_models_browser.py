@@ -153,6 +153,18 @@ def test_maintainer_sees_refusal_training_then_promotes_and_rolls_back(browser, 
         shot(page, "20-models-registry")
         shot(page, "20-models-registry-full", full_page=True)
 
+        # The trainer reports its step: the page shows it by itself (htmx refresh).
+        assert "排队等待训练进程" in page.locator(f"#model-{ids['training']}").inner_text()
+        r = httpx.post(
+            f"{registry['url']}/api/v1/models/{ids['training']}/progress",
+            json={"stage": "train"},
+            headers=registry["service"],
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        page.wait_for_selector(f"#model-{ids['training']} >> text=训练模型", timeout=15_000)
+        shot(page, "20-models-training-step")
+
         # The trainer reports the training as failed: the page shows it by itself.
         r = httpx.post(
             f"{registry['url']}/api/v1/models/{ids['training']}/result",
