@@ -10,6 +10,10 @@ from app.quality.service import Quality
 CELL = 30
 LABEL_W = 190
 TOP = 200
+# The rotated column labels reach this far right of their column; the title and the footnote
+# need this much width whatever the number of intents.
+LABEL_REACH = 90
+MIN_WIDTH = 420
 
 
 def _short(label: str, size: int = 22) -> str:
@@ -21,7 +25,7 @@ def confusion_svg(quality: Quality) -> str:
     the cell, the more messages; the diagonal is what the model got right."""
     labels = quality.labels
     n = len(labels)
-    width = LABEL_W + max(n, 1) * CELL + 20
+    width = max(LABEL_W + max(n, 1) * CELL + LABEL_REACH, MIN_WIDTH)
     height = TOP + max(n, 1) * CELL + 40
     title = "混淆矩阵（行：标注意图，列：模型预测）"
     out = [
