@@ -9,6 +9,7 @@ from app.chat.views import router as chat_router
 from app.chat.views import static_files as chat_static
 from app.console.views import router as console_router
 from app.console.views import static_files as console_static
+from app.core.edge import Edge
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import access_log_middleware, configure_logging
@@ -20,6 +21,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="房本助手 API", version="1.0.0", docs_url="/docs")
     install_error_handlers(app)
     app.middleware("http")(access_log_middleware)
+    # Outermost first: the size cap before anything reads a body, then the edge (control
+    # characters refused, unhandled errors logged once), then the access log.
+    app.add_middleware(Edge)
     app.add_middleware(BodySizeLimit)
     app.include_router(api_router)
     app.include_router(chat_router)

@@ -1,0 +1,140 @@
+"""The edge of the api, outermost in the app: control characters refused before any route runs,
+and the one place an unhandled error is logged and answered.
+
+- A JSON body, a form body or a query string carrying a control character other than newline,
+  carriage return and tab is refused with a Chinese 422 naming the field (PostgreSQL cannot
+  store NUL; the others only hide text from staff and logs).
+- An error no handler took is logged once, with its type and the route template, never its text
+  (an exception's message may quote what the resident typed), and answered with the Chinese 500;
+  it is not re-raised, so the server prints no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import STATUS_MESSAGES
+
+log = logging.getLogger("app.errors")
+
+# C0 controls but \t \n \r, and DEL.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_MESSAGE = "提交的内容里有无法识别的控制字符（{fields}），请删除后再试。"
+SERVER_CODE, SERVER_ERROR = STATUS_MESSAGES[500]
+_CHECKED_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def _json_fields(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, str):
+        if CONTROL.search(value):
+            found.append(path or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and CONTROL.search(key):
+                found.append(path or "body")
+            _json_fields(item, f"{path}.{key}" if path else str(key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _json_fields(item, f"{path}[{index}]", found)
+
+
+def _pairs_fields(raw: str) -> list[str]:
+    pairs = parse_qsl(raw, keep_blank_values=True)
+    return [key for key, value in pairs if CONTROL.search(key) or CONTROL.search(value)]
+
+
+def control_fields(content_type: str, body: bytes, query: str) -> list[str]:
+    """The fields (query parameters, JSON paths, form keys) holding a control character."""
+    found = _pairs_fields(query) if query else []
+    if not body:
+        return found
+    if content_type.startswith("application/json"):
+        try:
+            _json_fields(json.loads(body), "", found)
+        except ValueError:
+            pass  # not JSON: the route's own validation answers
+    elif content_type.startswith("application/x-www-form-urlencoded"):
+        found += _pairs_fields(body.decode("utf-8", errors="replace"))
+    return found
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json; charset=utf-8")],
+        }
+    )
+    await send(
+        {"type": "http.response.body", "body": json.dumps(body, ensure_ascii=False).encode()}
+    )
+
+
+class Edge:
+    """ASGI middleware; see the module's docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        query = scope.get("query_string", b"").decode("latin-1")
+        replay: list[Message] = []
+        body = b""
+        if content_type.startswith(_CHECKED_TYPES):
+            # Small bodies only reach here: BodySizeLimit (inside) caps them, and a JSON or
+            # form body is never an upload. Read it all, check it, hand it on unchanged.
+            while True:
+                message = await receive()
+                replay.append(message)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+        fields = control_fields(content_type, body, query)
+        if fields:
+            shown = "、".join(dict.fromkeys(fields))[:200]
+            await _send_json(
+                send,
+                422,
+                {
+                    "code": "control_characters",
+                    "message": CONTROL_MESSAGE.format(fields=shown),
+                    "errors": [{"field": f, "type": "control_characters"} for f in fields],
+                },
+            )
+            return
+
+        async def replaying() -> Message:
+            if replay:
+                return replay.pop(0)
+            return await receive()
+
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, replaying if replay else receive, tracking)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged once
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "<unmatched>"
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path)
+            if not started:
+                await _send_json(send, 500, {"code": SERVER_CODE, "message": SERVER_ERROR})
