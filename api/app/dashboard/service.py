@@ -408,6 +408,21 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
     ]
 
 
+# A cell text starting with one of these is read by Excel or LibreOffice as a formula (CSV
+# injection: `=HYPERLINK(…)` in a ledger's project name). Such texts are written as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_formula_like(value: object) -> bool:
+    """True for a text a spreadsheet would take for a formula."""
+    return isinstance(value, str) and len(value) > 1 and value.startswith(FORMULA_START)
+
+
+def csv_safe(value: object) -> object:
+    """The CSV cell: a formula-like text gets a leading apostrophe (shown as text)."""
+    return f"'{value}" if is_formula_like(value) else value
+
+
 def to_csv(d: Dashboard) -> bytes:
     """The dashboard tables as one CSV (UTF-8 with BOM for Excel), sections split by blank lines."""
     buf = io.StringIO()
@@ -417,7 +432,7 @@ def to_csv(d: Dashboard) -> bytes:
         writer.writerow([])
         writer.writerow([f"【{title}】"])
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([csv_safe(v) for v in row] for row in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -430,6 +445,11 @@ def to_xlsx(d: Dashboard) -> bytes:
         ws.append(header)
         for row in rows:
             ws.append(row)
+            for cell in ws[ws.max_row]:
+                if is_formula_like(cell.value):
+                    # Stored as a plain string cell, never as a formula (openpyxl makes any
+                    # text starting with "=" one).
+                    cell.data_type = "s"
         for i, _ in enumerate(header):
             ws.column_dimensions[chr(ord("A") + i)].width = 16
     out = io.BytesIO()

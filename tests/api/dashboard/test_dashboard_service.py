@@ -118,3 +118,20 @@ def test_exports_carry_the_same_numbers(db, data):
         root = ET.fromstring(charts.render(name, d))
         assert root.tag.endswith("svg")
     assert "市北区" in charts.render("districts", d)
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example","点我")', "+1+2", "@SUM(A1)"])
+def test_exports_write_formula_like_ledger_text_as_text(db, name):
+    """A ledger's project name that a spreadsheet would run as a formula: in the CSV it starts
+    with an apostrophe, in the XLSX it is a plain string cell with the text unchanged."""
+    make_project(db, name=name, district="市北区", blockers=())
+    d = dashboard_service.build(db=db, today=TODAY)
+    csv_text = dashboard_service.to_csv(d).decode("utf-8-sig")
+    assert f"'{name[:6]}" in csv_text.replace('""', '"')
+    assert not any(
+        line.startswith(name[:3]) or f",{name[:3]}" in line for line in csv_text.splitlines()
+    )
+    wb = load_workbook(io.BytesIO(dashboard_service.to_xlsx(d)))
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row if c.value == name]
+    assert cells, "the name is in the workbook"
+    assert all(c.data_type == "s" for c in cells)
