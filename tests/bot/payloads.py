@@ -74,8 +74,6 @@ def unit_match(done: bool = False, transfer: str = "not_started") -> dict[str, A
             "transfer_status_label": {"done": "已办结", "in_progress": "办理中"}.get(
                 transfer, "未办理"
             ),
-            "owner_name": "张*",
-            "id_number": "**************0034",
         },
     }
 

@@ -50,15 +50,14 @@ class LookupProject(BaseModel):
 
 
 class LookupUnit(BaseModel):
-    """The home a lookup found; owner name and ID masked."""
+    """The home a lookup found: where it is and its transfer state, no owner data (no owner
+    name or ID keys, masked or not)."""
 
     building: str
     unit: str
     room: str
     transfer_status: str
     transfer_status_label: str
-    owner_name: str
-    id_number: str = Field(description="masked to the last four characters")
 
 
 class CandidateProject(BaseModel):

@@ -20,7 +20,7 @@ from rapidfuzz.distance import Levenshtein
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from app.core.security import hash_id_number, mask_id, mask_name
+from app.core.security import hash_id_number
 from app.status.address import UnitQuery, compact, normalize_text, parse_unit
 from app.status.models import TRANSFER_LABELS, Project, Unit
 
@@ -650,15 +650,15 @@ def project_read(project: Project) -> dict[str, Any]:
 
 
 def unit_read(unit: Unit) -> dict[str, Any]:
-    """The unit part of a lookup answer: owner name and ID masked."""
+    """The unit part of a lookup answer: where the home is and its transfer state. No owner
+    data, masked or not: an address is no proof of identity, and whoever proved the ID and
+    name knows them already."""
     return {
         "building": unit.building,
         "unit": unit.unit,
         "room": unit.room,
         "transfer_status": unit.transfer_status,
         "transfer_status_label": TRANSFER_LABELS.get(unit.transfer_status, unit.transfer_status),
-        "owner_name": mask_name(unit.owner_name),
-        "id_number": mask_id(unit.id_last4),
     }
 
 
