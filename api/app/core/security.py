@@ -37,15 +37,29 @@ def mask_phone(phone: str | None) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
 
 
-# 18-character resident ID (last may be X) and 11-digit mainland mobile numbers, as typed.
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+# 18-character resident ID (last may be X) and 11-digit mainland mobile numbers, as typed:
+# digits ASCII or full-width (`\d` is Unicode), groups split by a space, an ideographic space
+# or a dash, a mobile number perhaps after +86.
+_SEP = "[ \u3000-]?"
+_ID_RE = re.compile(rf"(?<![\dA-Za-z])\d(?:{_SEP}\d){{16}}{_SEP}[\dXxＸｘ](?![\dA-Za-z])")
+_PHONE_RE = re.compile(
+    rf"(?P<cc>(?:\+|＋)?(?:86|８６){_SEP})?(?<!\d)(?P<num>[1１][3-9３-９](?:{_SEP}\d){{9}})(?!\d)"
+)
+
+
+def _mask_digits(text: str, head: int, tail: int) -> str:
+    """Every digit (and a final X) but the first `head` and the last `tail` becomes `*`;
+    separators stay, so the text keeps its length (entity offsets hold)."""
+    places = [i for i, ch in enumerate(text) if ch.isdigit() or ch in "XxＸｘ"]
+    hidden = set(places[head : len(places) - tail])
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
 
 
 def mask_personal(text: str) -> str:
-    """Mask ID numbers and mobile numbers in free text before it is stored."""
-    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    """Mask ID numbers and mobile numbers in free text before it is stored: `**************123X`,
+    `139****5678` (written with spaces or dashes, they keep them)."""
+    text = _ID_RE.sub(lambda m: _mask_digits(m.group(0), 0, 4), text)
+    return _PHONE_RE.sub(lambda m: (m.group("cc") or "") + _mask_digits(m.group("num"), 3, 4), text)
 
 
 def mask_name(name: str | None) -> str:

@@ -113,7 +113,7 @@ def create(
                 project_id=project_id,
                 unit_id=unit_id,
                 address=address,
-                description=data.description,
+                description=mask_personal(data.description),
                 consent=data.consent,
                 channel=data.channel,
                 intake_date=day,

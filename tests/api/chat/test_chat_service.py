@@ -37,3 +37,22 @@ def test_signed_ids_roundtrip_and_refuse_forgeries() -> None:
     assert chat_service.rasa_sender_id(cid) != chat_service.rasa_sender_id(
         chat_service.new_conversation()[0]
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("身份证370202198001011234。", "身份证**************1234。"),
+        ("身份证 3702 0219 8001 0112 34", "身份证 **** **** **** **12 34"),
+        ("身份证３７０２０２１９８００１０１１２３Ｘ！", "身份证**************１２３Ｘ！"),
+        ("电话139 1234 5678", "电话139 **** 5678"),
+        ("电话139-1234-5678", "电话139-****-5678"),
+        ("打+86 13912345678找我", "打+86 139****5678找我"),
+        ("手机１３９１２３４５６７８", "手机１３９****５６７８"),
+    ],
+)
+def test_mask_personal_catches_what_residents_type(typed: str, shown: str) -> None:
+    """Spaces, dashes, +86 and full-width digits (issue 13); the length and the resident's own
+    punctuation are kept."""
+    assert mask_personal(typed) == shown
+    assert len(mask_personal(typed)) == len(typed)

@@ -46,6 +46,20 @@ def test_create_answers_number_and_deadline(client: TestClient, db: Session) -> 
     assert [a.action for a in audit] == ["petition_created"]
 
 
+def test_id_numbers_and_phones_in_the_description_are_masked(
+    client: TestClient, db: Session
+) -> None:
+    """Whatever the resident typed into the description is stored with its ID numbers and
+    phones masked (issue 13); the phone field itself stays whole for the clerk's call back."""
+    typed = "我身份证 3702 0219 8001 0112 34，老伴电话139-8765-4321。（急！）"
+    r = client.post("/api/v1/petitions", json={**BODY, "description": typed})
+    assert r.status_code == 201, r.text
+    stored = db.scalar(select(Petition).where(Petition.number == r.json()["number"]))
+    assert stored is not None
+    assert stored.description == "我身份证 **** **** **** **12 34，老伴电话139-****-4321。（急！）"
+    assert stored.phone == "13912345678"
+
+
 def test_numbers_follow_the_day_sequence(client: TestClient) -> None:
     """Two petitions of the same day get consecutive sequence numbers."""
     first = client.post("/api/v1/petitions", json=BODY).json()["number"]
