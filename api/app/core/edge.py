@@ -4,6 +4,9 @@ and the one place an unhandled error is logged and answered.
 - A JSON body, a form body or a query string carrying a control character other than newline,
   carriage return and tab is refused with a Chinese 422 naming the field (PostgreSQL cannot
   store NUL; the others only hide text from staff and logs).
+- Staff pages and the staff API get security headers: a strict Content-Security-Policy (own
+  scripts and styles only, no framing), nosniff, no-referrer, and `Cache-Control: no-store` so
+  a shared office computer's browser keeps no copy of residents' cases.
 - An error no handler took is logged once, with its type and the route template, never its text
   (an exception's message may quote what the resident typed), and answered with the Chinese 500;
   it is not re-raised, so the server prints no traceback.
@@ -28,6 +31,29 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CONTROL_MESSAGE = "提交的内容里有无法识别的控制字符（{fields}），请删除后再试。"
 SERVER_CODE, SERVER_ERROR = STATUS_MESSAGES[500]
 _CHECKED_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_STAFF_PREFIXES = ("/console", "/api/v1/staff", "/api/v1/auth")
+_STATIC_PREFIXES = ("/console/static/",)
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers added to every answer under `path` (none outside the staff side)."""
+    if not path.startswith(_STAFF_PREFIXES):
+        return []
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", CONSOLE_CSP.encode()),
+    ]
+    if not path.startswith(_STATIC_PREFIXES):
+        headers.append((b"cache-control", b"no-store"))
+    return headers
 
 
 def _json_fields(value: Any, path: str, found: list[str]) -> None:
@@ -123,11 +149,16 @@ class Edge:
             return await receive()
 
         started = False
+        extra = security_headers(scope.get("path", ""))
 
         async def tracking(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if extra:
+                    names = {name for name, _ in extra}
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                    message = {**message, "headers": kept + extra}
             await send(message)
 
         try:
@@ -137,4 +168,4 @@ class Edge:
             path = getattr(route, "path", None) or "<unmatched>"
             log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path)
             if not started:
-                await _send_json(send, 500, {"code": SERVER_CODE, "message": SERVER_ERROR})
+                await _send_json(tracking, 500, {"code": SERVER_CODE, "message": SERVER_ERROR})

@@ -86,8 +86,10 @@ def browser() -> Iterator[object]:
 def desk(
     browser: object, console_url: str, accounts: dict[str, tuple[str, str]]
 ) -> Iterator[object]:
-    """`desk(role)` → a logged-in page in its own 1366×768 browser context."""
+    """`desk(role)` → a logged-in page in its own 1366×768 browser context. Whatever the test
+    does there, the pages' security policy (CSP) must not have blocked anything."""
     contexts = []
+    blocked: list[str] = []
 
     def open_as(role: str) -> object:
         ctx = browser.new_context(  # type: ignore[attr-defined]
@@ -95,6 +97,10 @@ def desk(
         )
         contexts.append(ctx)
         page = ctx.new_page()
+        page.on(
+            "console",
+            lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         page.set_default_timeout(15_000)
         username, password = accounts[role]
         page.goto("/console")
@@ -107,6 +113,7 @@ def desk(
     yield open_as
     for ctx in contexts:
         ctx.close()
+    assert not blocked, blocked
 
 
 @pytest.fixture
