@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.api import api_router
 from app.chat.views import router as chat_router
@@ -14,11 +20,16 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import access_log_middleware, configure_logging
 
+# Swagger UI 5 (it reads OpenAPI 3.1), packaged by fastapi-offline; only its files are used.
+DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
+
 
 def create_app() -> FastAPI:
     """Build the application with its middleware, error handlers and routers."""
     configure_logging()
-    app = FastAPI(title="房本助手 API", version="1.0.0", docs_url="/docs")
+    # /docs with Swagger UI's own files served from here (FastAPI's default loads them from a
+    # CDN, blank on an offline government network); no ReDoc (CDN only).
+    app = FastAPI(title="房本助手 API", version="1.0.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.middleware("http")(access_log_middleware)
     # Outermost first: the size cap before anything reads a body, then the edge (control
@@ -30,6 +41,19 @@ def create_app() -> FastAPI:
     app.mount("/chat/static", chat_static, name="chat-static")
     app.include_router(console_router)
     app.mount("/console/static", console_static, name="console-static")
+
+    app.mount("/docs/static", StaticFiles(directory=DOCS_STATIC), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI over /openapi.json, all of it served by the api."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} · 接口文档",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
