@@ -47,3 +47,97 @@ def test_keys_are_counted_apart(limiter) -> None:
     lim, _ = limiter
     for i in range(5):
         lim.hit("t", [("sender", f"s{i}-{uuid.uuid4().hex}")], {"sender": 1})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_server(port: int):
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_timeout=0.5)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc, client
+        except redis.RedisError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+def test_redis_down_counts_in_memory_with_a_warning_then_back(monkeypatch, caplog) -> None:
+    """A real redis-server of the test's own, stopped and started again: while it is down
+    every hit is answered (limits counted in memory, one warning, never an error); once it
+    is back (after the retry pause) the counts are in Redis again."""
+    import logging
+
+    from app.core import ratelimit
+
+    port = _free_port()
+    proc, client = _redis_server(port)
+    monkeypatch.setattr(ratelimit, "REDIS_RETRY_SECONDS", 0.2)
+    lim = RateLimiter(f"redis://127.0.0.1:{port}/0")
+    key = uuid.uuid4().hex
+    try:
+        lim.hit("t", [("sender", key)], {"sender": 100})
+        assert any(k.startswith(b"rl:t:sender:" + key.encode()) for k in client.keys("rl:*"))
+        proc.kill()
+        proc.wait()
+        caplog.set_level(logging.INFO, logger="app.ratelimit")
+        for _ in range(3):
+            lim.hit("t", [("sender", key)], {"sender": 100})
+        assert lim.redis_down
+        with pytest.raises(AppError) as raised:  # the memory counts still limit
+            for _ in range(3):
+                lim.hit("t", [("sender", "down-" + key)], {"sender": 2})
+        assert raised.value.status_code == 429
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "Redis unreachable" in warnings[0].getMessage()
+
+        proc, client = _redis_server(port)
+        import time
+
+        time.sleep(0.3)
+        lim.hit("t", [("sender", key)], {"sender": 100})
+        assert not lim.redis_down
+        assert client.keys("rl:*"), "counting in Redis again"
+        assert any("Redis is back" in r.getMessage() for r in caplog.records)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_requests_answer_while_redis_is_unreachable(client, monkeypatch) -> None:
+    """The api's own limiter pointed at a Redis nobody listens on: a lookup and a petition
+    are answered as usual (issue 13: they answered 500)."""
+    from app.core.ratelimit import limiter as app_limiter
+
+    dead = redis.Redis.from_url(
+        f"redis://127.0.0.1:{_free_port()}/0", socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    monkeypatch.setattr(app_limiter, "_redis", dead)
+    monkeypatch.setattr(app_limiter, "_redis_retry_at", None)
+    r = client.post("/api/v1/lookup", json={"address": "观象山庄3号楼2单元501"})
+    assert r.status_code == 200, r.text
+    body = {
+        "person_name": "李桂芳",
+        "phone": "13912345678",
+        "address": "幸福里小区5号楼1单元302",
+        "description": "住了八年还没有房本。",
+        "consent": True,
+        "channel": "webchat",
+    }
+    assert client.post("/api/v1/petitions", json=body).status_code == 201
+    assert app_limiter.redis_down
