@@ -84,11 +84,12 @@ class Caller:
 
     @property
     def rate_keys(self) -> list[tuple[str, str]]:
-        """Rate-limit buckets: per sender (when the service passes one) and per IP."""
-        keys = [("ip", pseudonym(self.ip))]
-        if self.sender_id:
-            keys.append(("sender", pseudonym(self.sender_id)))
-        return keys
+        """Rate-limit buckets: the action server's calls per resident (its sender id), never
+        per its IP, which every resident shares (issue 13: seven busy residents locked out an
+        eighth); a browser's per IP."""
+        if self.is_service:
+            return [("sender", pseudonym(self.sender_id))] if self.sender_id else []
+        return [("ip", pseudonym(self.ip))]
 
 
 def get_caller(

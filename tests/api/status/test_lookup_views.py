@@ -214,18 +214,29 @@ def test_rate_limit_per_sender(demo_client: TestClient, monkeypatch: pytest.Monk
     assert other.status_code == 200
 
 
-def test_rate_limit_per_ip_across_senders(
+def test_the_bot_is_limited_per_resident_never_per_its_ip(
     demo_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "lookup_rate_per_sender", 1000)
+    """Issue 13's probe: 7 residents × 20 lookups through the action server (one IP), then
+    an eighth resident is answered, not 429; a browser without the service token is still
+    counted by its IP."""
+    monkeypatch.setattr(settings, "lookup_rate_per_sender", 20)
+    monkeypatch.setattr(settings, "lookup_rate_per_ip", 120)
+    for i in range(7):
+        for _ in range(20):
+            resp = demo_client.post(URL, json={"address": "观象山庄"}, headers=_service(f"s-{i}"))
+            assert resp.status_code == 200
+    assert (
+        demo_client.post(URL, json={"address": "观象山庄"}, headers=_service("s-0")).status_code
+        == 429
+    )
+    new = demo_client.post(URL, json={"address": "观象山庄"}, headers=_service("s-new"))
+    assert new.status_code == 200
     monkeypatch.setattr(settings, "lookup_rate_per_ip", 4)
-    for i in range(4):
-        resp = demo_client.post(URL, json={"address": "观象山庄"}, headers=_service(f"s-{i}"))
-        assert resp.status_code == 200
-    blocked = demo_client.post(URL, json={"address": "观象山庄"}, headers=_service("s-new"))
+    for _ in range(4):
+        assert demo_client.post(URL, json={"address": "观象山庄"}).status_code == 200
+    blocked = demo_client.post(URL, json={"address": "观象山庄"})
     assert blocked.status_code == 429 and "频繁" in blocked.json()["message"]
-    # a browser without a service token is counted by IP as well
-    assert demo_client.post(URL, json={"address": "观象山庄"}).status_code == 429
 
 
 def test_invalid_ids_count_against_the_limit(
