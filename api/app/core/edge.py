@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import STATUS_MESSAGES
+from app.core.limits import BodyTooLarge
 
 log = logging.getLogger("app.errors")
 
@@ -164,8 +165,20 @@ class Edge:
         try:
             await self.app(scope, replaying if replay else receive, tracking)
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged once
+            # The access log's task group wraps errors in an ExceptionGroup.
+            inner = _leaves(exc)
+            if any(isinstance(e, BodyTooLarge) for e in inner):
+                raise BodyTooLarge from None  # BodySizeLimit, outside, answers 413
             route = scope.get("route")
             path = getattr(route, "path", None) or "<unmatched>"
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path)
+            names = "+".join(dict.fromkeys(type(e).__name__ for e in inner))
+            log.error("unhandled %s on %s %s", names, scope.get("method"), path)
             if not started:
                 await _send_json(tracking, 500, {"code": SERVER_CODE, "message": SERVER_ERROR})
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or the exception itself."""
+    if isinstance(exc, BaseExceptionGroup):  # noqa: F821 - a builtin of the api's Python 3.11
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]

@@ -46,17 +46,17 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             await _reject(send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised by the capped `receive`; BodySizeLimit answers 413 (inner layers let it pass)."""
 
 
 async def _reject(send: Send) -> None:

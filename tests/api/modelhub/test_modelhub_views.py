@@ -122,6 +122,30 @@ def test_artifact_upload_larger_than_the_body_cap_is_streamed(
     assert not list(model_dir.glob("*.part"))
 
 
+def test_a_streamed_upload_over_its_cap_is_a_413(
+    client, headers, live, sqlite_queue, model_dir, monkeypatch
+):
+    """Sent chunked (no Content-Length) past MODEL_MAX_UPLOAD_BYTES: the size cap answers 413
+    in Chinese while the route is streaming it; the edge does not take it for an unhandled
+    error (500), and no partial file is left."""
+    from app.modelhub.config import settings as hub_settings
+
+    monkeypatch.setattr(hub_settings, "model_max_upload_bytes", 256 * 1024)
+    r = client.post("/api/v1/staff/models/train", headers=headers("admin"))
+    model_id = r.json()["id"]
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 8192
+
+    r = client.put(
+        f"/api/v1/models/{model_id}/artifact", content=chunks(), headers=service_headers()
+    )
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "too_large" and "太" in r.json()["message"]
+    assert not list(model_dir.glob("*.part"))
+
+
 def test_bad_uploads_and_reports(client, headers, live, tmp_path, sqlite_queue, model_dir):
     """Not a model: 422 and nothing kept; a model not in training: 409; a result naming an
     unknown status: 422; failed with an error."""
