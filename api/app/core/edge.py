@@ -117,24 +117,37 @@ class Edge:
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         query = scope.get("query_string", b"").decode("latin-1")
+        started = False
+        extra = security_headers(scope.get("path", ""))
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if extra:
+                    names = {name for name, _ in extra}
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                    message = {**message, "headers": kept + extra}
+            await send(message)
+
         replay: list[Message] = []
-        body = b""
+        parts: list[bytes] = []
         if content_type.startswith(_CHECKED_TYPES):
-            # Small bodies only reach here: BodySizeLimit (inside) caps them, and a JSON or
-            # form body is never an upload. Read it all, check it, hand it on unchanged.
+            # BodySizeLimit (outside) has capped the body already, and a JSON or form body is
+            # never a file upload. Read it all, check it, hand it on unchanged.
             while True:
                 message = await receive()
                 replay.append(message)
                 if message["type"] != "http.request":
                     break
-                body += message.get("body", b"")
+                parts.append(message.get("body", b""))
                 if not message.get("more_body"):
                     break
-        fields = control_fields(content_type, body, query)
+        fields = control_fields(content_type, b"".join(parts), query)
         if fields:
             shown = "、".join(dict.fromkeys(fields))[:200]
             await _send_json(
-                send,
+                tracking,
                 422,
                 {
                     "code": "control_characters",
@@ -148,19 +161,6 @@ class Edge:
             if replay:
                 return replay.pop(0)
             return await receive()
-
-        started = False
-        extra = security_headers(scope.get("path", ""))
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if extra:
-                    names = {name for name, _ in extra}
-                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                    message = {**message, "headers": kept + extra}
-            await send(message)
 
         try:
             await self.app(scope, replaying if replay else receive, tracking)
