@@ -53,7 +53,7 @@ wait_for() {  # url name seconds
   >"$LOG_DIR/actions.log" 2>&1) &
 pids+=($!)
 (cd api && exec .venv/bin/uvicorn app.main:app --host 127.0.0.1 --port "$API_PORT" \
-  --no-access-log >"$LOG_DIR/api.log" 2>&1) &
+  --no-access-log --no-proxy-headers >"$LOG_DIR/api.log" 2>&1) &
 pids+=($!)
 # Background jobs (notifications to residents): the queue is api/data/jobs.db (JOB_QUEUE_URL).
 (cd api && exec .venv/bin/python -m app.worker >"$LOG_DIR/worker.log" 2>&1) &

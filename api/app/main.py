@@ -19,6 +19,7 @@ from app.core.edge import Edge
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import access_log_middleware, configure_logging
+from app.core.proxies import TrustedProxies
 
 # Swagger UI 5 (it reads OpenAPI 3.1), packaged by fastapi-offline; only its files are used.
 DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
@@ -36,6 +37,8 @@ def create_app() -> FastAPI:
     # characters refused, unhandled errors logged once), then the access log.
     app.add_middleware(Edge)
     app.add_middleware(BodySizeLimit)
+    # Outermost: the client's address from a trusted reverse proxy only (TRUSTED_PROXIES).
+    app.add_middleware(TrustedProxies)
     app.include_router(api_router)
     app.include_router(chat_router)
     app.mount("/chat/static", chat_static, name="chat-static")

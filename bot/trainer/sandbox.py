@@ -133,7 +133,7 @@ def _start_api(settings: Settings, box: Sandbox) -> None:
         f"--password={password}",
     )
     argv = [str(settings.api_python), "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--no-access-log"]
+    argv += ["--port", str(port), "--no-access-log", "--no-proxy-headers"]
     box.procs["api"] = start(argv, API_DIR, env, box.log("api"))
     box.api_url = f"http://127.0.0.1:{port}"
     _wait(f"{box.api_url}/healthz", "api", box.procs["api"], 90)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     # When set, rate limits and shared state live in Redis (several api replicas).
     redis_url: str | None = None
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or networks, app/core/proxies.py); empty: nobody's, the peer is the client.
+    trusted_proxies: str = ""
 
     max_body_bytes: int = 64 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
