@@ -7,24 +7,15 @@ SQLAlchemy's statement parameters are hidden even from the exception itself."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import httpx
 import pytest
+from live_api import live_api as _api
 from notify.outbox_fixtures import committed_db  # noqa: F401
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
 from app.core.database import make_engine
 
-API_DIR = Path(__file__).resolve().parents[2] / "api"
 NAME, PHONE, ID_NUMBER = "欧阳娜娜", "13987654321", "370202198001011234"
 PETITION = {
     "person_name": NAME,
@@ -35,44 +26,6 @@ PETITION = {
     "channel": "webchat",
 }
 PERSONAL = (NAME, PHONE, ID_NUMBER, ID_NUMBER[-6:], PHONE[-4:] + "'")
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _api(url: str, log: Path) -> Iterator[str]:
-    """uvicorn with the app on `url`'s database, everything it prints going to `log`."""
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
-    env.update(
-        {
-            "DATABASE_URL": url,
-            "LOG_LEVEL": "DEBUG",
-            "PETITION_RATE_PER_IP": "1000",
-            "PYTHONPATH": str(API_DIR),
-        }
-    )
-    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=API_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError(log.read_text(errors="replace")[-3000:])
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _control_characters() -> list[str]:
