@@ -96,8 +96,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        # A 429 or 503 that says when to come back says it in the header too (clients and
+        # proxies read Retry-After, not our body).
+        retry = exc.extra.get("retry_after")
+        headers = {"Retry-After": str(int(retry))} if isinstance(retry, int | float) else None
         return JSONResponse(
-            error_body(exc.code, exc.message, **exc.extra), status_code=exc.status_code
+            error_body(exc.code, exc.message, **exc.extra),
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
