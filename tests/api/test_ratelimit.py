@@ -49,6 +49,36 @@ def test_keys_are_counted_apart(limiter) -> None:
         lim.hit("t", [("sender", f"s{i}-{uuid.uuid4().hex}")], {"sender": 1})
 
 
+def test_expiring_counters_and_marks(limiter) -> None:
+    """The login backoff's store: a counter that lives a while after its last addition, a mark
+    with a lifetime, both forgotten on demand — the same in memory and in Redis."""
+    lim, _ = limiter
+    key = uuid.uuid4().hex
+    assert lim.count(key) == 0 and lim.remaining(key) == 0
+    assert [lim.add(key, 600) for _ in range(3)] == [1, 2, 3]
+    assert lim.count(key) == 3 and 590 <= lim.remaining(key) <= 600
+    lim.mark("block-" + key, 30)
+    assert lim.count("block-" + key) == 1 and 25 <= lim.remaining("block-" + key) <= 30
+    lim.forget(key, "block-" + key)
+    assert lim.count(key) == 0 and lim.remaining("block-" + key) == 0
+
+
+def test_memory_counters_expire() -> None:
+    now = [100.0]
+    lim = RateLimiter(monotonic=lambda: now[0])
+    lim.add("k", 60)
+    lim.mark("m", 30)
+    now[0] += 29.5
+    assert lim.count("k") == 1 and lim.remaining("m") == 1
+    now[0] += 1
+    assert lim.count("m") == 0 and lim.remaining("m") == 0
+    lim.add("k", 60)  # the lifetime runs from the last addition
+    now[0] += 59
+    assert lim.count("k") == 2
+    now[0] += 2
+    assert lim.count("k") == 0
+
+
 def _free_port() -> int:
     import socket
 

@@ -23,6 +23,8 @@ from app.staff.auth import (
     check_form_csrf,
     check_login_rate,
     new_login_csrf,
+    record_login_failure,
+    record_login_success,
     sign_session,
     unsign_session,
 )
@@ -57,10 +59,15 @@ def login(
     try:
         check_login_rate(request, username)
     except AppError as exc:
-        return _login_error(request, exc.message, 429, next)
+        refused = _login_error(request, exc.message, 429, next)
+        if "retry_after" in exc.extra:
+            refused.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return refused
     user = staff_service_accounts.authenticate(db=db, username=username, password=password)
     if user is None:
+        record_login_failure(request, username)
         return _login_error(request, "用户名或密码不对。", 401, next)
+    record_login_success(request, username)
     secret, _ = staff_service_accounts.create_session(db=db, user=user, kind="console")
     response = redirect(safe_next(next))
     response.set_cookie(

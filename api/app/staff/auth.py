@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 import secrets
 from typing import Annotated
 from urllib.parse import quote
@@ -24,8 +26,18 @@ SESSION_COOKIE = "fb_session"
 LOGIN_CSRF_COOKIE = "fb_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOGIN_LIMITS = {"ip": 30, "user": 5}
+# Attempts one address may make a minute, whatever their outcome.
+LOGIN_LIMITS = {"ip": 30}
 LOGIN_LIMIT_MESSAGE = "登录尝试太频繁了，请一分钟后再试。"
+# Failures of one username from one address before each further attempt waits, and failures
+# from one address over any usernames (someone trying many accounts) before it waits.
+LOGIN_FREE_FAILURES = 5
+LOGIN_IP_FREE_FAILURES = 30
+LOGIN_BACKOFF_SECONDS = 30
+LOGIN_BACKOFF_MAX_SECONDS = 15 * 60
+# Failures are forgotten this long after the last one (or at once by the right password).
+LOGIN_FAILURE_MEMORY_SECONDS = 3600
+log = logging.getLogger("app.staff.auth")
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -59,15 +71,59 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _login_keys(request: Request, username: str) -> tuple[str, str]:
+    ip = pseudonym(request.client.host if request.client else "unknown")
+    return f"{pseudonym(username.strip().lower())}:{ip}", ip
+
+
+def _wait_text(seconds: int) -> str:
+    return f"{seconds} 秒" if seconds < 90 else f"{math.ceil(seconds / 60)} 分钟"
+
+
+def _backoff(failures: int, free: int) -> int:
+    """Seconds blocked after the `failures`-th failure: none before `free`, then 30 s doubling
+    up to 15 minutes."""
+    if failures < free:
+        return 0
+    return int(min(LOGIN_BACKOFF_MAX_SECONDS, LOGIN_BACKOFF_SECONDS * 2 ** (failures - free)))
+
+
 def check_login_rate(request: Request, username: str) -> None:
-    """Count a login attempt per IP and per username; 429 with a Chinese message when over."""
-    ip = request.client.host if request.client else "unknown"
-    limiter.hit(
-        "login",
-        [("ip", pseudonym(ip)), ("user", pseudonym(username.lower()))],
-        LOGIN_LIMITS,
-        message=LOGIN_LIMIT_MESSAGE,
-    )
+    """Refuse a login attempt (429, Retry-After, Chinese) while its username + address is in
+    backoff after repeated failures, while its address is after failing on many accounts, or
+    past the attempts one address may make a minute. A stranger elsewhere never blocks an
+    account: failures count per username *and* address."""
+    pair, ip = _login_keys(request, username)
+    limiter.hit("login", [("ip", ip)], LOGIN_LIMITS, message=LOGIN_LIMIT_MESSAGE)
+    wait = max(limiter.remaining(f"login:block:{pair}"), limiter.remaining(f"login:block-ip:{ip}"))
+    if wait:
+        raise AppError(
+            429,
+            "login_backoff",
+            f"密码错误次数太多，请{_wait_text(wait)}后再试；忘记密码请联系管理员重置。",
+            {"retry_after": wait},
+        )
+
+
+def record_login_failure(request: Request, username: str) -> None:
+    """A wrong username or password: the pair's failures and the address's go up; past the
+    free ones the next attempt waits (30 s, 60 s, … 15 min)."""
+    pair, ip = _login_keys(request, username)
+    failures = limiter.add(f"login:fail:{pair}", LOGIN_FAILURE_MEMORY_SECONDS)
+    wait = _backoff(failures, LOGIN_FREE_FAILURES)
+    if wait:
+        limiter.mark(f"login:block:{pair}", wait)
+    spread = limiter.add(f"login:fail-ip:{ip}", LOGIN_FAILURE_MEMORY_SECONDS)
+    wait = _backoff(spread, LOGIN_IP_FREE_FAILURES)
+    if wait:
+        limiter.mark(f"login:block-ip:{ip}", wait)
+    log.info("staff login failed (%d in a row for this account and address)", failures)
+
+
+def record_login_success(request: Request, username: str) -> None:
+    """The right password: this pair's failures are forgotten."""
+    pair, _ = _login_keys(request, username)
+    limiter.forget(f"login:fail:{pair}", f"login:block:{pair}")
 
 
 def _session_user(request: Request, db: DbSession) -> StaffUser | None:

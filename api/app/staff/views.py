@@ -12,7 +12,12 @@ from app.core.database import DbSession
 from app.core.errors import AppError
 from app.staff import roles
 from app.staff import service as staff_service
-from app.staff.auth import StaffDep, check_login_rate
+from app.staff.auth import (
+    StaffDep,
+    check_login_rate,
+    record_login_failure,
+    record_login_success,
+)
 from app.staff.models import StaffUser
 from app.staff.schemas import (
     TokenRead,
@@ -33,7 +38,9 @@ def token(
     check_login_rate(request, form.username)
     user = staff_service.authenticate(db=db, username=form.username, password=form.password)
     if user is None:
+        record_login_failure(request, form.username)
         raise AppError(401, "bad_credentials", "用户名或密码不对。")
+    record_login_success(request, form.username)
     secret, _ = staff_service.create_session(db=db, user=user, kind="bearer")
     return TokenRead(access_token=secret, expires_in=settings.session_max_age_seconds)
 

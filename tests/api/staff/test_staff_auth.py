@@ -81,18 +81,113 @@ def test_disabled_account_cannot_log_in_and_loses_tokens(client, db):
     assert r.status_code == 401
 
 
-def test_login_is_rate_limited(client, db, monkeypatch):
-    """Five attempts a minute per account; the sixth is refused even with the right password."""
-    # The limiter's clock is pinned by tests/api/conftest.py: no straddled one-minute windows.
+def _token(client, username: str, password: str):
+    return client.post("/api/v1/auth/token", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Move the limiter's clocks forward: `later(31)`."""
+    from app.core.ratelimit import limiter
+
+    now = [1000.0]
+    start = limiter.clock()
+    monkeypatch.setattr(limiter, "monotonic", lambda: now[0])
+    # The per-minute windows move with it (their clock is pinned by tests/api/conftest.py).
+    monkeypatch.setattr(limiter, "clock", lambda: start + now[0] - 1000.0)
+
+    def move(seconds: float) -> None:
+        now[0] += seconds
+
+    return move
+
+
+def test_failed_logins_back_off_per_account_and_address(client, db, later):
+    """Five wrong passwords from one address: the next attempt there waits 30 s (429 with
+    Retry-After, in Chinese), even with the right password; each further failure doubles the
+    wait; the right password after the wait gets in and clears the count."""
     user = make_user(db, "clerk")
     db.commit()
     for _ in range(5):
-        r = client.post("/api/v1/auth/token", data={"username": user.username, "password": "x"})
-        assert r.status_code == 401
-    r = client.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD})
-    assert r.status_code == 429 and "频繁" in r.json()["message"]
+        assert _token(client, user.username, "x").status_code == 401
+    r = _token(client, user.username, PASSWORD)
+    assert r.status_code == 429 and r.json()["code"] == "login_backoff"
+    assert r.headers["Retry-After"] == "30" and "30 秒后再试" in r.json()["message"]
     r = console_login(client, user.username)
-    assert r.status_code == 429 and "频繁" in r.text
+    assert r.status_code == 429 and "密码错误次数太多" in r.text and r.headers["Retry-After"]
+    later(31)
+    assert _token(client, user.username, "x").status_code == 401  # the sixth failure
+    r = _token(client, user.username, PASSWORD)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    later(61)
+    assert _token(client, user.username, PASSWORD).status_code == 200
+    for _ in range(4):  # counting starts again from nothing
+        assert _token(client, user.username, "x").status_code == 401
+    assert _token(client, user.username, PASSWORD).status_code == 200
+
+
+def test_a_stranger_cannot_lock_an_account(client, db):
+    """Issue 13: five wrong logins by anyone locked the account out, the right password
+    included. Now a stranger's failures from elsewhere never touch the owner's login."""
+    from fastapi.testclient import TestClient
+
+    from app.main import app  # the `client` fixture points its database at this test's
+
+    user = make_user(db, "clerk")
+    db.commit()
+    with TestClient(app, client=("198.51.100.66", 40000)) as stranger:
+        for _ in range(12):
+            assert _token(stranger, user.username, "guess").status_code in (401, 429)
+        assert _token(stranger, user.username, PASSWORD).status_code == 429
+    assert _token(client, user.username, PASSWORD).status_code == 200
+    assert console_login(client, user.username).status_code == 303
+
+
+def test_one_address_trying_many_accounts_waits(client, db, later):
+    """Thirty failures over any usernames from one address: that address waits too."""
+    from fastapi.testclient import TestClient
+
+    from app.main import app  # the `client` fixture points its database at this test's
+
+    user = make_user(db, "clerk")
+    db.commit()
+    with TestClient(app, client=("198.51.100.77", 40000)) as sprayer:
+        codes = []
+        for i in range(30):
+            codes.append(_token(sprayer, f"nobody{i}", "x").status_code)
+            if i % 20 == 19:
+                later(61)  # stay under the 30 attempts a minute, which is another limit
+        assert codes == [401] * 30
+        r = _token(sprayer, user.username, PASSWORD)
+        assert r.status_code == 429 and r.json()["code"] == "login_backoff"
+
+
+def test_attempts_per_address_per_minute(client, db):
+    """Whatever their outcome, 30 attempts a minute from one address; the 31st is refused."""
+    user = make_user(db, "clerk")
+    db.commit()
+    for _ in range(30):
+        assert _token(client, user.username, PASSWORD).status_code == 200
+    r = _token(client, user.username, PASSWORD)
+    assert r.status_code == 429 and "频繁" in r.json()["message"]
+
+
+def test_login_works_while_redis_is_unreachable(client, db, monkeypatch):
+    """Backoff counted in memory when Redis does not answer: logins still answer, never 500."""
+    import redis
+
+    from app.core.ratelimit import limiter
+
+    dead = redis.Redis.from_url(
+        "redis://127.0.0.1:1/0", socket_timeout=0.3, socket_connect_timeout=0.3
+    )
+    monkeypatch.setattr(limiter, "_redis", dead)
+    monkeypatch.setattr(limiter, "_redis_retry_at", None)
+    user = make_user(db, "clerk")
+    db.commit()
+    assert _token(client, user.username, "x").status_code == 401
+    assert _token(client, user.username, PASSWORD).status_code == 200
+    assert limiter.redis_down
 
 
 def test_console_login_session_and_logout(client, db):
