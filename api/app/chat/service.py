@@ -7,17 +7,16 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.chat import proxy
 from app.chat.models import ChatMessage
 from app.core.config import settings
 from app.core.database import utcnow
@@ -33,10 +32,9 @@ COOKIE_NAME = "fb_chat"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_CHARS = 500
 HISTORY_LIMIT = 200
-RASA_TIMEOUT = httpx.Timeout(20.0, connect=3.0)
 
 RATE_LIMITED_MESSAGE = "您发得太快了，请稍等一分钟再发。如需人工帮助，可以点“转人工”。"
-BOT_DOWN_MESSAGE = "小助手暂时没有响应，请过几分钟再发一次。给您带来不便，非常抱歉。"
+BOT_DOWN_MESSAGE = proxy.BOT_DOWN_MESSAGE
 BAD_CONVERSATION_MESSAGE = "会话已失效，请刷新页面重新开始。"
 TOO_LONG_MESSAGE = f"消息太长了，请分几次发送（每条最多 {MAX_CHARS} 个字）。"
 EMPTY_MESSAGE = "请输入您要咨询的内容。"
@@ -201,36 +199,6 @@ def _clean_buttons(raw: Any) -> list[dict[str, str]]:
     return buttons[:10]
 
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
-
-
-def _rasa_client() -> httpx.Client:
-    """One pooled client for the process: making one per message costs ~100 ms (TLS set-up)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(timeout=RASA_TIMEOUT)
-        return _client
-
-
-def _call_rasa(sender: str, message: str) -> list[dict[str, Any]]:
-    url = settings.rasa_url.rstrip("/") + "/webhooks/rest/webhook"
-    try:
-        # input_channel: the bot records petitions from here as 网页聊天 (channel "webchat").
-        body = {"sender": sender, "message": message, "input_channel": "webchat"}
-        response = _rasa_client().post(url, json=body)
-        response.raise_for_status()
-        data = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        log.warning("rasa unavailable: %s", type(exc).__name__)
-        raise AppError(503, "bot_unavailable", BOT_DOWN_MESSAGE) from exc
-    if not isinstance(data, list):
-        log.warning("rasa answered an unexpected shape")
-        raise AppError(503, "bot_unavailable", BOT_DOWN_MESSAGE)
-    return [m for m in data if isinstance(m, dict)]
-
-
 def _is_takeover(reply: dict[str, Any]) -> bool:
     custom = reply.get("custom")
     return isinstance(custom, dict) and custom.get("takeover") is True
@@ -245,10 +213,7 @@ def _touch_contact(db: Session, *, sender_id: str, address: str) -> str:
     return contact.mode
 
 
-def send(
-    *, db: Session, conversation_id: str, text: str, payload: str | None, ip: str
-) -> dict[str, Any]:
-    """Store the resident's message, pass it to Rasa, store and return the bot's replies."""
+def _count(conversation_id: str, ip: str) -> None:
     key = transcript_key(conversation_id)
     limiter.hit(
         "chat",
@@ -256,6 +221,10 @@ def send(
         {"conversation": settings.chat_rate_per_conversation, "ip": settings.chat_rate_per_ip},
         message=RATE_LIMITED_MESSAGE,
     )
+
+
+def _outgoing(conversation_id: str, text: str, payload: str | None) -> tuple[str, str]:
+    """(what Rasa gets, what the bubble shows) for a typed message or a chip tap."""
     shown = _CONTROL_RE.sub("", text).strip()
     if len(shown) > MAX_CHARS:
         raise AppError(422, "too_long", TOO_LONG_MESSAGE)
@@ -268,12 +237,16 @@ def send(
         opened = _open_button(conversation_id, payload)
         if opened is not None:
             outgoing, shown = opened
+    return outgoing, shown
+
+
+def _store(
+    db: Session, conversation_id: str, shown: str, replies: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Store the resident's bubble and the bot's; the answer of the send endpoint."""
+    key = transcript_key(conversation_id)
     user = ChatMessage(conversation=key, role="user", text=mask_personal(shown), at=utcnow())
-    # Rasa before any database work: no connection is held while the bot thinks (its actions
-    # call this api), and when Rasa is down nothing is stored and the resident sends again.
-    sender = rasa_sender_id(conversation_id)
-    replies = _call_rasa(sender, outgoing)
-    mode = _touch_contact(db, sender_id=sender, address=key)
+    mode = _touch_contact(db, sender_id=rasa_sender_id(conversation_id), address=key)
     db.add(user)
     stored: list[ChatMessage] = []
     # While a clerk has taken the conversation over the bot says nothing (the REST channel
@@ -299,3 +272,24 @@ def send(
         "replies": [_as_dict(m, conversation_id) for m in stored],
         "takeover": takeover,
     }
+
+
+async def send(
+    *, db: Session, conversation_id: str, text: str, payload: str | None, ip: str
+) -> dict[str, Any]:
+    """Store the resident's message, pass it to Rasa, store and return the bot's replies.
+
+    Beyond `CHAT_MAX_IN_FLIGHT` messages with Rasa this answers at once with 429 "稍等"
+    (app/chat/proxy.py says why); no thread is held while Rasa thinks."""
+    if not proxy.in_flight.enter():
+        raise proxy.busy()
+    try:
+        await proxy.in_chat_thread(_count, conversation_id, ip)
+        outgoing, shown = _outgoing(conversation_id, text, payload)
+        # Rasa before any database work: no connection is held while the bot thinks (its
+        # actions call this api), and when Rasa is down nothing is stored and the resident
+        # sends again.
+        replies = await proxy.call_rasa(rasa_sender_id(conversation_id), outgoing)
+        return await proxy.in_chat_thread(_store, db, conversation_id, shown, replies)
+    finally:
+        proxy.in_flight.leave()

@@ -96,7 +96,7 @@ def chat_history(
 
 
 @router.post("/api/messages")
-def chat_send(
+async def chat_send(
     body: MessageIn,
     request: Request,
     db: DbSession,
@@ -106,6 +106,6 @@ def chat_send(
     """Send one message to the bot through the api and answer with the bot's bubbles."""
     conversation_id = _conversation(fb_chat, x_chat_client)
     ip = request.client.host if request.client else "unknown"
-    return chat_service.send(
+    return await chat_service.send(
         db=db, conversation_id=conversation_id, text=body.text, payload=body.payload, ip=ip
     )

@@ -54,7 +54,24 @@ class Settings(BaseSettings):
         default=20, description="web chat messages per conversation per minute"
     )
     chat_rate_per_ip: int = Field(default=60, description="web chat messages per IP per minute")
+    # Web chat messages with Rasa at once per api process; one more is answered 429 "稍等" at
+    # once (app/chat/proxy.py). Its blocking bits run on `chat_threads` threads of their own.
+    chat_max_in_flight: int = Field(default=100, ge=1)
+    chat_threads: int = Field(default=8, ge=1)
     session_max_age_seconds: int = 8 * 3600
+    # Ledger uploads (docs/ledger.md): kept here until their import job has run (the api and
+    # the worker share this directory), capped in size; XLSX workbooks are checked against the
+    # caps below before openpyxl opens them (a zip bomb never reaches it).
+    ledger_upload_dir: Path = API_DIR / "data" / "ledger-uploads"
+    ledger_max_upload_bytes: int = 50 * 1024 * 1024
+    # Sheet XML is streamed; shared strings are held in memory by openpyxl: a lower cap.
+    ledger_xlsx_max_uncompressed_bytes: int = 1024 * 1024 * 1024
+    ledger_xlsx_max_shared_strings_bytes: int = 128 * 1024 * 1024
+    ledger_xlsx_max_ratio: int = 100
+    ledger_max_rows: int = 2_000_000
+    # On the embedded SQLite file the import's final write holds the one write lock; this cap
+    # keeps it short (petitions wait for it, never fail). PostgreSQL has no such cap.
+    ledger_sqlite_max_rows: int = 500_000
     # Background jobs (Huey): `sqlite:///<path>` (embedded) or `redis://host:port/db`.
     job_queue_url: str = f"sqlite:///{API_DIR / 'data' / 'jobs.db'}"
     # Queue name inside that storage (tests give each run its own).

@@ -33,4 +33,5 @@ def rasa(rasa_server: FakeRasaServer, monkeypatch: pytest.MonkeyPatch) -> FakeRa
     fake.takeover = None
     fake.delay = 0.0
     fake.delay_all = 0.0
+    fake.before_reply = None
     return fake

@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,6 +34,8 @@ class FakeRasa:
         self.takeover: str | None = None
         self.counter = 0
         self.lock = threading.Lock()
+        # Called with (sender, text) before each answer, as Rasa's actions call the api back.
+        self.before_reply: Callable[[str, str], None] | None = None
 
     def reply(self, sender: str, text: str) -> list[dict[str, Any]]:
         """The bot's answer to one message (list of REST-channel bubbles)."""
@@ -41,6 +44,8 @@ class FakeRasa:
             st = self.state.setdefault(sender, {})
         if self.delay_all:
             time.sleep(self.delay_all)
+        if self.before_reply is not None:
+            self.before_reply(sender, text)
         if self.takeover == "silent":
             return []
         if self.takeover == "marker":
@@ -139,13 +144,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # a hundred residents at once: no SYN dropped by a tiny backlog
+    daemon_threads = True
+
+
 class FakeRasaServer:
     """Runs a FakeRasa on 127.0.0.1 and a free port in a background thread."""
 
     def __init__(self) -> None:
         self.fake = FakeRasa()
         handler = type("Handler", (_Handler,), {"fake": self.fake})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
