@@ -35,6 +35,9 @@ echo
 echo "## conversation suite: turns passing, reply length (bench/conversation_bench.py)"
 bot/.venv/bin/python bench/conversation_bench.py || status=$?
 echo
+echo "## web chat: 100 residents at once over api → Rasa → action server → api, 3 rounds (bench/chat_load_bench.py)"
+bot/.venv/bin/python bench/chat_load_bench.py --residents 100 --rounds 3 || status=$?
+echo
 echo "## model switch: promotion/rollback -> every Rasa serving it, 2 replicas (bench/model_switch_bench.py)"
 bot/.venv/bin/python bench/model_switch_bench.py --switches 6 --replicas 2 || status=$?
 
