@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
+from app.ledger.models import LedgerImport
 from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
 from app.notify.models import ConversationMessage, Notification, ResidentContact
@@ -21,6 +22,7 @@ __all__ = [
     "Blocker",
     "ChatMessage",
     "ConversationMessage",
+    "LedgerImport",
     "NluInboxItem",
     "NluModel",
     "Notification",

@@ -102,6 +102,24 @@ def upgrade() -> None:
         batch_op.create_index("ix_nlu_inbox_item_status", ["status", "created_at"], unique=False)
 
     op.create_table(
+        "ledger_import",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("files", sa.JSON(), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("report", sa.JSON(), nullable=True),
+        sa.Column("errors", sa.JSON(), nullable=True),
+        sa.Column("error_total", sa.Integer(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_import")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_ledger_import_public_id")),
+    )
+    op.create_table(
         "nlu_model",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -481,6 +499,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_nlu_model_fingerprint")
 
     op.drop_table("nlu_model")
+    op.drop_table("ledger_import")
     with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
         batch_op.drop_index("ix_nlu_inbox_item_status")
         batch_op.drop_index("ix_nlu_inbox_item_sender")

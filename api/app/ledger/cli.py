@@ -70,9 +70,12 @@ def _print_report(report: ImportReport) -> None:
 def cmd_import(path: Path) -> int:
     """Import one ledger file; 0 on success, 1 when rows are bad (nothing imported)."""
     upgrade_database()
+    from app.ledger.jobs import import_sources
+
     try:
-        with session_scope() as db:
-            report = import_ledger([path], db=db, actor=_actor(), progress=True)
+        # On SQLite the database's write lock is taken only for the final write (a running
+        # api keeps taking petitions meanwhile).
+        report = import_sources([path], engine=engine, actor=_actor(), progress=True)
     except LedgerValidationError as exc:
         print(f"台账有 {exc.total} 处错误，未导入任何数据：", file=sys.stderr)
         print(format_errors(exc.errors), file=sys.stderr)

@@ -92,10 +92,16 @@ class Sheet:
 
         Raises SheetReadError when the file turns out to be unreadable part-way through.
         """
+        from app.core.config import settings
+        from app.ledger.guard import row_cap_message
+
         convert = str.strip if self.plain_text else cell_text
         header_row = number = self.header_row
+        cap = settings.ledger_max_rows + header_row
         try:
             for number, values in self._rows():
+                if number > cap:
+                    raise SheetReadError(RowError(self.name, number, "", row_cap_message()))
                 if number > header_row:
                     texts = tuple(map(convert, values))
                     if any(texts):
@@ -325,8 +331,17 @@ def _open_csv(blob: _Blob, errors: list[RowError]) -> list[Sheet]:
 def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sheet]:
     from openpyxl import load_workbook
 
+    from app.ledger.guard import XlsxRefused, check_xlsx
+
     try:
         handle = stack.enter_context(blob.open())
+        # Sizes, ratios and row counts checked on the zip itself before openpyxl unpacks it.
+        check_xlsx(handle)
+    except XlsxRefused as exc:
+        errors.append(RowError(blob.name, 0, "", str(exc)))
+        return []
+    try:
+        handle.seek(0)
         workbook = load_workbook(handle, read_only=True, data_only=True)
     except Exception:  # openpyxl raises many kinds on a damaged file
         errors.append(RowError(blob.name, 0, "", "文件不是有效的 Excel（.xlsx）工作簿"))

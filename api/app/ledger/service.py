@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -28,6 +28,7 @@ from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from app.audit.models import AuditLog
+from app.core.config import settings
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.security import hash_id_number
@@ -655,12 +656,22 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
 # --- the import ---------------------------------------------------------------------------
 
 
+def sqlite_cap_message() -> str:
+    """Why an import is too big for the embedded SQLite database (Chinese)."""
+    return (
+        f"内置的 SQLite 数据库一次最多导入 {settings.ledger_sqlite_max_rows} 行房屋数据，"
+        "这份台账超过了，未导入任何数据。请把房屋表分成几个文件分批导入，"
+        "或改用 PostgreSQL 数据库（设置 DATABASE_URL，见 docs/ledger.md）。"
+    )
+
+
 def import_ledger(
     paths: Sequence[LedgerSource],
     *,
     db: Session,
     actor: str,
     progress: bool = False,
+    before_write: Callable[[], None] | None = None,
 ) -> ImportReport:
     """Validate every row of the ledger files, then import all of them or nothing.
 
@@ -668,6 +679,13 @@ def import_ledger(
     objects (CSV one file per sheet, or an XLSX workbook with both sheets). Raises
     LedgerValidationError listing every bad row; the caller's session is left as it was.
     The caller commits.
+
+    On SQLite nothing is written to the database's own tables until every row has been read,
+    checked and staged (in a temporary table, which takes no lock on the database file); then
+    projects and units are written in one go, so the one write lock is held only that long.
+    `before_write`, when given, is called right before that write (the import job ends the
+    staging transaction there and opens a `BEGIN IMMEDIATE` one: app.ledger.jobs); the caller
+    then owns the transaction and rolls it back on an error (no savepoint is used).
     """
     if isinstance(paths, str | bytes | os.PathLike) or (
         isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[1], bytes | bytearray)
@@ -682,9 +700,12 @@ def import_ledger(
         sheets = open_sheets(list(paths), stack, header_errors)
         errors.extend(header_errors)
         report.sheets = [f"{s.name}（{SHEET_LABELS[s.kind]}）" for s in sheets]
+        if before_write is not None:
+            _run(db, sheets, cat, errors, report, now, actor, progress, before_write)
+            return report
         savepoint = db.begin_nested()
         try:
-            _run(db, sheets, cat, errors, report, now, actor, progress)
+            _run(db, sheets, cat, errors, report, now, actor, progress, None)
         except BaseException:
             savepoint.rollback()
             raise
@@ -701,7 +722,9 @@ def _run(
     now: datetime,
     actor: str,
     progress: bool,
+    before_write: Callable[[], None] | None,
 ) -> None:
+    sqlite = db.get_bind().dialect.name == "sqlite"
     # 1. Projects: few, validated and kept in memory.
     project_rows: dict[str, _ProjectRow] = {}
     seen_at: dict[str, tuple[str, int]] = {}
@@ -731,9 +754,9 @@ def _run(
     known = file_codes | set(db.scalars(select(Project.code)))
 
     # 2. While the file is clean so far, write as we go (units need their project's id);
-    # a bad row found later rolls all of it back.
+    # a bad row found later rolls all of it back. On SQLite: only at the end (see above).
     audits: list[AuditLog] = []
-    if not errors.total:
+    if not errors.total and not sqlite:
         audits = _write_projects(db, project_rows, now, actor, report)
 
     # 3. Units: streamed in batches into the stage, merged batch by batch while clean.
@@ -749,17 +772,21 @@ def _run(
             try:
                 for number, cells in _rows(sheet, errors):
                     seq += 1
+                    if sqlite and seq > settings.ledger_sqlite_max_rows:
+                        raise LedgerValidationError(
+                            [RowError(sheet.name, number, "", sqlite_cap_message())]
+                        )
                     staged = check(seq, number, cells, errors)
                     if staged is None:
                         continue
                     batch.append(staged)
                     if len(batch) >= BATCH_ROWS:
-                        writer.put(batch, merge=not errors.total)
+                        writer.put(batch, merge=not errors.total and not sqlite)
                         valid += len(batch)
                         if bar is not None:
                             bar.update(len(batch))
                         batch = []
-                writer.put(batch, merge=not errors.total)
+                writer.put(batch, merge=not errors.total and not sqlite)
                 valid += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
@@ -779,6 +806,12 @@ def _run(
         items = sorted(errors.items, key=lambda e: (order.get(e.sheet, -1), e.row))
         raise LedgerValidationError(items, errors.total)
 
+    if sqlite:
+        # Everything is checked: now the short write (projects, then every unit at once).
+        if before_write is not None:
+            before_write()
+        audits = _write_projects(db, project_rows, now, actor, report)
+        stage.merge(1, seq, now)
     stage.drop()
     created, updated = stage.created, stage.updated
     report.units_created, report.units_updated = created, updated

@@ -7,12 +7,11 @@ import io
 import re
 
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 from staff.staffkit import make_petition, make_project, make_user
 from staff.test_staff_auth import console_login, page_csrf
 
 from app.audit.models import AuditLog
-from app.status.models import Project
 
 
 def _version(html: str) -> str:
@@ -168,50 +167,7 @@ def test_blocker_edits_reach_the_public_status(client, db):
     assert "卡点已化解" in page.text and "新增卡点" in page.text
 
 
-PROJECTS_HEADER = (
-    "项目编号,项目名称,别名,区县,地址,开发企业,总套数,首次登记,"
-    "卡点,卡点说明,责任单位,预计化解日期\n"
-)
-
-
-def test_ledger_upload_shows_row_errors_and_imports_nothing(client, db):
-    """A ledger with one bad row is refused as a whole and its errors are listed as a table."""
-    admin = make_user(db, "admin")
-    db.commit()
-    console_login(client, admin.username)
-    page = client.get("/console/ledger")
-    bad = (
-        PROJECTS_HEADER
-        + "T001,测试一期,,市北区,测试路1号,测试置业,10,未完成,fire_acceptance,待复验,,2027-01-31\n"
-        + "T002,测试二期,,市北区,测试路2号,测试置业,20,也许吧,no_such_blocker,,,明年\n"
-    )
-    r = client.post(
-        "/console/ledger",
-        data={"csrf_token": page_csrf(page.text)},
-        files={"files": ("项目表.csv", bad.encode("utf-8"), "text/csv")},
-    )
-    assert r.status_code == 422
-    assert "未导入任何数据" in r.text
-    rows = re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td>", r.text)
-    assert rows and all(row == "3" for _, row in rows)
-    assert (
-        db.scalar(
-            select(func.count()).select_from(Project).where(Project.code.in_(["T001", "T002"]))
-        )
-        == 0
-    )
-
-    good = (
-        PROJECTS_HEADER
-        + "T001,测试一期,,市北区,测试路1号,测试置业,10,未完成,fire_acceptance,待复验,,2027-01-31\n"
-    )
-    r = client.post(
-        "/console/ledger",
-        data={"csrf_token": page_csrf(page.text)},
-        files={"files": ("项目表.csv", good.encode("utf-8"), "text/csv")},
-    )
-    assert r.status_code == 200 and "导入成功" in r.text
-    assert db.scalar(select(Project).where(Project.code == "T001")).name == "测试一期"
+# The ledger upload (a background job since issue 13): tests/api/ledger/test_ledger_upload.py.
 
 
 def test_dashboard_page_and_downloads(client, db):

@@ -78,8 +78,16 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         "POST",
         "/api/v1/staff/ledger/import",
         "ledger",
-        # Allowed roles reach the importer, which refuses the bad file with row errors.
+        # Allowed roles reach the upload, which refuses a workbook that is no zip before
+        # queueing anything (app.ledger.guard).
         {r: (422 if r in ("clerk", "admin") else 403) for r in ROLES},
+    ),
+    (
+        "GET",
+        "/api/v1/staff/ledger/imports/{import_id}",
+        None,
+        # No such upload: the permission is checked first.
+        {r: (404 if r in ("clerk", "admin") else 403) for r in ROLES},
     ),
     ("GET", "/api/v1/staff/petitions", None, CASEWORK),
     ("GET", "/api/v1/staff/petitions/{ref}", None, PETITION_READ),
@@ -252,6 +260,7 @@ def world(db, tmp_path, monkeypatch):
             "notification_id": failed.id,
             "nlu_item": inbox_item.id,
             "model_id": model.id,
+            "import_id": "0123456789abcdef",
         },
     }
 
@@ -259,7 +268,7 @@ def world(db, tmp_path, monkeypatch):
 def _call(client, method, path, body, ctx, headers):
     url = path.format(**ctx)
     if body == "ledger":
-        files = {"files": ("项目表.csv", "项目编号,项目名称\nP1,缺列的台账\n".encode(), "text/csv")}
+        files = {"files": ("台账.xlsx", b"PK\x03\x04 not a workbook", "application/zip")}
         return client.request(method, url, files=files, headers=headers)
     payload = body(ctx) if callable(body) else None
     return client.request(method, url, json=payload, headers=headers)

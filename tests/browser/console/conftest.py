@@ -57,7 +57,12 @@ def console_url(
 ) -> Iterator[str]:
     """The api in its own process on a migrated, seeded SQLite file; killed at the end."""
     db = tmp_path_factory.mktemp("consoledb") / "console.db"
-    env = api_env(db)
+    # Its own job queue and upload folder, and the real worker: ledger uploads are jobs.
+    env = api_env(
+        db,
+        JOB_QUEUE_URL=f"sqlite:///{db.parent / 'jobs.db'}",
+        LEDGER_UPLOAD_DIR=str(db.parent / "ledger-uploads"),
+    )
     migrate(db, env)
     departments = {"officer": "fire_rescue"}
     lines = "\n".join(
@@ -71,8 +76,22 @@ def console_url(
         check=True,
         capture_output=True,
     )
-    with running_api(env) as url:
-        yield url
+    worker = subprocess.Popen(
+        [API_PY, "-m", "app.worker"],
+        cwd=API_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with running_api(env) as url:
+            yield url
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 @pytest.fixture(scope="session")

@@ -141,7 +141,8 @@ def test_edit_blocker(desk, console_url, shot):
 
 
 def test_ledger_upload_with_bad_row(desk, shot, tmp_path):
-    """A ledger with a bad row shows the errors as a table and imports nothing."""
+    """A ledger with a bad row: the upload's page follows the import job (refreshing itself)
+    until it shows the errors as a table; nothing imported."""
     bad = tmp_path / "项目表.csv"
     bad.write_text(
         "项目编号,项目名称,别名,区县,地址,开发企业,总套数,首次登记,卡点,卡点说明,责任单位,预计化解日期\n"
@@ -153,7 +154,8 @@ def test_ledger_upload_with_bad_row(desk, shot, tmp_path):
     admin.goto("/console/ledger")
     admin.set_input_files("input[type=file]", str(bad))
     admin.click("form[action='/console/ledger'] button[type=submit]")
-    admin.wait_for_selector("table.errors")
+    admin.wait_for_url("**/console/ledger/imports/*")
+    admin.wait_for_selector("table.errors", timeout=30_000)
     assert "未导入任何数据" in admin.inner_text(".flash.err")
     rows = admin.locator("table.errors tbody tr")
     assert rows.count() >= 3
