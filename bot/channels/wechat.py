@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 ONLY_TEXT_REPLY = "目前只能识别文字消息（也可以发语音），请直接打字告诉我您想问什么。"
 VOICE_UNCLEAR_REPLY = "没有听清您的语音，请再说一遍，或者直接打字告诉我。"
 ERROR_REPLY = "系统开小差了，请稍后再发一次。给您带来不便，非常抱歉。"
+RATE_LIMITED_REPLY = "您发得太快了，请稍等一分钟再发。如需人工帮助，可以说“转人工”。"
 MENU = ["查房本进度", "为什么办不了证", "要带什么材料", "我要信访", "查信访进度"]
 GREETING = (
     "您好，欢迎关注房本助手！我可以帮您查询房本（不动产权证）办理进度、解释为什么暂时办不了证、"
@@ -130,6 +131,9 @@ class WeChatConfig:
     environment: str = "development"
     contact_timeout: float = 3.0
     contact_interval: float = 3600.0
+    # Messages one resident (openid) may send a minute; all WeChat traffic comes from Tencent's
+    # addresses, so the openid is the only fair key. Over it: a polite reply, no bot.
+    rate_per_openid: int = 20
 
     @classmethod
     def from_env(cls, credentials: dict[str, Any] | None = None) -> WeChatConfig:
@@ -160,6 +164,7 @@ class WeChatConfig:
             environment=env.get("ENVIRONMENT", "development"),
             contact_timeout=float(pick("contact_timeout", "3.0")),
             contact_interval=float(pick("contact_interval", "3600")),
+            rate_per_openid=int(pick("rate_per_openid", "20")),
         )
 
     def service_token_usable(self) -> bool:
@@ -372,6 +377,9 @@ class WeChatInput(InputChannel):
         else:
             return await self._remember_passive(dedupe_key, ctx, ONLY_TEXT_REPLY)
 
+        if await self._too_fast(ctx.openid):
+            logger.info("wechat message over the per-resident rate user=%s", ctx.user_tag)
+            return await self._remember_passive(dedupe_key, ctx, RATE_LIMITED_REPLY)
         message = await self._button_choice(ctx.openid, text)
         if message is None:
             message, refusal = clean_user_text(text)
@@ -397,6 +405,13 @@ class WeChatInput(InputChannel):
             self._in_background(self._deliver(ctx, outputs_pieces(reply)))
             return response.text("success")
         return await self._remember_passive(dedupe_key, ctx, reply)
+
+    async def _too_fast(self, openid: str) -> bool:
+        """Count this resident's message in the current minute; True past the limit."""
+        tag = hashlib.sha256(b"rate:" + openid.encode()).hexdigest()[:32]
+        minute = int(time.time()) // 60
+        count = await self.store.incr(f"rate:{tag}:{minute}", 120)
+        return count > self.config.rate_per_openid
 
     def _in_background(self, coro: Awaitable[Any]) -> None:
         """Run a send after the answer to WeChat; keep a reference until it is done."""

@@ -54,6 +54,18 @@ class MemoryStore:
         if only_if is None or self._live(key) == only_if:
             self._data.pop(key, None)
 
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add one to a counter that expires `ttl` after it was first counted (INCR)."""
+        raw = self._live(key)
+        if raw is None:
+            self._sweep()
+            self._data[key] = (time.monotonic() + ttl, "1")
+            return 1
+        expires = self._data[key][0]
+        count = int(raw) + 1
+        self._data[key] = (expires, str(count))
+        return count
+
     async def push(self, key: str, value: str, keep: int = 1000) -> None:
         """Append to a bounded list (the dead-letter list of unsent replies)."""
         raw = self._live(key)
@@ -102,6 +114,14 @@ class RedisStore:
             await self.redis.delete(self.prefix + key)
         else:
             await self.redis.eval(_DELETE_IF_EQUAL, 1, self.prefix + key, only_if)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        """INCR; the first count sets the expiry (SET NX PX, then INCR keeps it)."""
+        pipe = self.redis.pipeline()
+        pipe.set(self.prefix + key, 0, nx=True, px=max(1, int(ttl * 1000)))
+        pipe.incr(self.prefix + key)
+        _, count = await pipe.execute()
+        return int(count)
 
     async def push(self, key: str, value: str, keep: int = 1000) -> None:
         """RPUSH to a list trimmed to the last `keep` items."""

@@ -250,3 +250,33 @@ def test_unconfigured_channel_answers_503(make_rig: Callable[..., WeChatRig]) ->
     rig = make_rig("raw", token="", encoding_aes_key="")
     assert rig.sim.verify("1").status_code == 503
     assert rig.sim.text(OPENID, "你好").status == 503
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_messages_are_limited_per_openid_not_per_address(
+    make_rig: Callable[..., WeChatRig], backend: str
+) -> None:
+    """All WeChat traffic comes from Tencent's addresses: the limit is per resident (openid).
+    Past it the resident gets a polite reply and the bot is not run; another resident, from
+    the very same address, is answered as usual. In Redis the replicas share the count."""
+    import uuid
+
+    from wechat_double.harness import redis_url_for_tests
+
+    from channels.wechat import RATE_LIMITED_REPLY
+    from channels.wechat_store import RedisStore
+
+    store = None
+    if backend == "redis":
+        url = redis_url_for_tests()
+        assert url is not None, "Redis on 127.0.0.1:6379 is part of this machine"
+        store = RedisStore(url, f"wechat-rate-{uuid.uuid4().hex[:8]}:")
+    rig = make_rig("aes", store=store, rate_per_openid=3)
+    if int(time.time()) % 60 > 55:
+        time.sleep(61 - int(time.time()) % 60)  # the four messages within one minute
+    replies = [rig.sim.text(OPENID, f"你好{i}").content for i in range(4)]
+    assert RATE_LIMITED_REPLY not in replies[:3] and replies[3] == RATE_LIMITED_REPLY
+    assert [t for _, t in rig.bot.calls] == ["你好0", "你好1", "你好2"]
+    other = "oFbZt5x1Yz-AnotherResident0"
+    assert rig.sim.text(other, "你好").content != RATE_LIMITED_REPLY
+    assert len(rig.bot.calls) == 4
