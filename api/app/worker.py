@@ -10,13 +10,17 @@ import argparse
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from huey.consumer import Consumer
 
 import app.tasks  # noqa: F401  (registers every task)
 from app.core.logging import configure_logging
+from app.jobs import heartbeat
 from app.jobs.queue import huey, is_redis
+
+log = logging.getLogger("app.worker")
 
 WORKERS = 2
 
@@ -61,6 +65,39 @@ class _QuietConsumer(Consumer):  # type: ignore[misc]
         return None
 
 
+class _HeartbeatConsumer(Consumer):  # type: ignore[misc]
+    """The consumer of `python -m app.worker`: at start and at each of its own health checks
+    (threads alive, dead ones restarted) it beats, when the queue's storage answers
+    (app/jobs/heartbeat.py; docker-compose's health check reads the file)."""
+
+    def __init__(self, *args: Any, heartbeat_path: Path, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.heartbeat_path = heartbeat_path
+        self._storage_failing = False
+
+    def start(self) -> None:
+        super().start()
+        self._beat()
+
+    def check_worker_health(self) -> bool:
+        healthy: bool = super().check_worker_health()
+        self._beat()
+        return healthy
+
+    def _beat(self) -> None:
+        try:
+            self.huey.storage.queue_size()
+        except Exception as exc:  # noqa: BLE001 - any storage failure: no beat
+            if not self._storage_failing:
+                log.warning("job queue storage unreachable (%s): no heartbeat", type(exc).__name__)
+            self._storage_failing = True
+            return
+        if self._storage_failing:
+            log.warning("job queue storage answers again")
+        self._storage_failing = False
+        heartbeat.beat(self.heartbeat_path)
+
+
 @contextmanager
 def running_consumer(workers: int = WORKERS, periodic: bool = True) -> Iterator[Consumer]:
     """Run the real Huey consumer in background threads until the block ends."""
@@ -78,10 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     """Run the consumer in the foreground until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
     parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument(
+        "--heartbeat",
+        type=Path,
+        default=heartbeat.DEFAULT_PATH,
+        help="file touched while the consumer is alive (python -m app.jobs.heartbeat)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     quiet_huey_logs()
-    consumer = huey.create_consumer(**consumer_options(args.workers))
+    args.heartbeat.unlink(missing_ok=True)  # a beat from before a restart proves nothing
+    consumer = _HeartbeatConsumer(
+        huey, heartbeat_path=args.heartbeat, **consumer_options(args.workers)
+    )
     consumer.run()
 
 

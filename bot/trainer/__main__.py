@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+from typing import Any
+
+from trainer import heartbeat
 
 
 class _NoTracebacks(logging.Filter):
@@ -33,10 +37,49 @@ def configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _heartbeat_consumer(huey: Any, path: Path, **options: Any) -> Any:
+    """The Huey consumer, beating at start and at each of its own health checks while the
+    queue's storage answers (trainer/heartbeat.py; docker-compose's health check)."""
+    from huey.consumer import Consumer
+
+    log = logging.getLogger("trainer")
+
+    class HeartbeatConsumer(Consumer):  # type: ignore[misc]
+        storage_failing = False
+
+        def start(self) -> None:
+            super().start()
+            self.beat()
+
+        def check_worker_health(self) -> bool:
+            healthy: bool = super().check_worker_health()
+            self.beat()
+            return healthy
+
+        def beat(self) -> None:
+            try:
+                self.huey.storage.queue_size()
+            except Exception as exc:  # noqa: BLE001 - any storage failure: no beat
+                if not self.storage_failing:
+                    log.warning("job queue unreachable (%s): no heartbeat", type(exc).__name__)
+                self.storage_failing = True
+                return
+            self.storage_failing = False
+            heartbeat.beat(path)
+
+    return HeartbeatConsumer(huey, **options)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Consume the training queue (or run one job with --once)."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
     parser.add_argument("--once", metavar="MODEL_ID", help="run this model's job and exit")
+    parser.add_argument(
+        "--heartbeat",
+        type=Path,
+        default=heartbeat.DEFAULT_PATH,
+        help="file touched while the consumer is alive (python -m trainer.heartbeat)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
 
@@ -53,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             tasks.settings.queue_name,
             "redis" if is_redis(tasks.huey) else "sqlite",
         )
-        consumer = tasks.huey.create_consumer(
+        args.heartbeat.unlink(missing_ok=True)  # a beat from before a restart proves nothing
+        consumer = _heartbeat_consumer(
+            tasks.huey,
+            args.heartbeat,
             workers=1,
             worker_type="thread",
             initial_delay=0.1,

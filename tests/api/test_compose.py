@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from app.modelhub.config import ModelhubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+CADDYFILE = ROOT / "deploy" / "caddy" / "Caddyfile"
 # Variables read by the official images themselves, not by our code.
 IMAGE_VARIABLES = {"postgres": {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}}
 # Services on the api image, configured through the api's Settings.
@@ -68,6 +70,9 @@ def test_every_variable_set_is_read_by_the_code() -> None:
                 )
             elif name in IMAGE_VARIABLES:
                 assert var in IMAGE_VARIABLES[name], f"{name} sets unknown {var}"
+            elif name == "proxy":
+                caddyfile = CADDYFILE.read_text(encoding="utf-8")
+                assert "{$" + var in caddyfile, f"proxy sets {var}, which the Caddyfile never reads"
             else:
                 read = r"((environ|env)(\.get)?\(|getenv\(|\[)"
                 pattern = rf"{read}\s*['\"]{var}['\"]|\$\{{{var}[}}:]"
@@ -96,10 +101,11 @@ def test_documented_api_variables_are_settings() -> None:
 
 
 def test_ports_and_urls_agree() -> None:
-    """The api listens where compose publishes it, and service URLs name real services."""
+    """The api listens where the proxy sends it, and service URLs name real services."""
     services = _compose()["services"]
     api_env = services["api"]["environment"]
-    assert f"{api_env['PORT']}:{api_env['PORT']}" in services["api"]["ports"]
+    assert api_env["PORT"] in services["api"]["expose"]
+    assert f"reverse_proxy api:{api_env['PORT']}" in CADDYFILE.read_text(encoding="utf-8")
     for name, service in services.items():
         for var, value in (service.get("environment") or {}).items():
             if isinstance(value, str) and value.startswith("sqlite:"):
@@ -107,7 +113,7 @@ def test_ports_and_urls_agree() -> None:
             if isinstance(value, str) and "://" in value:
                 host = re.sub(r"^[a-z+]+://([^@/]*@)?", "", value).split(":")[0].split("/")[0]
                 assert host in services, f"{name}.{var} points at {host}, not a service"
-            elif var.endswith("_HOST"):
+            elif var.endswith("_HOST") and var != "PUBLIC_HOST":  # the proxy's domain
                 assert value in services, f"{name}.{var}={value} is not a service"
     assert Settings().port == 8000  # the design's port on the embedded default
 
@@ -237,3 +243,82 @@ def test_the_api_image_has_the_nlu_data_the_inbox_exports_against() -> None:
     assert "nlu_data" in _dockerfile_sources("api/Dockerfile")
     assert not _ignored("nlu_data/test")
     assert (ROOT / Settings().nlu_data_dir.relative_to(ROOT) / "test").is_dir()
+
+
+def test_only_the_proxy_publishes_ports_and_it_publishes_80_and_443() -> None:
+    """Residents, staff and WeChat reach the stack on 80/443 of the proxy only; the api, Rasa,
+    the action server and the rest publish nothing (the embedded default's 127.0.0.1 ports are
+    `make run`'s, not compose's)."""
+    services = _compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"proxy"}
+    ports = {str(p).split("/")[0] for p in published["proxy"]}
+    assert ports == {"80:80", "443:443"}
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:2")
+    assert "./deploy/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_trusted_proxies_is_the_proxys_fixed_address() -> None:
+    """The api believes X-Forwarded-For from the proxy's fixed address only: inside the
+    declared subnet, outside the pool Docker hands other containers' addresses from."""
+    from app.core.proxies import parse_networks
+
+    compose = _compose()
+    services = compose["services"]
+    address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    trusted = services["api"]["environment"]["TRUSTED_PROXIES"]
+    assert "trusted_proxies" in Settings.model_fields
+    assert [str(n) for n in parse_networks(trusted)] == [f"{address}/32"]
+    (pool,) = compose["networks"]["default"]["ipam"]["config"]
+    ip = ipaddress.ip_address(address)
+    assert ip in ipaddress.ip_network(pool["subnet"])
+    assert ip not in ipaddress.ip_network(pool["ip_range"])
+    assert ip != ipaddress.ip_address(pool["gateway"])
+    # No other api-image service sits behind the proxy.
+    for name in API_IMAGE_SERVICES:
+        if name != "api":
+            assert "TRUSTED_PROXIES" not in services[name]["environment"], name
+
+
+# Long-running services and what their health check must name.
+HEALTH_PROBES = {
+    "postgres": "pg_isready",
+    "redis": "redis-cli",
+    "api": "http://127.0.0.1:{api}/healthz",
+    "sandbox-api": "http://127.0.0.1:{api}/healthz",
+    "worker": "app.jobs.heartbeat",
+    "rasa": "http://127.0.0.1:{rasa}/webhooks/wechat/",
+    "actions": "http://127.0.0.1:{actions}/health",
+    "trainer": "trainer.heartbeat",
+    "proxy": "http://127.0.0.1:2019/config/",
+}
+
+
+def _port_of(service: dict) -> str:
+    command = service["command"]
+    return command[command.index("--port") + 1]
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    """Each service has a health check probing its own port or heartbeat, and every
+    depends_on waits for a dependency's health (a service without one cannot be waited on)."""
+    services = _compose()["services"]
+    assert set(services) == set(HEALTH_PROBES), "a new service needs a health check here"
+    ports = {
+        "api": services["api"]["environment"]["PORT"],
+        "rasa": _port_of(services["rasa"]),
+        "actions": _port_of(services["actions"]),
+    }
+    assert services["sandbox-api"]["environment"]["PORT"] == ports["api"]
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and not check.get("disable"), f"{name} has no health check"
+        test = check["test"]
+        assert test[0] in ("CMD", "CMD-SHELL"), name
+        assert HEALTH_PROBES[name].format(**ports) in " ".join(test), name
+        for needed, how in (service.get("depends_on") or {}).items():
+            assert how["condition"] == "service_healthy", f"{name} → {needed}"
+    # The Caddyfile keeps the admin endpoint the proxy's check reads.
+    assert "admin 127.0.0.1:2019" in CADDYFILE.read_text(encoding="utf-8")
