@@ -26,6 +26,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite:///{API_DIR / 'data' / 'fangben.db'}"
+    # PostgreSQL away or silent: a request gives up and answers a Chinese 503 (app/core/
+    # database.py) instead of hanging. Seconds to open a connection, to wait for a free one in
+    # the pool, and of silence on a live connection before TCP keepalives give it up.
+    database_connect_timeout: int = Field(default=5, ge=1)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+    database_keepalive_seconds: int = Field(default=30, ge=3)
     policies_dir: Path = REPO_DIR / "policies"
 
     # Keyed hash of resident ID numbers (never stored in the clear).

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.core.config import settings
@@ -58,7 +60,51 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_timeout", settings.database_pool_timeout)
+    if url.startswith("postgresql"):
+        # A server that is away or silent never holds a request: connecting gives up after
+        # DATABASE_CONNECT_TIMEOUT, a live connection that goes silent is given up by TCP
+        # keepalives after about DATABASE_KEEPALIVE_SECONDS (and sent data unacknowledged as
+        # long by tcp_user_timeout). The request then answers the Chinese 503 (app/core/errors.py).
+        idle = max(1, settings.database_keepalive_seconds // 3)
+        kwargs["connect_args"] = {
+            "connect_timeout": settings.database_connect_timeout,
+            "keepalives": 1,
+            "keepalives_idle": idle,
+            "keepalives_interval": idle,
+            "keepalives_count": 2,
+            "tcp_user_timeout": settings.database_keepalive_seconds * 1000,
+            **kwargs.get("connect_args", {}),
+        }
     return create_engine(url, **kwargs)
+
+
+# SQLite's errors that mean "busy or unreachable", not "wrong statement" (which stays a 500).
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open",
+    "disk i/o",
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for an error that says the database is away, silent, busy or out of connections
+    (worth a retry later), not that a statement is wrong: a pool timeout, a connection SQLAlchemy
+    found broken, PostgreSQL's operational errors (connection refused, reset, timed out, query
+    cancelled, lock not available), SQLite's "database is locked"."""
+    if isinstance(exc, SATimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        # Also an OperationalError in sqlite3: "no such table", syntax errors.
+        return str(exc.orig).lower().startswith(_SQLITE_UNAVAILABLE)
+    return True
 
 
 engine = make_engine(settings.database_url)

@@ -22,7 +22,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import STATUS_MESSAGES
+from app.core.database import database_unavailable
+from app.core.errors import STATUS_MESSAGES, database_unavailable_response
 from app.core.limits import BodyTooLarge
 
 log = logging.getLogger("app.errors")
@@ -169,6 +170,11 @@ class Edge:
             inner = _leaves(exc)
             if any(isinstance(e, BodyTooLarge) for e in inner):
                 raise BodyTooLarge from None  # BodySizeLimit, outside, answers 413
+            down = next((e for e in inner if database_unavailable(e)), None)
+            if down is not None and not started:
+                # The database away outside a route's handlers (e.g. under a middleware).
+                await database_unavailable_response(scope, down)(scope, receive, tracking)
+                return
             route = scope.get("route")
             path = getattr(route, "path", None) or "<unmatched>"
             names = "+".join(dict.fromkeys(type(e).__name__ for e in inner))

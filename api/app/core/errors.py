@@ -8,7 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.database import database_unavailable
 
 log = logging.getLogger("app.errors")
 
@@ -119,8 +123,39 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(SATimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # a wrong statement: the edge logs it once and answers the 500
+        return database_unavailable_response(request.scope, exc)
+
     # Errors no handler takes are logged and answered by app.core.edge.Edge (not re-raised, so
     # the server prints no traceback quoting what the resident typed).
+
+
+DATABASE_UNAVAILABLE_MESSAGE = "系统繁忙，暂时无法处理您的请求，请稍后再试。"
+# Seconds a client is told to wait (the pool pings and reconnects on the next request).
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable_response(scope: Any, exc: BaseException) -> JSONResponse:
+    """The Chinese 503 for a database that is away, silent or busy: logged once, with the error's
+    types and the route only (never its text, which may quote a statement or its values)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None) or "<unmatched>"
+    orig = getattr(exc, "orig", None)
+    kinds = type(exc).__name__ + (f"/{type(orig).__name__}" if orig is not None else "")
+    log.warning("database unavailable (%s) on %s %s", kinds, scope.get("method"), path)
+    return JSONResponse(
+        error_body(
+            "database_unavailable",
+            DATABASE_UNAVAILABLE_MESSAGE,
+            retry_after=DATABASE_RETRY_AFTER,
+        ),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 def _is_chinese(text: str) -> bool:

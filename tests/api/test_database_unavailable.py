@@ -1,0 +1,172 @@
+"""A database that is away, silent or busy answers a Chinese 503 with Retry-After (issue 13), not
+the generic 500: SQLite's "database is locked" through the real routes, and which errors count
+(a wrong statement stays a 500). The same on PostgreSQL through a cut proxy: test_faults.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import settings
+from app.core.database import database_unavailable, get_db, make_engine
+
+API_DIR = Path(__file__).resolve().parents[2] / "api"
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+NAME, PHONE, ID_NUMBER = "诸葛晓春", "13766665555", "370202196612124417"
+PETITION = {
+    "person_name": NAME,
+    "phone": PHONE,
+    "address": "幸福里小区5号楼1单元302",
+    "description": f"开发商跑了，身份证{ID_NUMBER}。",
+    "consent": True,
+    "channel": "webchat",
+}
+
+
+def _migrate(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(API_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(API_DIR / "alembic"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Iterator[tuple[Path, Engine]]:
+    """A migrated SQLite file and an engine on it that waits 0.1 s for a lock."""
+    path = tmp_path / "busy.db"
+    engine = make_engine(
+        f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 0.1}
+    )
+    _migrate(engine)
+    yield path, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def busy_client(sqlite_file: tuple[Path, Engine]) -> Iterator[TestClient]:
+    """The app with its requests' sessions on that file."""
+    from app.main import app
+
+    factory = sessionmaker(bind=sqlite_file[1], autoflush=False, expire_on_commit=False)
+
+    def _override() -> Iterator[Session]:
+        db = factory()
+        try:
+            yield db
+            db.commit()
+        except Exception:
+            db.rollback()
+            raise
+        finally:
+            db.close()
+
+    app.dependency_overrides[get_db] = _override
+    with TestClient(app) as client:
+        yield client
+    app.dependency_overrides.pop(get_db, None)
+
+
+def test_sqlite_locked_answers_a_chinese_503(
+    sqlite_file: tuple[Path, Engine], busy_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another writer holds the file (an import, a backup): the petition is answered at once with
+    503, Retry-After and a Chinese message, logged once without what the resident typed; once
+    the lock is gone the same request goes through."""
+    holder = sqlite3.connect(sqlite_file[0])
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.INFO):
+            r = busy_client.post("/api/v1/petitions", json=PETITION)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "database_unavailable"
+    assert "请稍后再试" in r.json()["message"]
+    assert r.headers["retry-after"] == "5"
+    lines = [
+        rec.getMessage() for rec in caplog.records if "database unavailable" in rec.getMessage()
+    ]
+    assert lines == ["database unavailable (OperationalError/OperationalError) on POST /petitions"]
+    for value in (NAME, PHONE, ID_NUMBER):
+        assert value not in r.text and value not in caplog.text
+    r = busy_client.post("/api/v1/petitions", json=PETITION)
+    assert r.status_code == 201 and r.json()["number"].startswith("XF-"), r.text
+
+
+def test_a_wrong_statement_is_still_a_500(
+    sqlite_file: tuple[Path, Engine], busy_client: TestClient
+) -> None:
+    """SQLite reports a missing table as an OperationalError too: that is a bug, not a busy
+    database, and keeps the edge's 500."""
+    with sqlite_file[1].begin() as conn:
+        conn.execute(text("ALTER TABLE petition RENAME TO petition_away"))
+    r = busy_client.post("/api/v1/petitions", json=PETITION)
+    assert r.status_code == 500 and r.json()["code"] == "server_error", r.text
+
+
+def test_which_errors_mean_the_database_is_unavailable(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    errors: list[BaseException] = []
+    for statement in ("SELECT * FROM nope", "INSERT INTO t VALUES (1)"):
+        with pytest.raises((OperationalError, IntegrityError)) as err, engine.begin() as conn:
+            conn.execute(text(statement))
+        errors.append(err.value)
+    engine.dispose()
+    assert [database_unavailable(e) for e in errors] == [False, False]
+    assert database_unavailable(SATimeoutError("QueuePool limit reached"))
+    assert not database_unavailable(ValueError("x"))
+
+    # PostgreSQL not listening: connection refused, at once.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    with pytest.raises(OperationalError) as err, down.connect():
+        pass
+    down.dispose()
+    assert database_unavailable(err.value)
+
+
+def test_postgresql_connections_are_bounded_and_keep_the_callers_options() -> None:
+    """connect_timeout and TCP keepalives from the settings; a caller's own connect_args (a test's
+    search_path) are kept."""
+    engine = make_engine(PG_URL, connect_args={"options": "-csearch_path=public"})
+    seen: dict[str, Any] = {}
+
+    @event.listens_for(engine, "do_connect")
+    def _capture(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar() == "public"
+    except OperationalError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    finally:
+        engine.dispose()
+    assert seen["connect_timeout"] == settings.database_connect_timeout
+    assert seen["keepalives"] == 1 and seen["tcp_user_timeout"] > 0
+    assert seen["options"] == "-csearch_path=public"
+    assert engine.pool.timeout() == settings.database_pool_timeout
