@@ -322,3 +322,20 @@ def test_every_long_running_service_has_a_health_check() -> None:
             assert how["condition"] == "service_healthy", f"{name} → {needed}"
     # The Caddyfile keeps the admin endpoint the proxy's check reads.
     assert "admin 127.0.0.1:2019" in CADDYFILE.read_text(encoding="utf-8")
+
+
+def test_the_rasa_replicas_share_the_api_model_server() -> None:
+    """Every Rasa replica starts without a model of its own and pulls the live one from the
+    api's model server over the internal network (the proxy does not serve that route)."""
+    services = _compose()["services"]
+    rasa, api = services["rasa"], services["api"]
+    assert "--model" not in rasa["command"]
+    endpoints_file = rasa["command"][rasa["command"].index("--endpoints") + 1]
+    endpoints = yaml.safe_load((ROOT / "bot" / endpoints_file).read_text(encoding="utf-8"))
+    assert endpoints["models"]["url"] == "${API_URL}/api/v1/models/live"
+    assert "${SERVICE_TOKEN}" in endpoints["models"]["headers"]["Authorization"]
+    assert rasa["environment"]["API_URL"] == "http://api:" + api["environment"]["PORT"]
+    assert rasa["environment"]["SERVICE_TOKEN"] == api["environment"]["SERVICE_TOKEN"]
+    assert rasa["depends_on"]["api"]["condition"] == "service_healthy"
+    assert rasa["deploy"]["replicas"] >= 2
+    assert "/api/v1/models/*" in CADDYFILE.read_text(encoding="utf-8")
