@@ -9,6 +9,9 @@ status=0
 echo "## ledger import (bench/import_bench.py)"
 "$API_PY" bench/import_bench.py || status=$?
 echo
+echo "## ledger upload as a job: /healthz p50/p99 during a 400k-row upload, api RSS on an XLSX bomb (bench/upload_health_bench.py)"
+"$API_PY" bench/upload_health_bench.py || status=$?
+echo
 echo "## POST /api/v1/lookup over HTTP: latency, one request at a time (bench/lookup_bench.py)"
 "$API_PY" bench/lookup_bench.py --requests 1000 --concurrency 1 --workers 1 || status=$?
 echo
