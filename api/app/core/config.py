@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # On the embedded SQLite file the import's final write holds the one write lock; this cap
     # keeps it short (petitions wait for it, never fail). PostgreSQL has no such cap.
     ledger_sqlite_max_rows: int = 500_000
+    # An import still queued or running after this long lost its worker (killed, restarted):
+    # a sweep marks it failed (nothing of it was written) and removes its files.
+    ledger_import_stall_seconds: int = 7200
     # Background jobs (Huey): `sqlite:///<path>` (embedded) or `redis://host:port/db`.
     job_queue_url: str = f"sqlite:///{API_DIR / 'data' / 'jobs.db'}"
     # Queue name inside that storage (tests give each run its own).

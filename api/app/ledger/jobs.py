@@ -18,9 +18,12 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from huey import crontab
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -35,6 +38,7 @@ from app.ledger.service import ImportReport, LedgerValidationError, import_ledge
 log = logging.getLogger("app.ledger")
 
 MAX_STORED_ERRORS = 1000
+STALLED = "导入任务中断了（处理它的后台进程可能重启过），未导入任何数据。请重新上传这份台账。"
 FAILED_UNEXPECTEDLY = (
     "导入时出错（{kind}），未导入任何数据。请稍后重新上传；如果再次出错，请联系系统管理员。"
 )
@@ -147,3 +151,50 @@ def _job_gave_up(import_id: int) -> None:
 
 
 FINAL_FAILURE_HOOKS[import_ledger_job.task_class.__name__] = _job_gave_up
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sweep_stalled(now: datetime | None = None) -> int:
+    """Fail the imports queued or running for longer than LEDGER_IMPORT_STALL_SECONDS (their
+    worker was killed: the import's one transaction wrote nothing) and remove upload folders
+    no unfinished import owns; returns how many imports were failed."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.ledger_import_stall_seconds)
+    failed = 0
+    with job_queue.job_session() as db:
+        unfinished = list(
+            db.scalars(
+                select(LedgerImport).where(
+                    or_(LedgerImport.state == "queued", LedgerImport.state == "running")
+                )
+            )
+        )
+        keep: set[str] = set()
+        for row in unfinished:
+            since = _aware(row.started_at or row.created_at)
+            if since >= cutoff:
+                keep.add(row.public_id)
+                continue
+            row.state, row.finished_at, row.message = "failed", now, STALLED
+            failed += 1
+        db.commit()
+    root = settings.ledger_upload_dir
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.name in keep:
+                continue
+            modified = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+            if modified < cutoff or folder.name in {r.public_id for r in unfinished}:
+                shutil.rmtree(folder, ignore_errors=True)
+    if failed:
+        log.warning("ledger imports: %d stalled, marked failed", failed)
+    return failed
+
+
+@huey.periodic_task(crontab(minute="*/10"), retries=0)
+def sweep_ledger_imports() -> None:
+    """Every 10 minutes: imports whose worker died are failed, orphan uploads removed."""
+    sweep_stalled()

@@ -329,3 +329,49 @@ def test_console_upload_with_a_wrong_csrf_token_is_refused(
     assert r.status_code == 403 and "页面已过期" in r.text
     assert _count(outbox_db, LedgerImport) == 0
     assert not any(p.is_file() for p in upload_dir.rglob("*"))
+
+
+def test_the_sweep_fails_imports_whose_worker_died_and_removes_orphan_files(
+    outbox_db: CommittedDb, upload_dir: Path
+) -> None:
+    """An import still running two hours on (its worker was killed: its one transaction wrote
+    nothing) is failed with a Chinese reason and its files removed; a fresh one is left alone;
+    an old folder no import owns (the api died mid-upload) is removed."""
+    import os
+    from datetime import timedelta
+
+    from app.core.database import utcnow
+    from app.ledger import jobs
+
+    now = utcnow()
+    with outbox_db.sessions() as db:
+        for public_id, state, started in (
+            ("a" * 16, "running", now - timedelta(hours=3)),
+            ("b" * 16, "queued", None),
+        ):
+            db.add(
+                LedgerImport(
+                    public_id=public_id,
+                    state=state,
+                    actor="staff:t",
+                    files=["项目表.csv"],
+                    size_bytes=1,
+                    error_total=0,
+                    started_at=started,
+                    created_at=now - timedelta(hours=3) if started else now,
+                )
+            )
+        db.commit()
+    for name in ("a" * 16, "b" * 16, "c" * 16):
+        (upload_dir / name / "0").mkdir(parents=True)
+        (upload_dir / name / "0" / "项目表.csv").write_bytes(b"x")
+    old = time.time() - 3 * 3600
+    os.utime(upload_dir / ("c" * 16), (old, old))
+
+    assert jobs.sweep_stalled() == 1
+    with outbox_db.sessions() as db:
+        states = dict(db.execute(select(LedgerImport.public_id, LedgerImport.state)).all())
+        stalled = db.scalar(select(LedgerImport).where(LedgerImport.public_id == "a" * 16))
+        assert stalled is not None and stalled.message == jobs.STALLED
+    assert states == {"a" * 16: "failed", "b" * 16: "queued"}
+    assert sorted(p.name for p in upload_dir.iterdir()) == ["b" * 16]
