@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from app.core.config import settings
 from app.core.database import database_unavailable, get_db, make_engine
@@ -169,4 +170,5 @@ def test_postgresql_connections_are_bounded_and_keep_the_callers_options() -> No
     assert seen["connect_timeout"] == settings.database_connect_timeout
     assert seen["keepalives"] == 1 and seen["tcp_user_timeout"] > 0
     assert seen["options"] == "-csearch_path=public"
+    assert isinstance(engine.pool, QueuePool)
     assert engine.pool.timeout() == settings.database_pool_timeout

@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +166,11 @@ def _login(s: Stack, timeout: float = 30) -> httpx.Response:
     )
 
 
-CALLS = {"lookup": _lookup, "petition": _petition, "login": _login}
+CALLS: dict[str, Callable[..., httpx.Response]] = {
+    "lookup": _lookup,
+    "petition": _petition,
+    "login": _login,
+}
 
 
 def _all_served(s: Stack) -> None:
@@ -300,7 +304,7 @@ def test_no_acknowledged_petition_is_lost_under_random_cuts(stack: Stack) -> Non
             text("SELECT idempotency_key, number FROM petition WHERE idempotency_key = ANY(:k)"),
             {"k": keys},
         ).all()
-    stored = dict(rows)
+    stored: dict[str, str] = {key: number for key, number in rows}
     assert len(rows) == len(stored)  # one petition per key
     for key, number in acked.items():
         assert stored.get(key) == number, (key, number)  # acknowledged → in the database
