@@ -7,7 +7,7 @@ API_PY := api/.venv/bin/python
 BOT_PY := bot/.venv/bin/python
 
 .PHONY: help install install-api install-bot install-browser run test lint train evaluate bench \
-        import-ledger create-admin reset-password lock migration
+        import-ledger create-admin reset-password lock migration audit
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ lint: install-api ## ruff and mypy
 	api/.venv/bin/ruff check $(LINT_PATHS)
 	api/.venv/bin/ruff format --check $(LINT_PATHS)
 	cd api && .venv/bin/mypy app
+
+audit: install ## pip-audit on both lock files (reviewed ignores: audit/ignore.toml)
+	bash scripts/audit.sh
 
 train: install-bot ## train the Rasa model if its data, config or dictionary changed
 	bash scripts/train.sh

@@ -6,6 +6,8 @@ export PYTHONDONTWRITEBYTECODE=1
 make -s lint
 mkdir -p tests/artifacts
 status=0
+echo "== audit (pip-audit on both lock files)"
+bash scripts/audit.sh || status=$?
 echo "== api tests (SQLite + PostgreSQL)"
 PYTHONPATH=api api/.venv/bin/python -m pytest tests/api -q -p no:cacheprovider "$@" || status=$?
 for part in scripts/test.d/*.sh; do
