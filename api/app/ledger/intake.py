@@ -23,12 +23,21 @@ from app.core.errors import AppError
 from app.core.limits import BodyTooLarge
 from app.ledger.guard import XlsxRefused, check_xlsx
 from app.ledger.models import LedgerImport
-from app.ledger.upload import _safe_name
 
+ALLOWED_SUFFIXES = (".csv", ".xlsx")
 MAX_FILES = 20
 MAX_FIELD_BYTES = 1024
 FILE_FIELD = "files"
 BAD_UPLOAD = "上传的内容不完整或格式不对，请重新选择文件上传。"
+
+
+def safe_name(name: str, index: int) -> str:
+    """The file's own name without any folder part (at most 80 characters); CSV or XLSX only."""
+    base = Path((name or "").replace("\\", "/")).name[-80:]
+    suffix = Path(base).suffix.lower()
+    if suffix not in ALLOWED_SUFFIXES:
+        raise AppError(422, "bad_file_type", "只能上传 CSV 或 XLSX 格式的台账。")
+    return base if Path(base).stem else f"upload_{index}{suffix}"
 
 
 def too_large_message() -> str:
@@ -106,7 +115,7 @@ class _Collector:
             self._fail(AppError(422, "too_many_files", f"一次最多上传 {MAX_FILES} 个文件。"))
             return
         try:
-            safe = _safe_name(self.part.filename, index)
+            safe = safe_name(self.part.filename, index)
         except AppError as exc:
             self._fail(exc)
             return

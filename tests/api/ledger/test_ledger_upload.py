@@ -375,3 +375,19 @@ def test_the_sweep_fails_imports_whose_worker_died_and_removes_orphan_files(
         assert stalled is not None and stalled.message == jobs.STALLED
     assert states == {"a" * 16: "failed", "b" * 16: "queued"}
     assert sorted(p.name for p in upload_dir.iterdir()) == ["b" * 16]
+
+
+def test_a_file_name_cannot_leave_the_upload_folder(
+    live_client: TestClient, outbox_db: CommittedDb, upload_dir: Path
+) -> None:
+    headers = _staff(outbox_db)
+    content = csv_bytes(PROJECT_HEADER, [project()], "utf-8")
+    r = live_client.post(
+        "/api/v1/staff/ledger/import",
+        files=[("files", ("../../..\\..\\项目表.csv", content, "text/csv"))],
+        headers=headers,
+    )
+    assert r.status_code == 202 and r.json()["files"] == ["项目表.csv"]
+    stored = upload_dir / r.json()["import_id"] / "0" / "项目表.csv"
+    assert stored.read_bytes() == content
+    assert [p for p in upload_dir.parent.rglob("项目表.csv")] == [stored]
