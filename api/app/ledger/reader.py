@@ -351,7 +351,7 @@ def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sh
     for ws in workbook.worksheets:
         total = ws.max_row if isinstance(ws.max_row, int) else None
         # Some programs write a wrong dimension tag: read every row regardless.
-        ws.reset_dimensions()  # type: ignore[union-attr]
+        ws.reset_dimensions()
         found = _first_nonempty(iter(ws.iter_rows(values_only=True)))
         if found is None:
             continue  # an empty sheet (e.g. the default Sheet2) is not an error

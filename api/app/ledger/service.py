@@ -493,8 +493,8 @@ class _Stage:
             self.created += int(created)
             self.updated += int(updated)
             return
-        self.updated += int(self.conn.execute(self._update, params).rowcount)  # type: ignore[attr-defined]
-        self.created += int(self.conn.execute(self._insert, params).rowcount)  # type: ignore[attr-defined]
+        self.updated += int(self.conn.execute(self._update, params).rowcount)
+        self.created += int(self.conn.execute(self._insert, params).rowcount)
 
     def duplicates(self) -> Iterator[tuple[int, int, int, int]]:
         """(sheet_idx, row_no, first sheet_idx, first row_no) of every repeated unit."""
@@ -690,7 +690,7 @@ def import_ledger(
     if isinstance(paths, str | bytes | os.PathLike) or (
         isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[1], bytes | bytearray)
     ):
-        paths = [paths]  # type: ignore[list-item]  # one source passed without a list
+        paths = [paths]  # one source passed without a list
     cat = _Catalogue()
     errors = _Errors()
     report = ImportReport()
