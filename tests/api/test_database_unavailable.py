@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -151,24 +151,41 @@ def test_which_errors_mean_the_database_is_unavailable(tmp_path: Path) -> None:
 
 
 def test_postgresql_connections_are_bounded_and_keep_the_callers_options() -> None:
-    """connect_timeout and TCP keepalives from the settings; a caller's own connect_args (a test's
-    search_path) are kept."""
+    """connect_timeout and TCP keepalives from the settings, every answer waited for at most
+    DATABASE_WAIT_TIMEOUT; a caller's own connect_args (a test's search_path) are kept."""
     engine = make_engine(PG_URL, connect_args={"options": "-csearch_path=public"})
-    seen: dict[str, Any] = {}
-
-    @event.listens_for(engine, "do_connect")
-    def _capture(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-        seen.update(cparams)
-
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SHOW search_path")).scalar() == "public"
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            params = dbapi.info.get_parameters()
+            kind = type(dbapi).__name__
     except OperationalError as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     finally:
         engine.dispose()
-    assert seen["connect_timeout"] == settings.database_connect_timeout
-    assert seen["keepalives"] == 1 and seen["tcp_user_timeout"] > 0
-    assert seen["options"] == "-csearch_path=public"
+    assert kind == "BoundedConnection"
+    assert params["connect_timeout"] == str(settings.database_connect_timeout)
+    assert params["keepalives"] == "1" and int(params["tcp_user_timeout"]) > 0
+    assert params["options"] == "-csearch_path=public"
     assert isinstance(engine.pool, QueuePool)
     assert engine.pool.timeout() == settings.database_pool_timeout
+
+
+def test_a_silent_live_connection_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement whose answer does not come within DATABASE_WAIT_TIMEOUT (here the server
+    sleeps; a frozen server looks the same from here): the connection is closed and dropped,
+    the error is one that answers the 503, and the next checkout gets a fresh connection."""
+    monkeypatch.setattr(settings, "database_wait_timeout", 0.5)
+    engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    try:
+        start = time.monotonic()
+        with pytest.raises(OperationalError) as err, engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(5)"))
+        assert time.monotonic() - start < 3
+        assert err.value.connection_invalidated and database_unavailable(err.value)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()

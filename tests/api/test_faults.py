@@ -1,9 +1,10 @@
 """Faults between the api and its servers (issue 13), on the real api process (uvicorn) with
 PostgreSQL and Redis each behind a TCP proxy the test controls (tests/faultproxy.py):
 
-- PostgreSQL cut (connections reset, new ones refused) or silent (blackhole): the public lookup,
-  a petition and a staff login answer a Chinese 503 with Retry-After within a bound, never the
-  generic 500, never a hang; restored, the same process serves again at once (no restart).
+- PostgreSQL cut (connections reset, new ones refused), silent (new connections never answered)
+  or frozen (live connections stop answering): the public lookup, a petition and a staff login
+  answer a Chinese 503 with Retry-After within a bound, never the generic 500, never a hang;
+  restored, the same process serves again at once (no restart).
 - PostgreSQL slow (every chunk held 300 ms): the same answers, correct, only slower.
 - Petitions filed while the connection is cut at random points: every one acknowledged (2xx with
   a number) is in the database (read directly, not through the proxy); retried with the same
@@ -55,7 +56,10 @@ PETITION = {
 LOOKUP = {"address": "观象山庄1号楼1单元101"}
 PERSONAL = (NAME, PHONE, ID_NUMBER, ID_NUMBER[-6:])
 CONNECT_TIMEOUT = 2  # DATABASE_CONNECT_TIMEOUT given to the api (seconds)
-BOUND = CONNECT_TIMEOUT + 3.0  # no answer while PostgreSQL is away may take longer
+WAIT_TIMEOUT = 2  # DATABASE_WAIT_TIMEOUT given to the api (seconds)
+# No answer while PostgreSQL is away may take longer: a live connection's silence, then a new
+# connection's, and some slack.
+BOUND = WAIT_TIMEOUT + CONNECT_TIMEOUT + 1.5
 
 
 @dataclass
@@ -130,6 +134,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "JOB_QUEUE_URL": redis_url,
                 "JOB_QUEUE_NAME": f"faults-{uuid.uuid4().hex[:8]}",
                 "DATABASE_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+                "DATABASE_WAIT_TIMEOUT": str(WAIT_TIMEOUT),
                 "LOOKUP_RATE_PER_IP": "100000",
             }
             log = tmp_path_factory.mktemp("faults") / "api.log"
@@ -238,6 +243,22 @@ def test_postgresql_cut_and_silent_answer_503_then_resume(stack: Stack) -> None:
     s.pg.pass_()
     resumed = _resume(s)
     print(f"[faults] PG restored after silence: served again after {resumed * 1000:.0f} ms")
+    assert resumed < 2, resumed
+    _all_served(s)
+
+    # Frozen: the pool's live connections stop answering (their bytes held, as a stopped server
+    # whose kernel still acknowledges them): each is given up after the wait timeout.
+    s.pg.blackhole()
+    for name, call in CALLS.items():
+        start = time.monotonic()
+        r = call(s)
+        took = time.monotonic() - start
+        _assert_unavailable(r)
+        assert took < BOUND, (name, took)
+        print(f"[faults] PG frozen: {name} answered 503 in {took * 1000:.0f} ms")
+    s.pg.pass_()
+    resumed = _resume(s)
+    print(f"[faults] PG restored after freeze: served again after {resumed * 1000:.0f} ms")
     assert resumed < 2, resumed
     _all_served(s)
 

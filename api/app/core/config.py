@@ -28,10 +28,13 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{API_DIR / 'data' / 'fangben.db'}"
     # PostgreSQL away or silent: a request gives up and answers a Chinese 503 (app/core/
     # database.py) instead of hanging. Seconds to open a connection, to wait for a free one in
-    # the pool, and of silence on a live connection before TCP keepalives give it up.
+    # the pool, of silence on a live connection before TCP keepalives give it up, and at most
+    # for one answer of the server (a statement, a commit, a ping) before the connection is
+    # closed (a frozen server whose kernel still acknowledges; longer than any real statement).
     database_connect_timeout: int = Field(default=5, ge=1)
     database_pool_timeout: float = Field(default=10.0, gt=0)
     database_keepalive_seconds: int = Field(default=30, ge=3)
+    database_wait_timeout: float = Field(default=120.0, gt=0)
     policies_dir: Path = REPO_DIR / "policies"
 
     # Keyed hash of resident ID numbers (never stored in the clear).

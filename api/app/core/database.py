@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -76,7 +77,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             "tcp_user_timeout": settings.database_keepalive_seconds * 1000,
             **kwargs.get("connect_args", {}),
         }
+        engine = create_engine(url, **kwargs)
+        if engine.dialect.driver == "psycopg" and not engine.dialect.is_async:
+            event.listen(engine, "do_connect", _bounded_connect)
+        return engine
     return create_engine(url, **kwargs)
+
+
+def _bounded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    return _bounded_connection_class().connect(*cargs, **cparams)
+
+
+@functools.cache
+def _bounded_connection_class() -> type[Any]:
+    """A psycopg connection that waits at most DATABASE_WAIT_TIMEOUT for any answer. A server
+    that is frozen (stopped, stuck on its disk) while its kernel still acknowledges never trips
+    TCP keepalives; without this a request would wait for ever. The connection is then closed
+    (it is in the middle of the protocol), SQLAlchemy sees it closed and drops it, the request
+    answers the Chinese 503, and the pool opens a new one next time (bounded by
+    DATABASE_CONNECT_TIMEOUT)."""
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.connection import _WAIT_INTERVAL
+
+    class BoundedConnection(psycopg.Connection[Any]):
+        def wait(
+            self, gen: Any, interval: float = _WAIT_INTERVAL, timeout: float | None = None
+        ) -> Any:
+            try:
+                return super().wait(
+                    gen,
+                    interval=interval,
+                    timeout=settings.database_wait_timeout if timeout is None else timeout,
+                )
+            except pg_errors._WaitTimeout:
+                self.pgconn.finish()
+                raise
+
+    return BoundedConnection
 
 
 # SQLite's errors that mean "busy or unreachable", not "wrong statement" (which stays a 500).
