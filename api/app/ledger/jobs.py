@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from huey import crontab
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from app.ledger.service import ImportReport, LedgerValidationError, import_ledge
 log = logging.getLogger("app.ledger")
 
 MAX_STORED_ERRORS = 1000
+IMPORT_STATEMENT_TIMEOUT = "30min"
 STALLED = "导入任务中断了（处理它的后台进程可能重启过），未导入任何数据。请重新上传这份台账。"
 FAILED_UNEXPECTEDLY = (
     "导入时出错（{kind}），未导入任何数据。请稍后重新上传；如果再次出错，请联系系统管理员。"
@@ -55,6 +56,10 @@ def import_sources(
     """Import and commit, all or nothing; on SQLite with the short final write lock."""
     if engine.dialect.name != "sqlite":
         with Session(bind=engine, autoflush=False, expire_on_commit=False) as db:
+            if engine.dialect.name == "postgresql":
+                # A background job, not a request: a per-statement limit meant for requests
+                # must not cut a big ledger's duplicate check short (its transaction only).
+                db.execute(text(f"SET LOCAL statement_timeout = '{IMPORT_STATEMENT_TIMEOUT}'"))
             report = import_ledger(sources, db=db, actor=actor, progress=progress)
             db.commit()
         return report

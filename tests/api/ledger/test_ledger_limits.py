@@ -289,3 +289,33 @@ def test_a_failure_midway_leaves_nothing_imported(
     assert result["state"] == "failed" and "未导入任何数据" in result["message"]
     assert "boom" not in result["message"]
     assert _count(outbox_db, Project) == 0 and _count(outbox_db, Unit) == 0
+
+
+def test_a_request_sized_statement_timeout_does_not_cut_an_import_short(
+    outbox_db: CommittedDb,
+) -> None:
+    """PostgreSQL with a 1 ms statement limit on every connection (requests may get one): the
+    import job lifts it for its own transaction and completes."""
+    if outbox_db.backend != "postgresql":
+        pytest.skip("PostgreSQL's statement_timeout")
+    from app.ledger.jobs import import_sources
+
+    schema = outbox_db.url.split("search_path%3D", 1)[1]
+    base = outbox_db.url.split("?", 1)[0]
+    engine = make_engine(
+        base, connect_args={"options": f"-csearch_path={schema} -c statement_timeout=1"}
+    )
+    try:
+        with engine.connect() as conn, pytest.raises(Exception, match="statement timeout"):
+            conn.execute(text("SELECT pg_sleep(0.05)"))
+        sources: list[Any] = [
+            ("项目.csv", csv_bytes(PROJECT_HEADER, [project()])),
+            ("房屋.csv", _big_units(20_000)),
+        ]
+        report = import_sources(sources, engine=engine, actor="tester")
+        assert report.units_created == 20_000
+    finally:
+        engine.dispose()
+        with outbox_db.engine.begin() as conn:
+            for table in ("audit_log", "unit", "blocker", "project"):
+                conn.execute(text(f"DELETE FROM {table}"))
