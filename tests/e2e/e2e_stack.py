@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,9 @@ class Stack:
     rasa_port: int
     database: Path
     tracker_db: Path | None
+    # Every Rasa replica's port (`rasa_port` is the first); its process is "rasa", then
+    # "rasa-2", "rasa-3", ...
+    rasa_ports: list[int] = field(default_factory=list)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     launches: dict[str, tuple[list[str], Path, dict[str, str]]] = field(default_factory=dict)
@@ -98,6 +101,10 @@ class Stack:
     def webhook(self) -> str:
         """Rasa's REST channel webhook."""
         return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    def webhook_of(self, replica: int) -> str:
+        """The REST channel webhook of Rasa replica `replica` (0 is the first)."""
+        return f"http://127.0.0.1:{self.rasa_ports[replica]}/webhooks/rest/webhook"
 
     def log(self, name: str) -> str:
         """The captured output of one server so far."""
@@ -149,12 +156,15 @@ class Stack:
             time.sleep(0.1)
         raise StackError(f"Rasa still serves {seen}, not {fingerprint}, after {seconds}s")
 
-    def say(self, sender: str, text: str, client: httpx.Client | None = None) -> list[dict]:
-        """Send one message over the REST channel; the bot's replies."""
+    def say(
+        self, sender: str, text: str, client: httpx.Client | None = None, replica: int = 0
+    ) -> list[dict]:
+        """Send one message over the REST channel (of Rasa replica `replica`); the replies."""
         own = client is None
         client = client or httpx.Client(timeout=60)
         try:
-            response = client.post(self.webhook, json={"sender": sender, "message": text})
+            url = self.webhook_of(replica) if self.rasa_ports else self.webhook
+            response = client.post(url, json={"sender": sender, "message": text})
             response.raise_for_status()
             return list(response.json())
         finally:
@@ -165,6 +175,16 @@ class Stack:
 def stop_server(stack: Stack, name: str) -> None:
     """Stop one server of the stack (to test an outage); `start_server` brings it back."""
     _stop({name: stack.procs[name]})
+
+
+def kill_server(stack: Stack, name: str) -> None:
+    """SIGKILL one server of the stack (a crash: no shutdown handlers run) and reap it."""
+    proc = stack.procs[name]
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=15)
 
 
 def start_server(stack: Stack, name: str, seconds: float = 120) -> None:
@@ -231,6 +251,11 @@ def _load_demo(env: dict[str, str]) -> None:
     _run([str(API_PY), "-m", "app.ledger.cli", "load-demo"], API_DIR, env, "demo ledger")
 
 
+def _rasa_name(index: int) -> str:
+    """Process name of Rasa replica `index`: "rasa", then "rasa-2", ..."""
+    return "rasa" if index == 0 else f"rasa-{index + 1}"
+
+
 def _write_bot_config(
     stack: Stack, tracker: str, wechat: bool = False, model_pull: int | None = None
 ) -> tuple[Path, Path]:
@@ -276,6 +301,10 @@ def running_stack(
     model_server: bool = False,
     pull_seconds: int = 2,
     rasa_token: str | None = None,
+    database_url: str | None = None,
+    replicas: int = 1,
+    endpoints: Path | None = None,
+    replica_env: Callable[[int, Stack], dict[str, str]] | None = None,
 ) -> Iterator[Stack]:
     """Start api, action server and Rasa; yield the stack; stop everything on exit.
 
@@ -286,6 +315,13 @@ def running_stack(
     (`python -m app.modelhub.cli register-live`) and starts Rasa without `--model`, pulling it
     from the api every `pull_seconds` (bot/endpoints.yml's `models:`); `rasa_token` turns on
     Rasa's HTTP API with that token (`Stack.rasa_status`).
+
+    `database_url` puts the api on that database (e.g. a PostgreSQL one of the caller's) instead
+    of a temp SQLite file. `replicas` starts that many Rasa processes on the same model, each on
+    its own port (`Stack.rasa_ports`, `Stack.say(..., replica=i)`), all started before any is
+    waited for. `endpoints` is an endpoints file to use instead of the generated one (it may
+    read `${ACTION_SERVER_URL}`, set to the stack's action server); `replica_env(i, stack)`
+    gives environment variables for replica i only.
     """
     model = model or latest_model()
     workdir = Path(tempfile.mkdtemp(prefix="fangben-e2e-"))
@@ -298,6 +334,7 @@ def running_stack(
         tracker_db=workdir / "tracker.db" if tracker == "sql" else None,
         rasa_token=rasa_token,
     )
+    stack.rasa_ports = [stack.rasa_port] + [free_port() for _ in range(replicas - 1)]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     base.update(
         {
@@ -310,14 +347,18 @@ def running_stack(
     )
     api_env = {
         **base,
-        "DATABASE_URL": f"sqlite:///{stack.database}",
+        "DATABASE_URL": database_url or f"sqlite:///{stack.database}",
         "RASA_URL": stack.rasa_url,
         "PORT": str(stack.api_port),
         "JOB_QUEUE_URL": f"sqlite:///{workdir / 'jobs.db'}",
         "MODEL_CANDIDATES_DIR": str(workdir / "models"),
     }
     stack.api_env = api_env
-    bot_env = {**base, "API_URL": stack.api_url}
+    bot_env = {
+        **base,
+        "API_URL": stack.api_url,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{stack.actions_port}/webhook",
+    }
     # The api's development default unless the environment sets one (both sides read it).
     bot_env.setdefault("SERVICE_TOKEN", "dev-only-service-token-change-me")
     try:
@@ -328,9 +369,10 @@ def running_stack(
             argv = [str(API_PY), "-m", "app.modelhub.cli", "register-live", str(model)]
             _run(argv, API_DIR, api_env, "register-live")
         stack.timings["prepare_db"] = time.monotonic() - started
-        endpoints, credentials = _write_bot_config(
+        generated, credentials = _write_bot_config(
             stack, tracker, wechat=wechat, model_pull=pull_seconds if model_server else None
         )
+        endpoints = endpoints or generated
         started = time.monotonic()
         _start(
             stack,
@@ -367,23 +409,27 @@ def running_stack(
         if model_server:
             # Rasa pulls its first model before it listens: the api must answer first.
             _wait(f"{stack.api_url}/healthz", "api", stack, 60)
-        rasa_argv = [str(BOT_DIR / ".venv" / "bin" / "rasa"), "run"]
-        rasa_argv += [] if model_server else ["--model", str(model)]
-        rasa_argv += ["--interface", "127.0.0.1", "--port", str(stack.rasa_port)]
-        rasa_argv += ["--credentials", str(credentials), "--endpoints", str(endpoints)]
-        if rasa_token:
-            rasa_argv += ["--enable-api", "--auth-token", rasa_token]
-        _start(stack, "rasa", rasa_argv, BOT_DIR, bot_env)
+        for index, port in enumerate(stack.rasa_ports):
+            rasa_argv = [str(BOT_DIR / ".venv" / "bin" / "rasa"), "run"]
+            rasa_argv += [] if model_server else ["--model", str(model)]
+            rasa_argv += ["--interface", "127.0.0.1", "--port", str(port)]
+            rasa_argv += ["--credentials", str(credentials), "--endpoints", str(endpoints)]
+            if rasa_token:
+                rasa_argv += ["--enable-api", "--auth-token", rasa_token]
+            env = {**bot_env, **(replica_env(index, stack) if replica_env else {})}
+            _start(stack, _rasa_name(index), rasa_argv, BOT_DIR, env)
         if worker:
             _start(stack, "worker", [str(API_PY), "-m", "app.worker"], API_DIR, api_env)
         stack.health = {
             "api": f"{stack.api_url}/healthz",
             "actions": f"http://127.0.0.1:{stack.actions_port}/health",
-            "rasa": f"{stack.rasa_url}/webhooks/rest/",
         }
+        for index, port in enumerate(stack.rasa_ports):
+            stack.health[_rasa_name(index)] = f"http://127.0.0.1:{port}/webhooks/rest/"
         _wait(stack.health["api"], "api", stack, 60)
         _wait(stack.health["actions"], "actions", stack, 120)
-        _wait(stack.health["rasa"], "rasa", stack, 420)
+        for index in range(len(stack.rasa_ports)):
+            _wait(stack.health[_rasa_name(index)], _rasa_name(index), stack, 420)
         stack.timings["start_servers"] = time.monotonic() - started
         yield stack
     finally:
