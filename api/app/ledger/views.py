@@ -72,7 +72,30 @@ def get_import(db: DbSession, import_id: str) -> LedgerImport:
     return row
 
 
-@router.post("/ledger/import", status_code=202)
+# The body is streamed by the route itself (after authentication), so FastAPI is told its shape.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "CSV（每张表一个文件）或 XLSX 台账",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/ledger/import", status_code=202, openapi_extra=UPLOAD_BODY)
 async def import_ledger(request: Request, db: DbSession, user: StaffDep) -> JSONResponse:
     """Queue the import of ledger files (CSV or XLSX, multipart field `files`): 202 with the
     `import_id` and its `status_url`. Row errors come with the status, nothing imported."""
