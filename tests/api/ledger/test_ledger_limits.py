@@ -294,17 +294,27 @@ def test_a_failure_midway_leaves_nothing_imported(
 def test_a_request_sized_statement_timeout_does_not_cut_an_import_short(
     outbox_db: CommittedDb,
 ) -> None:
-    """PostgreSQL with a 1 ms statement limit on every connection (requests may get one): the
-    import job lifts it for its own transaction and completes."""
+    """PostgreSQL with a 20 ms statement limit on every connection (requests may get one; a
+    batch of 10,000 units takes longer): the import job lifts it for its own transaction."""
     if outbox_db.backend != "postgresql":
         pytest.skip("PostgreSQL's statement_timeout")
+    from sqlalchemy import event
+
     from app.ledger.jobs import import_sources
 
     schema = outbox_db.url.split("search_path%3D", 1)[1]
     base = outbox_db.url.split("?", 1)[0]
-    engine = make_engine(
-        base, connect_args={"options": f"-csearch_path={schema} -c statement_timeout=1"}
-    )
+    engine = make_engine(base, connect_args={"options": f"-csearch_path={schema}"})
+    with engine.connect():
+        pass  # the dialect's own first queries, before the limit
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET statement_timeout = 20")
+        dbapi_conn.commit()
+
+    engine.dispose()
     try:
         with engine.connect() as conn, pytest.raises(Exception, match="statement timeout"):
             conn.execute(text("SELECT pg_sleep(0.05)"))
