@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.database import DbSession
 from app.core.errors import AppError
 from app.core.limits import LARGE_BODY_ROUTES
+from app.core.params import RowId
 from app.core.security import CallerDep
 from app.modelhub import artifact, checks, service
 from app.modelhub.config import candidates_dir, settings
@@ -121,7 +122,7 @@ def train(db: DbSession, user: StaffDep) -> TrainOut:
 
 @staff_router.post("/{model_id}/promote", response_model=ModelRead)
 def promote(
-    model_id: int, db: DbSession, user: StaffDep, data: PromoteIn | None = None
+    model_id: RowId, db: DbSession, user: StaffDep, data: PromoteIn | None = None
 ) -> ModelRead:
     """Make a model live (a retired one: the rollback); a refused candidate answers 409 with
     the Chinese reasons unless an admin writes a `reason`."""
@@ -133,7 +134,7 @@ def promote(
 
 
 @router.get("/{model_id}/training-data", response_class=PlainTextResponse)
-def training_data(model_id: int, db: DbSession, caller: CallerDep) -> PlainTextResponse:
+def training_data(model_id: RowId, db: DbSession, caller: CallerDep) -> PlainTextResponse:
     """The annotated examples as Rasa NLU YAML (`nlu: []` when there are none yet); headers
     name the live model's fingerprint and path."""
     _service(caller)
@@ -150,7 +151,7 @@ def training_data(model_id: int, db: DbSession, caller: CallerDep) -> PlainTextR
 
 @router.put("/{model_id}/artifact", response_model=ArtifactOut)
 async def upload_artifact(
-    model_id: int,
+    model_id: RowId,
     request: Request,
     db: DbSession,
     caller: CallerDep,
@@ -191,7 +192,7 @@ async def upload_artifact(
 
 @router.post("/{model_id}/progress", response_model=ProgressOut)
 def training_progress(
-    model_id: int, data: ProgressIn, db: DbSession, caller: CallerDep
+    model_id: RowId, data: ProgressIn, db: DbSession, caller: CallerDep
 ) -> ProgressOut:
     """The step the trainer has begun (its heartbeat); 409 once the model left `training`."""
     _service(caller)
@@ -200,7 +201,7 @@ def training_progress(
 
 
 @router.post("/{model_id}/result", response_model=ResultOut)
-def training_result(model_id: int, data: ResultIn, db: DbSession, caller: CallerDep) -> ResultOut:
+def training_result(model_id: RowId, data: ResultIn, db: DbSession, caller: CallerDep) -> ResultOut:
     """`candidate` (after the artifact) with its metrics, or `failed` with a short error."""
     _service(caller)
     row = service.record_result(

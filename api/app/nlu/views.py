@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.database import DbSession
 from app.core.errors import AppError
+from app.core.params import RowId
 from app.core.security import CallerDep
 from app.nlu import export as nlu_export
 from app.nlu import service
@@ -110,7 +111,7 @@ def get_inbox(
 
 
 @staff_router.post("/inbox/{item_id}/annotation", response_model=InboxItem)
-def post_annotation(item_id: int, data: AnnotationIn, db: DbSession, user: StaffDep) -> InboxItem:
+def post_annotation(item_id: RowId, data: AnnotationIn, db: DbSession, user: StaffDep) -> InboxItem:
     """Correct intent and entities, mark out of scope, or delete the text (audited)."""
     roles.require(user, "nlu.annotate")
     item = service.get(db, item_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.database import DbSession
 from app.core.errors import AppError
+from app.core.params import RowId
 from app.core.security import CallerDep
 from app.notify import service
 from app.notify.models import Notification, ResidentContact
@@ -106,7 +107,7 @@ def list_notifications(
 
 
 @staff_router.post("/notifications/{notification_id}/retry", response_model=NotificationRead)
-def retry_notification(notification_id: int, db: DbSession, user: StaffDep) -> NotificationRead:
+def retry_notification(notification_id: RowId, db: DbSession, user: StaffDep) -> NotificationRead:
     """Send a failed notification again."""
     roles.require(user, "notification.retry")
     row = service.retry(db, notification_id=notification_id, user=user)
