@@ -144,7 +144,8 @@ def run_import(import_id: int) -> str:
     return "done"
 
 
-@huey.task(retries=0)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.task(retries=0)  # type: ignore[untyped-decorator]
 def import_ledger_job(import_id: int) -> None:
     """The job queued by an upload (app.ledger.intake)."""
     run_import(import_id)
@@ -199,7 +200,8 @@ def sweep_stalled(now: datetime | None = None) -> int:
     return failed
 
 
-@huey.periodic_task(crontab(minute="*/10"), retries=0)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.periodic_task(crontab(minute="*/10"), retries=0)  # type: ignore[untyped-decorator]
 def sweep_ledger_imports() -> None:
     """Every 10 minutes: imports whose worker died are failed, orphan uploads removed."""
     sweep_stalled()
