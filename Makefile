@@ -39,10 +39,11 @@ test: install install-browser ## lint, then the whole suite (what .ci/run calls)
 
 LINT_PATHS := api/app api/alembic/env.py bench bot/actions bot/channels bot/components bot/privacy bot/scripts tests bot/speedups.py bot/trainer
 
-lint: install-api ## ruff and mypy
+lint: install-api install-bot ## ruff, mypy --strict on api/app and on bot/actions (bot venv, 3.10)
 	api/.venv/bin/ruff check $(LINT_PATHS)
 	api/.venv/bin/ruff format --check $(LINT_PATHS)
 	cd api && .venv/bin/mypy app
+	api/.venv/bin/mypy --python-executable $(BOT_PY) --python-version 3.10 bot/actions
 
 audit: install ## pip-audit on both lock files (reviewed ignores: audit/ignore.toml)
 	bash scripts/audit.sh

@@ -724,7 +724,7 @@ class ActionConverse(Action):
         """Action name."""
         return "action_converse"
 
-    async def run(
+    async def run(  # type: ignore[override]  # rasa-sdk's DomainDict TypedDict; we read it as a dict
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         """Build the turn's reply; on any failure apologise and leave the task.

@@ -16,7 +16,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.workdays import today_shanghai
 from app.petition import workflow
-from app.petition.models import STATUS_LABELS, Petition, PetitionAssignment, PetitionDue
+from app.petition.models import (
+    OPEN_STATES,
+    STATUS_LABELS,
+    Petition,
+    PetitionAssignment,
+    PetitionDue,
+)
 from app.petition.staff_service import overdue_condition
 from app.policy.departments import blocker_names, department_name
 from app.status.models import BLOCKER_OPEN, Blocker, Project, Unit
@@ -190,7 +196,7 @@ def petition_figures(*, db: Session, today: date) -> PetitionFigures:
     figures.total = sum(figures.by_status.values())
     figures.closed = figures.by_status.get("closed", 0)
     figures.transferred = figures.by_status.get("transferred", 0)
-    figures.open = sum(n for s, n in figures.by_status.items() if s in workflow.OPEN_STATES)
+    figures.open = sum(n for s, n in figures.by_status.items() if s in OPEN_STATES)
     overdue = select(func.count()).select_from(PetitionDue).where(overdue_condition(today))
     figures.overdue = int(db.scalar(overdue) or 0)
     return figures
@@ -439,7 +445,7 @@ def to_csv(d: Dashboard) -> bytes:
 def to_xlsx(d: Dashboard) -> bytes:
     """The dashboard tables as an XLSX workbook, one sheet per table."""
     wb = Workbook()
-    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.remove(wb.active)
     for title, header, rows in tables(d):
         ws = wb.create_sheet(title)
         ws.append(header)

@@ -89,7 +89,8 @@ def is_redis() -> bool:
     return isinstance(huey.storage, RedisStorage)
 
 
-@huey.signal(huey_signals.SIGNAL_ERROR)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.signal(huey_signals.SIGNAL_ERROR)  # type: ignore[untyped-decorator]
 def _record_failure(signal: str, task: Task, exc: BaseException | None = None) -> None:
     """Log every failed run (job name, id and error type only); a final failure also runs the
     task's own `on_final_failure` hook (a notification becomes `failed`)."""

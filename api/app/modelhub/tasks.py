@@ -9,7 +9,8 @@ from app.jobs.queue import huey, job_session
 from app.modelhub import service
 
 
-@huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=5)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=5)  # type: ignore[untyped-decorator]
 def sweep_trainings() -> None:
     """Every minute: fail the trainings whose trainer stopped reporting."""
     with job_session() as db:

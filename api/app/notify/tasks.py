@@ -9,7 +9,8 @@ from app.jobs.queue import FINAL_FAILURE_HOOKS, JOB_RETRIES, JOB_RETRY_DELAY, hu
 from app.notify import service
 
 
-@huey.task(retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.task(retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)  # type: ignore[untyped-decorator]
 def deliver_notification(notification_id: int) -> None:
     """Deliver a notification; a failed attempt comes back after its backoff."""
     with job_session() as db:
@@ -28,7 +29,8 @@ def _deliver_gave_up(notification_id: int) -> None:
 FINAL_FAILURE_HOOKS[deliver_notification.task_class.__name__] = _deliver_gave_up
 
 
-@huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=5)
+# huey ships no type hints: its decorators are untyped for mypy
+@huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=5)  # type: ignore[untyped-decorator]
 def sweep_notifications() -> None:
     """Every minute: re-queue notifications left pending or stuck in sending."""
     with job_session() as db:

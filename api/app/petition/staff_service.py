@@ -25,6 +25,7 @@ from app.notify import service as notify
 from app.petition import messages, workflow
 from app.petition import service as petition_service
 from app.petition.models import (
+    OPEN_STATES,
     STATUS_LABELS,
     Petition,
     PetitionAssignment,
@@ -210,7 +211,7 @@ def list_open_assignments(
         .where(
             PetitionAssignment.department == department,
             PetitionAssignment.answer.is_(None),
-            Petition.status.in_(workflow.OPEN_STATES),
+            Petition.status.in_(OPEN_STATES),
         )
         .order_by(PetitionAssignment.answer_due, Petition.id)
         .limit(limit)
@@ -232,7 +233,7 @@ def get_for(*, db: Session, user: StaffUser, ref: str | int) -> Petition:
     stmt = _visible(select(Petition).where(column == value), user).options(
         selectinload(Petition.assignments)
     )
-    petition = db.scalar(stmt)
+    petition: Petition | None = db.scalar(stmt)
     if petition is None:
         raise AppError(404, "not_found", NOT_FOUND_MESSAGE)
     return petition

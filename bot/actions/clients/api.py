@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -109,17 +109,24 @@ async def lookup(
     body: dict[str, Any] = (
         {"address": address} if address else {"id_number": id_number, "person_name": person_name}
     )
-    return await _request("POST", "/api/v1/lookup", sender_id=sender_id, json=body)
+    return cast(
+        dict[str, Any], await _request("POST", "/api/v1/lookup", sender_id=sender_id, json=body)
+    )
 
 
 async def project_status(sender_id: str | None, code: str) -> dict[str, Any]:
     """GET /api/v1/projects/{code}/status: the project's registration status and blockers."""
-    return await _request("GET", f"/api/v1/projects/{code}/status", sender_id=sender_id)
+    return cast(
+        dict[str, Any],
+        await _request("GET", f"/api/v1/projects/{code}/status", sender_id=sender_id),
+    )
 
 
 async def policy(sender_id: str | None, code: str) -> dict[str, Any]:
     """GET /api/v1/policies/{code}: a catalogue entry (FAQ topic, guidance or policy)."""
-    return await _request("GET", f"/api/v1/policies/{code}", sender_id=sender_id)
+    return cast(
+        dict[str, Any], await _request("GET", f"/api/v1/policies/{code}", sender_id=sender_id)
+    )
 
 
 async def faq_answer(sender_id: str | None, topic: str) -> str | None:
@@ -142,19 +149,23 @@ async def create_petition(
     sender_id: str | None, body: dict[str, Any], idempotency_key: str
 ) -> dict[str, Any]:
     """POST /api/v1/petitions with an Idempotency-Key, so a retried turn files it only once."""
-    return await _request(
+    payload = await _request(
         "POST",
         "/api/v1/petitions",
         sender_id=sender_id,
         json=body,
         headers={"Idempotency-Key": idempotency_key},
     )
+    return cast(dict[str, Any], payload)
 
 
 async def lookup_petition(sender_id: str | None, number: str, phone: str) -> dict[str, Any]:
     """POST /api/v1/petitions/lookup; a 404 (number and phone do not match) is an ApiError."""
     body = {"petition_number": number, "phone": phone}
-    return await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body)
+    return cast(
+        dict[str, Any],
+        await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body),
+    )
 
 
 async def guidance(sender_id: str | None) -> dict[str, Any]:
@@ -165,7 +176,10 @@ async def guidance(sender_id: str | None) -> dict[str, Any]:
 async def find_petitions(sender_id: str | None, phone: str, person_name: str) -> dict[str, Any]:
     """POST /api/v1/petitions/lookup with `{phone, person_name}`: the resident's petitions."""
     body = {"phone": phone, "person_name": person_name}
-    return await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body)
+    return cast(
+        dict[str, Any],
+        await _request("POST", "/api/v1/petitions/lookup", sender_id=sender_id, json=body),
+    )
 
 
 async def catalogue(sender_id: str | None) -> dict[str, Any]:
