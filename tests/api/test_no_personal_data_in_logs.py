@@ -99,3 +99,47 @@ def test_the_engine_hides_statement_parameters(committed_db) -> None:  # noqa: F
         assert "parameters" not in str(err.value) or "hidden" in str(err.value)
     finally:
         engine.dispose()
+
+
+def test_a_library_traceback_becomes_one_line_without_messages() -> None:
+    """SQLAlchemy's pool logs "Exception during reset or similar" with a traceback when a dead
+    connection cannot roll back (seen under a cut PostgreSQL in tests/api/test_faults.py); a
+    driver's message may quote what a resident typed. Real PostgreSQL: a connection whose
+    backend is terminated mid-transaction goes back to the pool; the api's log handler prints
+    one line with the exception types only."""
+    import io
+    import logging
+    import os
+
+    from app.core.logging import NoLibraryTracebacks, configure_logging
+
+    configure_logging()
+    root = logging.getLogger()
+    assert all(any(isinstance(f, NoLibraryTracebacks) for f in h.filters) for h in root.handlers), (
+        "configure_logging puts the filter on every handler"
+    )
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(NoLibraryTracebacks())
+    root.addHandler(handler)
+    url = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    admin = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        raw = engine.raw_connection()  # what a session holds: a pooled DBAPI connection
+        cursor = raw.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+        cursor.execute(f"SELECT '{PHONE}'")
+        with admin.begin() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        raw.close()  # back to the pool, whose rollback fails on the dead connection
+    finally:
+        root.removeHandler(handler)
+        engine.dispose()
+        admin.dispose()
+    printed = out.getvalue()
+    assert "Exception during reset" in printed, printed
+    assert "Traceback" not in printed and "(AdminShutdown)" in printed
+    assert "terminating connection" not in printed and PHONE not in printed
