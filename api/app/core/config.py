@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # On the embedded SQLite file the import's final write holds the one write lock; this cap
     # keeps it short (petitions wait for it, never fail). PostgreSQL has no such cap.
     ledger_sqlite_max_rows: int = 500_000
+    # SQLite only: how long a write (a petition, say) waits at the write gate while an import
+    # is being written (app.core.sqlite_gate) before it goes on and meets the busy timeout.
+    sqlite_gate_wait: float = Field(default=300.0, gt=0)
     # An import still queued or running after this long lost its worker (killed, restarted):
     # a sweep marks it failed (nothing of it was written) and removes its files.
     ledger_import_stall_seconds: int = 7200

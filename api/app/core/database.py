@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.core import sqlite_gate
 from app.core.config import settings
 
 NAMING = {
@@ -39,8 +40,9 @@ def utcnow() -> datetime:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout. Statement parameters
-    are hidden from every error SQLAlchemy raises (they hold residents' names and phones)."""
+    """Create an engine; SQLite gets foreign keys, WAL, a busy timeout and the write gate (a
+    write waits while a ledger import writes: app.core.sqlite_gate). Statement parameters are
+    hidden from every error SQLAlchemy raises (they hold residents' names and phones)."""
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -57,6 +59,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        sqlite_gate.install(engine, make_url(url).database or "", settings.sqlite_gate_wait)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)

@@ -7,9 +7,11 @@ owners' names and ID numbers) are deleted when the job ends.
 
 On SQLite the import reads, checks and stages every row in a transaction that writes only a
 temporary table (no lock on the database file), commits it, then writes projects and units in
-one `BEGIN IMMEDIATE` transaction: the write lock is held for that last step only, which
-petitions wait for (busy timeout) instead of failing; the row cap
-(LEDGER_SQLITE_MAX_ROWS) keeps it short. PostgreSQL imports in one ordinary transaction.
+one `BEGIN IMMEDIATE` transaction. The write lock is held for that last step only, and the
+database's write gate with it (app.core.sqlite_gate): a petition filed meanwhile waits at the
+gate until the import has committed, however long that takes, instead of failing on SQLite's
+busy timeout; the row cap (LEDGER_SQLITE_MAX_ROWS) keeps the wait to seconds. PostgreSQL
+imports in one ordinary transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,7 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.core import sqlite_gate
 from app.core.config import settings
 from app.core.database import utcnow
 from app.jobs import queue as job_queue
@@ -63,18 +67,23 @@ def import_sources(
             report = import_ledger(sources, db=db, actor=actor, progress=progress)
             db.commit()
         return report
-    with engine.connect() as conn:
+    gate = sqlite_gate.gate_of(engine)
+    with engine.connect() as conn, ExitStack() as held:
         raw: Any = conn.connection.driver_connection
         previous = raw.isolation_level
         raw.isolation_level = None  # the transactions below are ours, not pysqlite's
+        conn.info[sqlite_gate.OWNER] = True  # its writes do not wait at the gate it holds
         db = Session(bind=conn, autoflush=False, expire_on_commit=False)
         try:
             conn.exec_driver_sql("BEGIN")
 
             def before_write() -> None:
-                # Staging touched only the temporary table: end that transaction and take the
-                # write lock with a fresh snapshot (a petition committed meanwhile is fine).
+                # Staging touched only the temporary table: end that transaction, let the
+                # writes in progress finish and hold new ones at the gate (they wait there, not
+                # on the busy timeout), then take the write lock with a fresh snapshot.
                 conn.exec_driver_sql("COMMIT")
+                if gate is not None:
+                    held.enter_context(gate.exclusive())
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             report = import_ledger(
@@ -89,6 +98,8 @@ def import_sources(
         finally:
             db.close()
             raw.isolation_level = previous
+            conn.info.pop(sqlite_gate.OWNER, None)
+            held.close()  # the gate opens after the commit (or the rollback)
     return report
 
 
