@@ -119,12 +119,19 @@ def models_promote(
     user: ConsoleUser,
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
+    expected_live: Annotated[int | None, Form(ge=0)] = None,
 ) -> Response:
-    """上线 / 回滚 / 强制上线 (admin, with a reason)."""
+    """上线 / 回滚 / 强制上线 (admin, with a reason); `expected_live` is the live model the page
+    showed, so a colleague's promotion in between is not replaced unseen."""
     check_form_csrf(request, csrf_token)
     roles.require(user, "models.promote")
     was = service.get_model(db, model_id).status
-    error = attempt(db, lambda: service.promote(db, model_id=model_id, user=user, reason=reason))
+    error = attempt(
+        db,
+        lambda: service.promote(
+            db, model_id=model_id, user=user, reason=reason, expected_live=expected_live
+        ),
+    )
     if error:
         return _page(request, db, user, error, 409)
     db.commit()

@@ -83,6 +83,9 @@ class PromoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(default=None, max_length=2000)
+    # The live model the maintainer saw (its id, 0 for none): when another one went live since,
+    # the promotion is refused with 409 `promotion_conflict` instead of replacing it unseen.
+    expected_live: int | None = Field(default=None, ge=0)
 
 
 class ArtifactOut(BaseModel):

@@ -400,6 +400,9 @@ def record_result(
 # -- promotion ------------------------------------------------------------------------------
 
 
+PROMOTION_CONFLICT = "另一位同事刚刚上线了别的模型，请刷新后重试。"
+
+
 def _make_live(db: Session, row: NluModel, actor: str) -> NluModel | None:
     previous = live_model(db)
     if previous is not None and previous.id != row.id:
@@ -411,9 +414,7 @@ def _make_live(db: Session, row: NluModel, actor: str) -> NluModel | None:
     try:
         db.flush()
     except IntegrityError:
-        raise AppError(
-            409, "promotion_conflict", "另一位同事刚刚上线了别的模型，请刷新后重试。"
-        ) from None
+        raise AppError(409, "promotion_conflict", PROMOTION_CONFLICT) from None
     return previous
 
 
@@ -424,9 +425,18 @@ def _refresh_refusals(db: Session) -> None:
     db.flush()
 
 
-def promote(db: Session, *, model_id: int, user: StaffUser, reason: str | None = None) -> NluModel:
+def promote(
+    db: Session,
+    *,
+    model_id: int,
+    user: StaffUser,
+    reason: str | None = None,
+    expected_live: int | None = None,
+) -> NluModel:
     """Make a candidate (checks passed, or an admin's written override) or a retired model
-    (rollback) the live one; the previous live model is retired. Audited."""
+    (rollback) the live one; the previous live model is retired. Audited. `expected_live` is
+    the live model's id as the maintainer saw it (0: none): if another went live meanwhile,
+    409 `promotion_conflict` (the same answer as when both write at the same moment)."""
     roles.require(user, "models.promote")
     row = get_model(db, model_id)
     reason = (reason or "").strip()
@@ -441,6 +451,8 @@ def promote(db: Session, *, model_id: int, user: StaffUser, reason: str | None =
     if not row.artifact or not Path(row.artifact).is_file():
         raise AppError(409, "artifact_missing", f"模型 #{row.id} 的文件不见了，不能上线。")
     live = live_model(db)
+    if expected_live is not None and (live.id if live else 0) != expected_live:
+        raise AppError(409, "promotion_conflict", PROMOTION_CONFLICT)
     action = "model.rollback" if row.status == "retired" else "model.promote"
     overridden = False
     if row.status == "candidate":

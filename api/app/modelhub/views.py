@@ -126,7 +126,13 @@ def promote(
 ) -> ModelRead:
     """Make a model live (a retired one: the rollback); a refused candidate answers 409 with
     the Chinese reasons unless an admin writes a `reason`."""
-    row = service.promote(db, model_id=model_id, user=user, reason=data.reason if data else None)
+    row = service.promote(
+        db,
+        model_id=model_id,
+        user=user,
+        reason=data.reason if data else None,
+        expected_live=data.expected_live if data else None,
+    )
     return model_read(row, row)
 
 

@@ -116,6 +116,28 @@ def test_promote_refused_then_rollback(client, users, registry):
     assert f"已回滚到模型 #{registry['live'].id}" in client.get("/console/models").text
 
 
+def test_a_page_left_open_does_not_replace_a_colleagues_promotion(client, users, registry):
+    """The page's forms carry the live model it showed; a colleague promotes in between: 上线
+    from the stale page is refused (409, refresh), the colleague's model stays live."""
+    console_login(client, users["maintainer"].username)
+    stale = client.get("/console/models").text
+    shown = registry["live"].id
+    assert f'name="expected_live" value="{shown}"' in _row_html(stale, registry["better"].id)
+    r = client.post(  # the colleague, from a page showing the same live model
+        f"/console/models/{registry['better'].id}/promote",
+        data={"csrf_token": page_csrf(stale), "expected_live": str(shown)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    r = client.post(
+        f"/console/models/{shown}/promote",
+        data={"csrf_token": page_csrf(stale), "expected_live": str(shown)},
+    )
+    assert r.status_code == 409 and "另一位同事刚刚上线了别的模型，请刷新后重试" in r.text
+    html = client.get("/console/models").text
+    assert f'name="expected_live" value="{registry["better"].id}"' in html
+
+
 def test_admin_overrides_with_a_reason(client, users, registry, db):
     """The admin sees the 强制上线 form on the refused candidate; an empty reason is refused,
     a written one promotes it and is shown."""

@@ -308,10 +308,11 @@ def test_two_promotions_racing_leave_exactly_one_live_model(committing_sessions,
 
         with committing_sessions() as db:
             staff = db.get(StaffUser, user_id)
-            service.live_model(db)
+            seen = service.live_model(db)  # what each maintainer's page showed
+            assert seen is not None
             barrier.wait()
             try:
-                service.promote(db, model_id=model_id, user=staff)
+                service.promote(db, model_id=model_id, user=staff, expected_live=seen.id)
                 db.commit()
                 outcomes.append("live")
             except AppError as exc:
@@ -327,6 +328,27 @@ def test_two_promotions_racing_leave_exactly_one_live_model(committing_sessions,
     with committing_sessions() as db:
         live = db.scalars(select(NluModel).where(NluModel.status == "live")).all()
         assert len(live) == 1 and live[0].id in ids
+
+
+def test_a_promotion_over_a_live_model_the_page_did_not_show_is_refused(db, tmp_path):
+    """The slower of two maintainers clicks after the other's promotion has committed: told to
+    refresh, the colleague's model stays live; without `expected_live` (the API's callers of
+    before) the promotion goes through as it always did."""
+    from staff.staffkit import make_user
+
+    user = make_user(db, "maintainer")
+    old = service.register_live(
+        db, path=make_archive(tmp_path / "l"), actor="cli:t", metrics=metrics()
+    ).model
+    first, second = (_candidate(db, tmp_path, user, metrics(0.96)) for _ in range(2))
+    service.promote(db, model_id=first.id, user=user, expected_live=old.id)
+    with pytest.raises(AppError) as err:
+        service.promote(db, model_id=second.id, user=user, expected_live=old.id)
+    assert err.value.status_code == 409 and err.value.code == "promotion_conflict"
+    assert "刷新" in err.value.message
+    assert service.live_model(db).id == first.id
+    service.promote(db, model_id=second.id, user=user, expected_live=first.id)
+    assert service.live_model(db).id == second.id
 
 
 def test_a_silent_trainer_fails_its_training(db, users, sqlite_queue, monkeypatch):
