@@ -32,6 +32,23 @@ class BlockerExplained(BaseModel):
     name: str
 
 
+class SuggestedDepartment(BaseModel):
+    """A department the project's open blockers point to (the ledger's 责任单位, else the
+    catalogue's default), with the blocker codes that point to it."""
+
+    code: str
+    name: str
+    blockers: list[str]
+
+
+class UnavailableAction(BaseModel):
+    """A move of the current state the caller's role allows but that would be refused now."""
+
+    code: str
+    label: str
+    reason: str
+
+
 class NoteRead(BaseModel):
     """A staff note."""
 
@@ -108,7 +125,13 @@ class PetitionDetail(BaseModel):
     version: int
     assignments: list[AssignmentRead]
     notes: list[NoteRead]
-    allowed_actions: list[str]
+    allowed_actions: list[str] = Field(description="moves that can succeed now for the caller")
+    unavailable_actions: list[UnavailableAction] = Field(
+        default_factory=list, description="moves the role allows but that wait for something"
+    )
+    suggested_departments: list[SuggestedDepartment] = Field(
+        default_factory=list, description="departments of the project's open blockers"
+    )
 
 
 class AssignBody(BaseModel):

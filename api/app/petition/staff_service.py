@@ -6,6 +6,8 @@ the same transaction; the caller's request or job boundary commits both or neith
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -35,6 +37,7 @@ from app.petition.models import (
     compute_due,
 )
 from app.policy.departments import (
+    blocker_default_department,
     blocker_names,
     catalogue_setting,
     department_name,
@@ -42,7 +45,7 @@ from app.policy.departments import (
 )
 from app.staff import roles
 from app.staff.models import StaffUser
-from app.status.models import Project
+from app.status.models import BLOCKER_OPEN, Blocker, Project
 
 NOT_FOUND_MESSAGE = "没有找到这件信访，请核对编号。"
 DEFAULT_FIRST_ANSWER_DAYS = 5
@@ -147,15 +150,8 @@ def list_petitions(
         needs_petition = True
     if overdue_only:
         conditions.append(overdue_condition(today))
-    if q:
-        term = q.strip()
-        conditions.append(
-            or_(
-                Petition.number == term.upper(),
-                Petition.address.contains(term),
-                Project.name.contains(term),
-            )
-        )
+    if q and q.strip():
+        conditions.append(search_condition(q))
         needs_petition = needs_project = True
 
     count_stmt = select(func.count()).select_from(PetitionDue)
@@ -185,6 +181,33 @@ def list_petitions(
         is_over = workflow.is_open(petition.status) and due is not None and due < today
         rows.append(PetitionRow(petition, due, is_over, project_name))
     return rows, total
+
+
+def phone_digits(text: str) -> str | None:
+    """The digits of a phone number as staff type it (全角, spaces, dashes, +86 removed), or
+    None when the text is not a phone number or a part of one (4+ digits)."""
+    value = re.sub(r"[\s\-()（）]", "", unicodedata.normalize("NFKC", text))
+    if value.startswith("+86"):
+        value = value[3:]
+    elif value.startswith("0086"):
+        value = value[4:]
+    return value if value.isdigit() and len(value) >= 4 else None
+
+
+def search_condition(q: str) -> ColumnElement[bool]:
+    """SQL for the search box: any part of the petition number, the resident's name, the phone
+    (normalised), the address or the project's name."""
+    term = unicodedata.normalize("NFKC", q).strip()
+    clauses: list[ColumnElement[bool]] = [
+        Petition.number.contains(term.upper(), autoescape=True),
+        Petition.person_name.contains(term, autoescape=True),
+        Petition.address.contains(term, autoescape=True),
+        Project.name.contains(term, autoescape=True),
+    ]
+    digits = phone_digits(term)
+    if digits:
+        clauses.append(Petition.phone.contains(digits, autoescape=True))
+    return or_(*clauses)
 
 
 def refresh_due(*, db: Session, petition: Petition) -> PetitionDue:
@@ -317,6 +340,57 @@ def _require_action(user: StaffUser, petition: Petition, action: str) -> str:
     return target
 
 
+def _waiting_for(petition: Petition) -> list[str]:
+    return [a.department for a in petition.assignments if a.answer is None]
+
+
+def refusal(
+    *, db: Session, petition: Petition, action: str, today: date | None = None
+) -> AppError | None:
+    """Why `action` would be refused on this petition now, whatever is typed (None: it can
+    succeed). The moves themselves raise the same errors, so the console only offers buttons
+    that work, and no path — 督办 or 转办 included — closes a petition while its notice runs."""
+    if not workflow.is_legal(petition.status, action):
+        try:
+            workflow.target_of(petition.status, action)
+        except AppError as exc:
+            return exc
+    today = today or today_shanghai()
+    if action == "verify":
+        if not petition.assignments:
+            return AppError(409, "no_assignment", "还没有分派部门，不能开始核实。")
+        waiting = _waiting_for(petition)
+        if waiting:
+            names = "、".join(department_name(c) for c in waiting)
+            return AppError(
+                409, "answers_missing", f"还在等 {names} 的书面答复，收齐后才能开始核实。"
+            )
+    elif action == "close":
+        row = db.get(PetitionNotice, petition.id)
+        if row is not None and today < row.earliest_end:
+            return AppError(
+                409,
+                "notice_running",
+                f"公示期不少于{notice_days()}个工作日，{row.earliest_end:%Y年%m月%d日}起才能办结。",
+                {"notice_earliest_end": row.earliest_end.isoformat()},
+            )
+        waiting = _waiting_for(petition) if petition.status == "review" else []
+        if waiting:
+            names = "、".join(department_name(c) for c in waiting)
+            return AppError(409, "answers_missing", f"复查还在等 {names} 的书面答复。")
+    elif action == "assign":
+        assigned = {a.department for a in petition.assignments}
+        if set(departments()) <= assigned:
+            return AppError(409, "already_assigned", "所有部门都已经分派过了。")
+    return None
+
+
+def _check_refusal(db: Session, petition: Petition, action: str, today: date | None) -> None:
+    error = refusal(db=db, petition=petition, action=action, today=today)
+    if error is not None:
+        raise error
+
+
 def _add_note(db: Session, user: StaffUser, petition: Petition, text: str) -> PetitionNote:
     note = PetitionNote(petition_id=petition.id, author=user.username, text=text)
     db.add(note)
@@ -390,16 +464,8 @@ def transition(
     note = (note or "").strip()
     extra: dict[str, Any] = {}
     notice_end: date | None = None
-    if action == "verify":
-        waiting = [a.department for a in petition.assignments if a.answer is None]
-        if not petition.assignments:
-            raise AppError(409, "no_assignment", "还没有分派部门，不能开始核实。")
-        if waiting:
-            names = "、".join(department_name(c) for c in waiting)
-            raise AppError(
-                409, "answers_missing", f"还在等 {names} 的书面答复，收齐后才能开始核实。"
-            )
-    elif action == "start_notice":
+    _check_refusal(db, petition, action, today)
+    if action == "start_notice":
         end, provisional = calendar().add_working_days(today, notice_days())
         row = db.get(PetitionNotice, petition.id)
         if row is None:
@@ -449,6 +515,8 @@ def close(
     the resident by phone; otherwise the resident is asked in the conversation."""
     target = _require_action(user, petition, "close")
     _check_version(petition, version)
+    today = today or today_shanghai()
+    _check_refusal(db, petition, "close", today)
     outcome = (outcome or "").strip()
     if not outcome:
         raise AppError(422, "outcome_required", "办结前请填写办理结果。")
@@ -456,20 +524,6 @@ def close(
     if satisfaction is not None and satisfaction not in workflow.SATISFACTION_LABELS:
         labels = "、".join(workflow.SATISFACTION_LABELS.values())
         raise AppError(422, "satisfaction_invalid", f"群众评价只能是：{labels}。")
-    today = today or today_shanghai()
-    if petition.status == "public_notice":
-        row = db.get(PetitionNotice, petition.id)
-        if row is not None and today < row.earliest_end:
-            raise AppError(
-                409,
-                "notice_running",
-                f"公示期不少于{notice_days()}个工作日，{row.earliest_end:%Y年%m月%d日}起才能办结。",
-            )
-    if petition.status == "review":
-        waiting = [a.department for a in petition.assignments if a.answer is None]
-        if waiting:
-            names = "、".join(department_name(c) for c in waiting)
-            raise AppError(409, "answers_missing", f"复查还在等 {names} 的书面答复。")
     before = snapshot(petition)
     petition.status = target
     petition.outcome = outcome
@@ -672,9 +726,54 @@ def add_note(*, db: Session, user: StaffUser, petition: Petition, text: str) -> 
     return note
 
 
-def allowed_actions(user: StaffUser, petition: Petition) -> list[workflow.Action]:
-    """The moves this user may make on this petition now (for the buttons)."""
-    return [a for a in workflow.actions_from(petition.status) if roles.can(user, a.permission)]
+def allowed_actions(
+    user: StaffUser, petition: Petition, *, db: Session, today: date | None = None
+) -> list[workflow.Action]:
+    """The moves this user may make on this petition now and that can succeed (the buttons)."""
+    return [
+        a
+        for a in workflow.actions_from(petition.status)
+        if roles.can(user, a.permission)
+        and refusal(db=db, petition=petition, action=a.code, today=today) is None
+    ]
+
+
+def unavailable_actions(
+    user: StaffUser, petition: Petition, *, db: Session, today: date | None = None
+) -> list[dict[str, str]]:
+    """The moves of this state the user's role allows but that would be refused now, with why
+    (e.g. 办结 while the notice runs), so the page says what to wait for."""
+    out = []
+    for a in workflow.actions_from(petition.status):
+        if not roles.can(user, a.permission):
+            continue
+        error = refusal(db=db, petition=petition, action=a.code, today=today)
+        if error is not None:
+            out.append({"code": a.code, "label": a.label, "reason": error.message})
+    return out
+
+
+def suggested_departments(*, db: Session, petition: Petition) -> list[dict[str, Any]]:
+    """Departments for the project's open blockers: the ledger's 责任单位 of each blocker where
+    it names one, else the catalogue's default; without a project, the blockers the bot
+    explained. `[{code, name, blockers: [code…]}]`, in blocker order."""
+    known = departments()
+    if petition.project_id is not None:
+        rows = db.scalars(
+            select(Blocker)
+            .where(Blocker.project_id == petition.project_id, Blocker.status == BLOCKER_OPEN)
+            .order_by(Blocker.id)
+        ).all()
+        pairs: list[tuple[str, str | None]] = [(b.code, b.department) for b in rows]
+    else:
+        pairs = [(code, None) for code in petition.blockers or []]
+    groups: dict[str, list[str]] = {}
+    for code, ledger_department in pairs:
+        department = ledger_department if ledger_department in known else None
+        department = department or blocker_default_department(code)
+        if department in known and code not in groups.setdefault(department, []):
+            groups[department].append(code)
+    return [{"code": c, "name": known[c], "blockers": codes} for c, codes in groups.items()]
 
 
 def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any]:
@@ -736,7 +835,9 @@ def detail(*, db: Session, user: StaffUser, petition: Petition) -> dict[str, Any
             {"author": n.author, "text": n.text, "created_at": n.created_at}
             for n in notes(db=db, petition=petition)
         ],
-        "allowed_actions": [a.code for a in allowed_actions(user, petition)],
+        "allowed_actions": [a.code for a in allowed_actions(user, petition, db=db, today=today)],
+        "unavailable_actions": unavailable_actions(user, petition, db=db, today=today),
+        "suggested_departments": suggested_departments(db=db, petition=petition),
         "conversation": conversation_of(db, petition),
         "conversation_key": _conversation_key(db, petition),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -146,6 +146,17 @@ def get_by_username(*, db: Session, username: str) -> StaffUser | None:
 def get(*, db: Session, user_id: int) -> StaffUser | None:
     """The account with this id."""
     return db.get(StaffUser, user_id)
+
+
+def display_names(*, db: Session, usernames: Iterable[str]) -> dict[str, str]:
+    """username → display name for the accounts among `usernames` (audit trails, notes)."""
+    wanted = {u for u in usernames if u}
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(StaffUser.username, StaffUser.display_name).where(StaffUser.username.in_(wanted))
+    ).all()
+    return {u: d or u for u, d in rows}
 
 
 def list_users(*, db: Session) -> Sequence[StaffUser]:
