@@ -14,6 +14,7 @@ from app.audit.models import AuditLog
 ACTION_LABELS = {
     "petition.create": "受理信访",
     "petition_created": "受理信访",
+    "petition.register": "登记来电/来访",
     "petition.assign": "分派部门",
     "petition.transition": "变更状态",
     "petition.answer": "部门答复",

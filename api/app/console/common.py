@@ -145,6 +145,27 @@ def changes_of(
     return out
 
 
+ACTOR_KINDS = {"resident": "信访人", "system": "系统", "trainer": "训练程序"}
+
+
+def actor_label(actor: str, names: dict[str, str] | None = None) -> str:
+    """An audit actor as people read it: a staff member's display name, 信访人（电话）, 系统."""
+    kind, _, who = actor.partition(":")
+    if kind == "staff":
+        return (names or {}).get(who) or who
+    if kind == "resident":
+        channel = CHANNEL_LABELS.get(who, "")
+        return f"信访人（{channel}）" if channel else "信访人"
+    return ACTOR_KINDS.get(kind, actor)
+
+
+def entry_label(action: str, after: dict[str, Any] | None) -> str:
+    """An audit row's action in words: a state move is named by its button (督办, 开始公示)."""
+    if action == "petition.transition" and after and after.get("action") in workflow.ACTIONS:
+        return workflow.ACTIONS[str(after["action"])].label
+    return audit.action_label(action)
+
+
 templates.env.filters["dt"] = fmt_dt
 templates.env.globals.update(
     STATUS_LABELS=STATUS_LABELS,
@@ -155,6 +176,8 @@ templates.env.globals.update(
     TRANSFER_LABELS=TRANSFER_LABELS,
     department_name=department_name,
     action_label=audit.action_label,
+    entry_label=entry_label,
+    actor_label=actor_label,
     changes=changes_of,
     can=roles.can,
     charts=charts.CHARTS,

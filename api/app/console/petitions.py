@@ -18,7 +18,8 @@ from app.console.common import (
 from app.core.database import DbSession
 from app.petition import staff_service, workflow
 from app.petition.models import STATUS_LABELS
-from app.policy.departments import departments
+from app.policy.departments import blocker_names, departments
+from app.staff import service as staff_accounts
 from app.staff.auth import (
     ConsoleUser,
     check_form_csrf,
@@ -100,11 +101,30 @@ def _petition_page(
     ref: str,
     error: str | None = None,
     status_code: int = 200,
+    kept: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    """The petition page; after a refused change `kept` holds what the clerk had typed (and
+    which form it was in), so the page comes back with it instead of empty fields."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     data = staff_service.detail(db=db, user=user, petition=petition)
-    trail = staff_service.audit_trail(db=db, petition=petition)
+    trail = list(reversed(staff_service.audit_trail(db=db, petition=petition)))
     assigned = {a["department"] for a in data["assignments"]}
+    names = blocker_names()
+    suggested = [
+        s | {"reason": "、".join(names.get(b, b) for b in s["blockers"]) + " → " + s["name"]}
+        for s in data["suggested_departments"]
+    ]
+    kept = kept or {}
+    if kept.get("form") == "assign":
+        ticked = set(kept.get("departments") or [])
+    else:
+        ticked = {s["code"] for s in suggested if s["code"] not in assigned}
+    staff_names = staff_accounts.display_names(
+        db=db,
+        usernames=[r.actor.partition(":")[2] for r in trail if r.actor.startswith("staff:")]
+        + [n["author"] for n in data["notes"]]
+        + [a["answered_by"] or "" for a in data["assignments"]],
+    )
     return render(
         request,
         "petition.html",
@@ -115,6 +135,10 @@ def _petition_page(
         trail=trail,
         actions=[workflow.ACTIONS[a] for a in data["allowed_actions"]],
         free_departments={c: n for c, n in departments().items() if c not in assigned},
+        suggested=[s for s in suggested if s["code"] not in assigned],
+        ticked=ticked,
+        kept=kept,
+        staff_names=staff_names,
     )
 
 
@@ -133,13 +157,14 @@ def _petition_post(
     csrf_token: str,
     change: Callable[[Any], Any],
     done: str,
+    kept: dict[str, Any] | None = None,
 ) -> Response:
     check_form_csrf(request, csrf_token or request.headers.get("X-CSRF-Token"))
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     number = petition.number
     error = attempt(db, lambda: change(petition))
     if error:
-        return _petition_page(request, db, user, number, error, 409)
+        return _petition_page(request, db, user, number, error, 409, kept)
     return redirect(f"/console/petitions/{number}", done)
 
 
@@ -164,6 +189,7 @@ def petition_assign(
             db=db, user=user, petition=p, departments_=departments_ or [], version=version
         ),
         "已分派。",
+        {"form": "assign", "departments": departments_ or []},
     )
 
 
@@ -190,6 +216,7 @@ def petition_transition(
             db=db, user=user, petition=p, action=action, version=version, note=note
         ),
         f"已{label}。",
+        {"form": action, "note": note},
     )
 
 
@@ -224,6 +251,12 @@ def petition_answer(
             resident_text=resident_text or None,
         ),
         "答复已保存，并已发给信访人。" if publish else "答复已保存，待受理员审核后发给信访人。",
+        {
+            "form": f"answer:{department or user.department or ''}",
+            "answer": answer,
+            "resident_text": resident_text,
+            "publish": bool(publish),
+        },
     )
 
 
@@ -254,6 +287,7 @@ def petition_approve_answer(
             resident_text=resident_text or None,
         ),
         "已审核，答复已发给信访人。",
+        {"form": f"approve:{department}", "resident_text": resident_text},
     )
 
 
@@ -275,6 +309,7 @@ def petition_note(
         csrf_token,
         lambda p: staff_service.add_note(db=db, user=user, petition=p, text=text),
         "备注已添加。",
+        {"form": "note", "text": text},
     )
 
 
@@ -286,7 +321,7 @@ def petition_close(
     user: ConsoleUser,
     version: Annotated[int, Form()],
     outcome: Annotated[str, Form(max_length=5000)] = "",
-    satisfaction: Annotated[str, Form(max_length=16)] = "",
+    satisfaction: Annotated[str, Form(max_length=24)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """Close the case with its outcome (and the phone satisfaction, when a clerk called)."""
@@ -305,4 +340,5 @@ def petition_close(
             version=version,
         ),
         "已办结。" if satisfaction else "已办结，已请信访人在对话中评价。",
+        {"form": "close", "outcome": outcome, "satisfaction": satisfaction},
     )

@@ -96,7 +96,7 @@ def test_petition_from_intake_to_closure(client, db):
     assert r.status_code == 303
     page = client.get(url)
     assert "已办结" in page.text and "满意" in page.text
-    for label in ("受理信访", "分派部门", "部门答复", "变更状态", "办结"):
+    for label in ("受理信访", "分派部门", "部门答复", "开始核实", "办结"):
         assert label in page.text  # the audit trail on the page
     status = client.post(
         "/api/v1/petitions/lookup", json={"petition_number": number, "phone": "13900001111"}
