@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.console.common import (
@@ -19,16 +23,40 @@ from app.staff.auth import (
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+Since = Annotated[date | None, Query(alias="from")]
+Until = Annotated[date | None, Query(alias="to")]
+
+
+def _period_query(since: date | None, until: date | None) -> str:
+    pairs = [(k, v.isoformat()) for k, v in (("from", since), ("to", until)) if v]
+    return "?" + urlencode(pairs) if pairs else ""
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
 @html_errors
-def dashboard(request: Request, db: DbSession, user: ConsoleUser) -> HTMLResponse:
-    """Registration and petition figures with server-rendered SVG charts."""
+def dashboard(
+    request: Request, db: DbSession, user: ConsoleUser, since: Since = None, until: Until = None
+) -> HTMLResponse:
+    """Registration and petition figures with server-rendered SVG charts; a date range limits
+    the petition figures (and the exports linked from the page)."""
     roles.require(user, "dashboard.read")
-    d = dashboard_service.build(db=db)
+    error: str | None = None
+    try:
+        d = dashboard_service.build(db=db, since=since, until=until)
+    except AppError as exc:
+        d, error = dashboard_service.build(db=db), exc.message
     svgs = {name: charts.render(name, d) for name in charts.CHARTS}
-    return render(request, "dashboard.html", user, d=d, svgs=svgs)
+    return render(
+        request,
+        "dashboard.html",
+        user,
+        422 if error else 200,
+        error,
+        d=d,
+        svgs=svgs,
+        period_query=_period_query(d.since, d.until),
+        definitions=dashboard_service.definitions(),
+    )
 
 
 @router.get("/dashboard/{name}.svg")
@@ -46,10 +74,12 @@ def dashboard_chart(name: str, db: DbSession, user: ConsoleUser) -> Response:
 
 
 @router.get("/dashboard.{fmt}")
-def dashboard_export(fmt: str, db: DbSession, user: ConsoleUser) -> Response:
-    """The same figures as CSV or XLSX."""
+def dashboard_export(
+    fmt: str, db: DbSession, user: ConsoleUser, since: Since = None, until: Until = None
+) -> Response:
+    """The same figures as CSV or XLSX, for the same date range."""
     roles.require(user, "dashboard.read")
-    d = dashboard_service.build(db=db)
+    d = dashboard_service.build(db=db, since=since, until=until)
     if fmt == "csv":
         body, media = dashboard_service.to_csv(d), "text/csv; charset=utf-8"
     elif fmt == "xlsx":

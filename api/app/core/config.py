@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # SQLite only: how long a write (a petition, say) waits at the write gate while an import
     # is being written (app.core.sqlite_gate) before it goes on and meets the busy timeout.
     sqlite_gate_wait: float = Field(default=300.0, gt=0)
+    # A project counts as resolved (化解) on the dashboard only when its 首次登记 is done and
+    # more than this share (%) of its households completed 转移登记 (no resolution on paper).
+    project_resolved_transfer_rate: float = Field(default=25.0, ge=0, le=100)
     # An import still queued or running after this long lost its worker (killed, restarted):
     # a sweep marks it failed (nothing of it was written) and removes its files.
     ledger_import_stall_seconds: int = 7200

@@ -14,6 +14,7 @@ from sqlalchemy import Date, and_, case, cast, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.core.config import settings
 from app.core.workdays import today_shanghai
 from app.petition import workflow
 from app.petition.models import (
@@ -44,6 +45,9 @@ class RegistrationRow:
     households: int = 0
     initial_done_households: int = 0
     transfer_done: int = 0
+    # Projects resolved (化解) by the rule of resolved_project(): 首次登记 done and 转移登记
+    # above PROJECT_RESOLVED_TRANSFER_RATE — for a project row 1 or 0.
+    resolved_projects: int = 0
 
     @property
     def initial_rate(self) -> float | None:
@@ -59,6 +63,42 @@ class RegistrationRow:
     def overall_rate(self) -> float | None:
         """总体登记率: households holding their certificate among all households."""
         return rate(self.transfer_done, self.households)
+
+    @property
+    def resolved_rate(self) -> float | None:
+        """项目化解率: resolved projects among the projects."""
+        return rate(self.resolved_projects, self.projects)
+
+
+def resolved_project(initial_done: bool, households: int, transfer_done: int) -> bool:
+    """化解 on the dashboard: 首次登记 done AND 转移登记 done by more than the set share of the
+    households (PROJECT_RESOLVED_TRANSFER_RATE, 25% by default) — one province's rule against
+    projects resolved on paper only."""
+    if not initial_done or households <= 0:
+        return False
+    return 100.0 * transfer_done / households > settings.project_resolved_transfer_rate
+
+
+# What each figure means, in the exports and on the dashboard page.
+DEFINITIONS: list[tuple[str, str]] = [
+    ("首次登记化解率", "已完成首次登记的项目的户数 ÷ 总户数"),
+    ("转移登记化解率", "已办结转移登记的户数 ÷ 已完成首次登记的项目的户数"),
+    ("总体登记率", "已办结转移登记（已领证）的户数 ÷ 总户数"),
+    (
+        "项目化解率",
+        "化解的项目数 ÷ 项目数；项目化解 = 首次登记已完成，且转移登记户数超过总户数的{rate:g}%",
+    ),
+    ("办结率", "（已办结 + 转办）的信访 ÷ 信访总数"),
+    ("按期办结率", "在办结期限内办结的信访 ÷ 已办结的信访"),
+    ("息诉罢访率", "评价满意或基本满意的 ÷ 办结后作出评价的（对话中评价或电话回访）"),
+    ("超期", "未办结、且最近一项期限（部门答复或办结期限）已过的信访"),
+]
+
+
+def definitions() -> list[tuple[str, str]]:
+    """The figures' definitions with the configured resolution threshold filled in."""
+    threshold = settings.project_resolved_transfer_rate
+    return [(name, text.format(rate=threshold)) for name, text in DEFINITIONS]
 
 
 @dataclass
@@ -108,6 +148,18 @@ class Dashboard:
     by_blocker: list[dict[str, Any]]
     by_department: list[dict[str, Any]]
     overdue: list[dict[str, Any]]
+    # The intake-date range the petition figures cover (None: from the first / up to today).
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def period(self) -> str:
+        """The petition figures' range in words."""
+        if self.since is None and self.until is None:
+            return "全部信访"
+        start = f"{self.since:%Y年%m月%d日}" if self.since else "最早"
+        end = f"{self.until:%Y年%m月%d日}" if self.until else "今天"
+        return f"受理日期 {start} 至 {end}"
 
 
 def _closed_day(db: Session) -> ColumnElement[Any]:
@@ -149,6 +201,9 @@ def registration(
             households=households,
             initial_done_households=households if project.initial_registration_done else 0,
             transfer_done=done,
+            resolved_projects=int(
+                resolved_project(project.initial_registration_done, households, done)
+            ),
         )
         projects.append(row)
         d = districts.setdefault(
@@ -159,12 +214,27 @@ def registration(
             agg.households += row.households
             agg.initial_done_households += row.initial_done_households
             agg.transfer_done += row.transfer_done
+            agg.resolved_projects += row.resolved_projects
     return list(districts.values()), projects, total
 
 
-def petition_figures(*, db: Session, today: date) -> PetitionFigures:
-    """Counts of petitions by state, on-time closures, satisfaction and overdue (two scans)."""
+def intake_between(since: date | None, until: date | None) -> list[ColumnElement[bool]]:
+    """SQL conditions: the petition was taken in between the two dates (inclusive)."""
+    out: list[ColumnElement[bool]] = []
+    if since is not None:
+        out.append(Petition.intake_date >= since)
+    if until is not None:
+        out.append(Petition.intake_date <= until)
+    return out
+
+
+def petition_figures(
+    *, db: Session, today: date, since: date | None = None, until: date | None = None
+) -> PetitionFigures:
+    """Counts of petitions by state, on-time closures, satisfaction and overdue (two scans),
+    over the petitions taken in between `since` and `until`."""
     figures = PetitionFigures()
+    period = intake_between(since, until)
     closed = Petition.status == "closed"
     on_time = and_(
         closed, (Petition.closure_due.is_(None)) | (_closed_day(db) <= Petition.closure_due)
@@ -176,15 +246,19 @@ def petition_figures(*, db: Session, today: date) -> PetitionFigures:
     )
     content = and_(rated, Petition.satisfaction.in_(tuple(workflow.CONTENT)))
     by_phone = and_(content, Petition.satisfaction_source == "clerk_phone")
-    stmt = select(
-        Petition.status,
-        func.count(),
-        func.sum(case((on_time, 1), else_=0)),
-        func.sum(case((content, 1), else_=0)),
-        func.sum(case((rated, 1), else_=0)),
-        func.sum(case((by_phone, 1), else_=0)),
-        func.sum(Petition.review_count),
-    ).group_by(Petition.status)
+    stmt = (
+        select(
+            Petition.status,
+            func.count(),
+            func.sum(case((on_time, 1), else_=0)),
+            func.sum(case((content, 1), else_=0)),
+            func.sum(case((rated, 1), else_=0)),
+            func.sum(case((by_phone, 1), else_=0)),
+            func.sum(Petition.review_count),
+        )
+        .where(*period)
+        .group_by(Petition.status)
+    )
     for status, n, n_on_time, n_content, n_rated, n_phone, n_reviews in db.execute(stmt):
         figures.by_status[status] = int(n)
         figures.closed_on_time += int(n_on_time or 0)
@@ -198,18 +272,22 @@ def petition_figures(*, db: Session, today: date) -> PetitionFigures:
     figures.transferred = figures.by_status.get("transferred", 0)
     figures.open = sum(n for s, n in figures.by_status.items() if s in OPEN_STATES)
     overdue = select(func.count()).select_from(PetitionDue).where(overdue_condition(today))
+    if period:
+        overdue = overdue.join(Petition, Petition.id == PetitionDue.petition_id).where(*period)
     figures.overdue = int(db.scalar(overdue) or 0)
     return figures
 
 
-def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
+def blocker_counts(
+    *, db: Session, since: date | None = None, until: date | None = None
+) -> list[dict[str, Any]]:
     """Per blocker type: projects and households it holds up, and petitions from them."""
     names = blocker_names()
     # Each petition belongs to one project, so per-project counts add up without double counting.
     per_project = dict(
         db.execute(
             select(Petition.project_id, func.count())
-            .where(Petition.project_id.is_not(None))
+            .where(Petition.project_id.is_not(None), *intake_between(since, until))
             .group_by(Petition.project_id)
         ).all()
     )
@@ -236,11 +314,16 @@ def blocker_counts(*, db: Session) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (-r["projects"], -r["petitions"], r["code"]))
 
 
-def department_counts(*, db: Session, today: date) -> list[dict[str, Any]]:
+def department_counts(
+    *, db: Session, today: date, since: date | None = None, until: date | None = None
+) -> list[dict[str, Any]]:
     """Per department: petitions assigned, answered, waiting for an answer, overdue."""
+    period = intake_between(since, until)
     totals = select(
         PetitionAssignment.department, func.count(), func.count(PetitionAssignment.answer)
     ).group_by(PetitionAssignment.department)
+    if period:
+        totals = totals.join(Petition, Petition.id == PetitionAssignment.petition_id).where(*period)
     rows: dict[str, dict[str, Any]] = {}
     for dept, n, answered in db.execute(totals):
         rows[dept] = {
@@ -262,6 +345,10 @@ def department_counts(*, db: Session, today: date) -> list[dict[str, Any]]:
         .where(PetitionAssignment.answer.is_(None), PetitionDue.rank == 0)
         .group_by(PetitionAssignment.department)
     )
+    if period:
+        waiting = waiting.join(Petition, Petition.id == PetitionAssignment.petition_id).where(
+            *period
+        )
     for dept, n, overdue in db.execute(waiting):
         if dept in rows:
             rows[dept]["waiting"] = int(n)
@@ -295,8 +382,24 @@ def overdue_list(*, db: Session, today: date, limit: int = 20) -> list[dict[str,
     return out
 
 
-def build(*, db: Session, today: date | None = None) -> Dashboard:
-    """Compute every dashboard figure in one go."""
+def check_period(since: date | None, until: date | None) -> None:
+    """A Chinese 422 for a range that ends before it begins."""
+    if since is not None and until is not None and since > until:
+        from app.core.errors import AppError
+
+        raise AppError(422, "bad_period", "开始日期不能晚于结束日期，请重新选择。")
+
+
+def build(
+    *,
+    db: Session,
+    today: date | None = None,
+    since: date | None = None,
+    until: date | None = None,
+) -> Dashboard:
+    """Compute every dashboard figure in one go. Registration figures are as of today; the
+    petition figures cover the petitions taken in between `since` and `until` (inclusive)."""
+    check_period(since, until)
     today = today or today_shanghai()
     districts, projects, total = registration(db=db)
     return Dashboard(
@@ -304,32 +407,42 @@ def build(*, db: Session, today: date | None = None) -> Dashboard:
         districts=districts,
         projects=projects,
         total=total,
-        petitions=petition_figures(db=db, today=today),
-        by_blocker=blocker_counts(db=db),
-        by_department=department_counts(db=db, today=today),
+        petitions=petition_figures(db=db, today=today, since=since, until=until),
+        by_blocker=blocker_counts(db=db, since=since, until=until),
+        by_department=department_counts(db=db, today=today, since=since, until=until),
         overdue=overdue_list(db=db, today=today),
+        since=since,
+        until=until,
     )
 
 
 # ---------------------------------------------------------------- exports
 
 
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}%"
+class Percent(float):
+    """A rate in percent (45.2 = 45.2%): a number in both exports — the CSV writes 45.2 under a
+    header that says （%）, the XLSX a number cell 0.452 formatted as 45.2%."""
+
+
+def _pct(value: float | None) -> Percent | None:
+    return None if value is None else Percent(value)
 
 
 def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """The dashboard as (sheet title, header, rows) tables — shared by CSV and XLSX."""
+    """The dashboard as (sheet title, header, rows) tables — shared by CSV and XLSX. Counts are
+    integers, rates Percent numbers (empty where there is nothing to divide), labels Chinese."""
     reg_header = [
         "名称",
         "区县",
         "项目数",
+        "已化解项目数",
         "总户数",
         "已首次登记户数",
         "已转移登记户数",
-        "首次登记化解率",
-        "转移登记化解率",
-        "总体登记率",
+        "首次登记化解率（%）",
+        "转移登记化解率（%）",
+        "总体登记率（%）",
+        "项目化解率（%）",
     ]
 
     def reg(rows: list[RegistrationRow]) -> list[list[Any]]:
@@ -338,12 +451,14 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
                 r.label,
                 r.district,
                 r.projects,
+                r.resolved_projects,
                 r.households,
                 r.initial_done_households,
                 r.transfer_done,
                 _pct(r.initial_rate),
                 _pct(r.transfer_rate),
                 _pct(r.overall_rate),
+                _pct(r.resolved_rate),
             ]
             for r in rows
         ]
@@ -355,6 +470,7 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
         (
             "信访",
             [
+                "统计范围",
                 "信访总数",
                 "办理中",
                 "已办结",
@@ -362,12 +478,13 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
                 "按期办结",
                 "群众满意",
                 "超期",
-                "办结率",
-                "按期办结率",
-                "息诉罢访率",
+                "办结率（%）",
+                "按期办结率（%）",
+                "息诉罢访率（%）",
             ],
             [
                 [
+                    d.period,
                     p.total,
                     p.open,
                     p.closed,
@@ -383,17 +500,14 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
         ),
         (
             "按卡点类型",
-            ["卡点代码", "卡点", "涉及项目", "涉及户数", "相关信访"],
-            [
-                [r["code"], r["name"], r["projects"], r["households"], r["petitions"]]
-                for r in d.by_blocker
-            ],
+            ["卡点", "涉及项目", "涉及户数", "相关信访"],
+            [[r["name"], r["projects"], r["households"], r["petitions"]] for r in d.by_blocker],
         ),
         (
             "按部门",
-            ["部门代码", "部门", "交办件数", "已答复", "待答复", "超期未答复"],
+            ["部门", "交办件数", "已答复", "待答复", "超期未答复"],
             [
-                [r["code"], r["name"], r["assigned"], r["answered"], r["waiting"], r["overdue"]]
+                [r["name"], r["assigned"], r["answered"], r["waiting"], r["overdue"]]
                 for r in d.by_department
             ],
         ),
@@ -401,16 +515,11 @@ def tables(d: Dashboard) -> list[tuple[str, list[str], list[list[Any]]]]:
             "超期信访",
             ["信访编号", "状态", "应办日期", "超期天数", "项目"],
             [
-                [
-                    r["number"],
-                    r["status_label"],
-                    r["due"].isoformat() if r["due"] else "",
-                    r["days_late"],
-                    r["project"],
-                ]
+                [r["number"], r["status_label"], r["due"], r["days_late"], r["project"]]
                 for r in d.overdue
             ],
         ),
+        ("指标说明", ["指标", "定义"], [list(row) for row in definitions()]),
     ]
 
 
@@ -429,16 +538,31 @@ def csv_safe(value: object) -> object:
     return f"'{value}" if is_formula_like(value) else value
 
 
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, Percent):
+        return f"{value:.1f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return csv_safe(value)
+
+
+def title_line(d: Dashboard) -> str:
+    """The first line of an export: the date of the figures and the petitions' range."""
+    return f"统计日期 {d.today:%Y-%m-%d}；信访统计范围：{d.period}"
+
+
 def to_csv(d: Dashboard) -> bytes:
     """The dashboard tables as one CSV (UTF-8 with BOM for Excel), sections split by blank lines."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow([f"统计日期 {d.today.isoformat()}"])
+    writer.writerow([title_line(d)])
     for title, header, rows in tables(d):
         writer.writerow([])
         writer.writerow([f"【{title}】"])
         writer.writerow(header)
-        writer.writerows([csv_safe(v) for v in row] for row in rows)
+        writer.writerows([_csv_cell(v) for v in row] for row in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -450,14 +574,22 @@ def to_xlsx(d: Dashboard) -> bytes:
         ws = wb.create_sheet(title)
         ws.append(header)
         for row in rows:
-            ws.append(row)
-            for cell in ws[ws.max_row]:
-                if is_formula_like(cell.value):
+            ws.append([v / 100 if isinstance(v, Percent) else v for v in row])
+            for cell, value in zip(ws[ws.max_row], row, strict=True):
+                if isinstance(value, Percent):
+                    cell.number_format = "0.0%"
+                elif isinstance(value, date):
+                    cell.number_format = "yyyy-mm-dd"
+                elif is_formula_like(cell.value):
                     # Stored as a plain string cell, never as a formula (openpyxl makes any
                     # text starting with "=" one).
                     cell.data_type = "s"
         for i, _ in enumerate(header):
-            ws.column_dimensions[chr(ord("A") + i)].width = 16
+            ws.column_dimensions[chr(ord("A") + i)].width = 40 if title == "指标说明" else 16
+        ws.freeze_panes = "A2"
+    info = wb.create_sheet("说明", 0)
+    info.append([title_line(d)])
+    info.column_dimensions["A"].width = 60
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -199,11 +199,23 @@ def test_dashboard_page_and_downloads(client, db):
     assert svg.headers["content-type"].startswith("image/svg+xml")
     assert "attachment" in svg.headers["content-disposition"] and "市北区" in svg.text
     csv_text = client.get("/console/dashboard.csv").content.decode("utf-8-sig")
-    assert "市北区" in csv_text and "50.0%" in csv_text
+    assert "市北区" in csv_text and ",50.0," in csv_text
     wb = load_workbook(io.BytesIO(client.get("/console/dashboard.xlsx").content))
     assert "按区县" in wb.sheetnames
     values = [c.value for row in wb["按区县"].iter_rows() for c in row]
-    assert "市北区" in values and "50.0%" in values
+    assert "市北区" in values and 0.5 in values
+    assert "指标说明" in page.text and "转移登记户数超过总户数的25%" in page.text
+
+    # A date range: the page, and the exports it links to, cover that range.
+    ranged = client.get("/console/dashboard", params={"from": "2030-01-01", "to": "2030-12-31"})
+    assert ranged.status_code == 200
+    assert "/console/dashboard.csv?from=2030-01-01&amp;to=2030-12-31" in ranged.text
+    csv_text = client.get(
+        "/console/dashboard.csv", params={"from": "2030-01-01", "to": "2030-12-31"}
+    ).content.decode("utf-8-sig")
+    assert "受理日期 2030年01月01日 至 2030年12月31日" in csv_text
+    backwards = client.get("/console/dashboard", params={"from": "2030-12-31", "to": "2030-01-01"})
+    assert backwards.status_code == 422 and "开始日期不能晚于结束日期" in backwards.text
 
 
 def test_officer_lands_on_own_assignments_and_cannot_open_dashboard(client, db):
