@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.console import (
     accounts,
+    cases,
     conversations,
     dashboard,
     ledger,
@@ -26,6 +27,7 @@ router = APIRouter(include_in_schema=False)
 SCREENS = (
     login,
     petitions,
+    cases,
     conversations,
     projects,
     ledger,

@@ -183,24 +183,24 @@ def create_case(body: CaseCreate, db: DbSession, user: StaffDep) -> CaseRead:
     return case_read(db, user, case)
 
 
-@router.get("/{ref}", response_model=CaseRead)
-def get_case(ref: str, db: DbSession, user: StaffDep) -> CaseRead:
+@router.get("/{case_ref}", response_model=CaseRead)
+def get_case(case_ref: str, db: DbSession, user: StaffDep) -> CaseRead:
     """One case by id or number, with each household's state (404 when not visible)."""
-    return case_read(db, user, cases.get_case(db=db, user=user, ref=ref))
+    return case_read(db, user, cases.get_case(db=db, user=user, ref=case_ref))
 
 
-@router.post("/{ref}/assign", response_model=CaseActionRead)
-def assign_case(ref: str, body: CaseAssign, db: DbSession, user: StaffDep) -> CaseActionRead:
+@router.post("/{case_ref}/assign", response_model=CaseActionRead)
+def assign_case(case_ref: str, body: CaseAssign, db: DbSession, user: StaffDep) -> CaseActionRead:
     """Assign every open member to the departments; members that cannot be are skipped."""
-    case = cases.get_case(db=db, user=user, ref=ref)
+    case = cases.get_case(db=db, user=user, ref=case_ref)
     outcome = cases.assign_case(db=db, user=user, case=case, departments_=body.departments)
     return _action_read(db, user, case, outcome)
 
 
-@router.post("/{ref}/answer", response_model=CaseActionRead)
-def answer_case(ref: str, body: CaseAnswer, db: DbSession, user: StaffDep) -> CaseActionRead:
+@router.post("/{case_ref}/answer", response_model=CaseActionRead)
+def answer_case(case_ref: str, body: CaseAnswer, db: DbSession, user: StaffDep) -> CaseActionRead:
     """Record one department answer on every member and send it to each resident."""
-    case = cases.get_case(db=db, user=user, ref=ref)
+    case = cases.get_case(db=db, user=user, ref=case_ref)
     outcome = cases.answer_case(
         db=db,
         user=user,

@@ -446,13 +446,15 @@ def assign_case(
         action="case.assign",
         entity_type="petition_case",
         entity_id=case.number,
-        after={
-            "departments": codes,
-            "petitions": result.done,
-            "skipped": [f"{n}（{why}）" for n, why in result.skipped] or None,
-        },
+        after={"departments": codes, "petitions": result.done} | _skipped(result),
     )
     return result
+
+
+def _skipped(result: CaseOutcome) -> dict[str, Any]:
+    if not result.skipped:
+        return {}
+    return {"skipped": [f"{n}（{why}）" for n, why in result.skipped]}
 
 
 def _reasons(result: CaseOutcome) -> str:
@@ -515,12 +517,8 @@ def answer_case(
         action="case.answer",
         entity_type="petition_case",
         entity_id=case.number,
-        after={
-            "department": department,
-            "answer": text,
-            "petitions": result.done,
-            "skipped": [f"{n}（{why}）" for n, why in result.skipped] or None,
-        },
+        after={"department": department, "answer": text, "petitions": result.done}
+        | _skipped(result),
     )
     return result
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from factories import PetitionFactory, ProjectFactory, StaffUserFactory, bind
 from sqlalchemy import func, select
-from staff.staffkit import bearer, make_petition, make_project, make_user
+from staff.staffkit import bearer
 
 from app.audit.models import AuditLog
 from app.core.errors import AppError
@@ -22,11 +23,16 @@ from app.status import lookup_stats
 TODAY = date(2026, 11, 10)
 
 
+@pytest.fixture(autouse=True)
+def _factories(db):
+    bind(db)
+
+
 def _petition(db, project, blockers=("fire_acceptance",), **kw) -> Petition:
-    petition = make_petition(db, project=project, **kw)
-    petition.blockers = list(blockers) if blockers is not None else None
-    db.flush()
-    return petition
+    """An open petition of the project about these blockers (None: the bot explained none)."""
+    return PetitionFactory(
+        project=project, blockers=list(blockers) if blockers is not None else None, **kw
+    )
 
 
 def _notes(db, petition: Petition, kind: str | None = None) -> int:
@@ -47,9 +53,9 @@ def _group(groups, project, code):
 def test_suggestions_group_same_project_and_blocker_only(db):
     """Same project + shared blocker, open, not in a case: grouped; other projects, closed
     petitions, lone petitions and petitions already in a case are not."""
-    clerk = make_user(db, "clerk")
-    hill = make_project(db, blockers=(("fire_acceptance", "housing_bureau"),))
-    river = make_project(db, name="滨河湾", blockers=(("fire_acceptance", "housing_bureau"),))
+    clerk = StaffUserFactory(role="clerk")
+    hill = ProjectFactory(blockers=(("fire_acceptance", "housing_bureau"),))
+    river = ProjectFactory(name="滨河湾", blockers=(("fire_acceptance", "housing_bureau"),))
     a = _petition(db, hill)
     b = _petition(db, hill, status="assigned")
     closed = _petition(db, hill, status="closed")
@@ -75,10 +81,9 @@ def test_suggestions_group_same_project_and_blocker_only(db):
 def test_without_explained_blockers_the_projects_single_open_blocker_counts(db):
     """A petition whose conversation explained no blocker is grouped under the project's only
     open blocker — but not when the project has several."""
-    clerk = make_user(db, "clerk")
-    single = make_project(db, blockers=(("civil_defense_unpaid", "civil_defense_office"),))
-    several = make_project(
-        db,
+    clerk = StaffUserFactory(role="clerk")
+    single = ProjectFactory(blockers=(("civil_defense_unpaid", "civil_defense_office"),))
+    several = ProjectFactory(
         name="青松壹号",
         blockers=(("fire_acceptance", "housing_bureau"), ("tax_unpaid", "tax_bureau")),
     )
@@ -93,8 +98,8 @@ def test_without_explained_blockers_the_projects_single_open_blocker_counts(db):
 def test_confirming_creates_an_audited_case_and_the_clerk_may_drop_members(db, client):
     """POST /staff/cases with the members kept: the case has them, a BD- number, an audit row;
     each petition's own trail says it joined."""
-    clerk = make_user(db, "clerk")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    project = ProjectFactory()
     a, b, dropped = _petition(db, project), _petition(db, project), _petition(db, project)
     r = client.post(
         "/api/v1/staff/cases",
@@ -125,8 +130,8 @@ def test_confirming_creates_an_audited_case_and_the_clerk_may_drop_members(db, c
 def test_confirming_refuses_what_is_not_one_case(db):
     """Clear Chinese refusals: one petition, two projects, a closed one, another blocker, one
     already in an open case."""
-    clerk = make_user(db, "clerk")
-    hill, river = make_project(db), make_project(db, name="滨河湾")
+    clerk = StaffUserFactory(role="clerk")
+    hill, river = ProjectFactory(), ProjectFactory(name="滨河湾")
     a, b = _petition(db, hill), _petition(db, hill)
     with pytest.raises(AppError) as exc:
         cases.create_case(db=db, user=clerk, refs=[a.number], blocker="fire_acceptance")
@@ -159,8 +164,8 @@ def test_confirming_refuses_what_is_not_one_case(db):
 def test_one_assignment_reaches_every_member(db, client):
     """POST /staff/cases/{n}/assign: each open member gets its assignment row, its audit row and
     its resident message; a member in 公示 is skipped with the reason."""
-    clerk = make_user(db, "clerk")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    project = ProjectFactory()
     members = [_petition(db, project) for _ in range(3)]
     noticed = _petition(db, project, status="public_notice")
     case = cases.create_case(
@@ -205,9 +210,9 @@ def test_one_assignment_reaches_every_member(db, client):
 def test_one_answer_reaches_every_petitioner(db, client):
     """The officer answers once; every member gets the answer recorded and published, and each
     resident their own message — one per petition, not one per case."""
-    clerk = make_user(db, "clerk")
-    officer = make_user(db, "officer", department="housing_bureau")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    officer = StaffUserFactory(role="officer", department="housing_bureau")
+    project = ProjectFactory()
     members = [_petition(db, project) for _ in range(3)]
     case = cases.create_case(
         db=db, user=clerk, refs=[p.number for p in members], blocker="fire_acceptance"
@@ -246,8 +251,8 @@ def test_one_answer_reaches_every_petitioner(db, client):
 def test_households_close_one_by_one_and_the_case_closes_when_all_are_done(db, client):
     """Closing one member leaves the others open and the case open; when the last member is
     closed or transferred the case closes (audited) and its petitions may join a new case."""
-    clerk = make_user(db, "clerk")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    project = ProjectFactory()
     a, b, c = (_petition(db, project, status="verifying", answered=True) for _ in range(3))
     case = cases.create_case(
         db=db, user=clerk, refs=[a.number, b.number, c.number], blocker="fire_acceptance"
@@ -288,10 +293,10 @@ def test_households_close_one_by_one_and_the_case_closes_when_all_are_done(db, c
 def test_officer_of_another_department_cannot_see_the_case(db, client):
     """Officers see a case only when its petitions are assigned to their department; they may
     not create cases or see suggestions."""
-    clerk = make_user(db, "clerk")
-    own = make_user(db, "officer", department="housing_bureau")
-    other = make_user(db, "officer", department="tax_bureau")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    own = StaffUserFactory(role="officer", department="housing_bureau")
+    other = StaffUserFactory(role="officer", department="tax_bureau")
+    project = ProjectFactory()
     members = [_petition(db, project) for _ in range(2)]
     case = cases.create_case(
         db=db, user=clerk, refs=[p.number for p in members], blocker="fire_acceptance"
@@ -318,8 +323,8 @@ def test_officer_of_another_department_cannot_see_the_case(db, client):
 
 def test_suggestions_endpoint(db, client):
     """GET /staff/cases/suggestions lists the groups with their petition numbers."""
-    clerk = make_user(db, "clerk")
-    project = make_project(db)
+    clerk = StaffUserFactory(role="clerk")
+    project = ProjectFactory()
     a, b = _petition(db, project), _petition(db, project)
     r = client.get(
         f"/api/v1/staff/cases/suggestions?project={project.code}", headers=bearer(db, clerk)
@@ -339,7 +344,7 @@ def test_suggestions_endpoint(db, client):
 def test_lookups_are_counted_per_project_per_day(db):
     """A lookup answer that found a project counts once for that project and day; ambiguous
     or failed lookups count nothing; only a number is stored."""
-    project = make_project(db)
+    project = ProjectFactory()
     answer = {"match": "unit", "project": {"code": project.code, "name": project.name}}
     for _ in range(3):
         lookup_stats.count_lookup(db, answer, day=TODAY)
