@@ -28,7 +28,7 @@ from app.core.errors import AppError
 from app.core.workdays import today_shanghai
 from app.petition import staff_service, workflow
 from app.petition.case_models import PetitionCase, PetitionCaseDayCounter, PetitionCaseMember
-from app.petition.models import OPEN_STATES, Petition, PetitionAssignment
+from app.petition.models import OPEN_STATES, STATUS_LABELS, Petition, PetitionAssignment
 from app.policy.departments import blocker_default_department, blocker_names, departments
 from app.staff import roles
 from app.staff.models import StaffUser
@@ -36,10 +36,27 @@ from app.status.models import BLOCKER_OPEN, Blocker, Project
 
 CASE_NOT_FOUND = "没有找到这个并单，请核对编号。"
 MIN_MEMBERS = 2
+MAX_SUGGESTIONS = 100
 ANSWERABLE = frozenset({"assigned", "verifying", "supervised", "review"})
 
 
 # ---------------------------------------------------------------- suggestions
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A petition as the suggestions see it (a few columns, not the whole row)."""
+
+    id: int
+    number: str
+    status: str
+    project_id: int
+    blockers: list[str] | None
+
+    @property
+    def status_label(self) -> str:
+        """The Chinese label of the state."""
+        return STATUS_LABELS.get(self.status, self.status)
 
 
 @dataclass
@@ -49,7 +66,7 @@ class Suggestion:
     project: Project
     blocker: str
     blocker_name: str
-    petitions: list[Petition]
+    petitions: list[Candidate]
 
     @property
     def key(self) -> str:
@@ -69,7 +86,9 @@ def _open_blockers(db: Session, project_ids: Sequence[int]) -> dict[int, list[Bl
     return found
 
 
-def effective_blockers(petition: Petition, open_blockers: Sequence[Blocker]) -> list[str]:
+def effective_blockers(
+    petition: Petition | Candidate, open_blockers: Sequence[Blocker]
+) -> list[str]:
     """The blocker codes a petition is about: those the bot explained, or, when it explained
     none, the project's only open blocker (none when the project has several)."""
     if petition.blockers:
@@ -83,13 +102,17 @@ def _in_open_case() -> Any:
     return exists().where(PetitionCaseMember.open_key == Petition.id)
 
 
-def suggestions(*, db: Session, user: StaffUser, project_id: int | None = None) -> list[Suggestion]:
+def suggestions(
+    *, db: Session, user: StaffUser, project_id: int | None = None, limit: int = MAX_SUGGESTIONS
+) -> list[Suggestion]:
     """Groups of at least two open petitions of the same project and blocker, not yet in a
-    case, biggest first. A petition about two blockers may appear in two groups; whichever the
-    clerk confirms first takes it."""
+    case, biggest first (at most `limit`). A petition about two blockers may appear in two
+    groups; whichever the clerk confirms first takes it."""
     roles.require(user, "petition.assign")
     stmt = (
-        select(Petition)
+        select(
+            Petition.id, Petition.number, Petition.status, Petition.project_id, Petition.blockers
+        )
         .where(
             Petition.status.in_(OPEN_STATES),
             Petition.project_id.is_not(None),
@@ -99,12 +122,14 @@ def suggestions(*, db: Session, user: StaffUser, project_id: int | None = None) 
     )
     if project_id is not None:
         stmt = stmt.where(Petition.project_id == project_id)
-    petitions = list(db.scalars(stmt))
-    project_ids = sorted({p.project_id for p in petitions if p.project_id is not None})
+    petitions = [
+        Candidate(pid, number, status, project or 0, explained)
+        for pid, number, status, project, explained in db.execute(stmt).all()
+    ]
+    project_ids = sorted({p.project_id for p in petitions})
     blockers = _open_blockers(db, project_ids)
-    groups: dict[tuple[int, str], list[Petition]] = defaultdict(list)
+    groups: dict[tuple[int, str], list[Candidate]] = defaultdict(list)
     for petition in petitions:
-        assert petition.project_id is not None
         for code in effective_blockers(petition, blockers.get(petition.project_id, [])):
             groups[(petition.project_id, code)].append(petition)
     wanted = {k: v for k, v in groups.items() if len(v) >= MIN_MEMBERS}
@@ -120,7 +145,7 @@ def suggestions(*, db: Session, user: StaffUser, project_id: int | None = None) 
         if pid in projects
     ]
     out.sort(key=lambda s: (-len(s.petitions), s.project.code, s.blocker))
-    return out
+    return out[:limit]
 
 
 # ---------------------------------------------------------------- creating

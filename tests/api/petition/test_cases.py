@@ -65,17 +65,25 @@ def test_suggestions_group_same_project_and_blocker_only(db):
     fire = _group(groups, hill, "fire_acceptance")
     assert fire is not None
     assert {p.number for p in fire.petitions} == {a.number, b.number}
-    assert closed not in fire.petitions and other_blocker not in fire.petitions
     assert _group(groups, hill, "land_premium_unpaid") is None  # a group of one
     assert _group(groups, river, "fire_acceptance") is None  # another project, alone there
-    assert lone_river not in [p for s in groups for p in s.petitions]
+    assert lone_river.number not in {p.number for s in groups for p in s.petitions}
+    assert closed.number not in {p.number for s in groups for p in s.petitions}
+    assert other_blocker.number not in {p.number for s in groups for p in s.petitions}
 
-    # Already in a case: no longer suggested.
-    c = _petition(db, hill)
+    # Already in a case: no longer suggested; newcomers form their own group.
     cases.create_case(db=db, user=clerk, refs=[a.number, b.number], blocker="fire_acceptance")
+    assert _group(cases.suggestions(db=db, user=clerk), hill, "fire_acceptance") is None
+    c, d = _petition(db, hill), _petition(db, hill)
+    again = _group(cases.suggestions(db=db, user=clerk), hill, "fire_acceptance")
+    assert again is not None and {p.number for p in again.petitions} == {c.number, d.number}
+    # Two of the other project: a group of theirs, never mixed with this one's.
+    e = _petition(db, river)
     groups = cases.suggestions(db=db, user=clerk)
-    assert _group(groups, hill, "fire_acceptance") is None
-    assert c.number  # the third one alone is not a group
+    assert {p.number for p in _group(groups, river, "fire_acceptance").petitions} == {
+        lone_river.number,
+        e.number,
+    }
 
 
 def test_without_explained_blockers_the_projects_single_open_blocker_counts(db):
