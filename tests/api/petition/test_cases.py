@@ -362,3 +362,59 @@ def test_lookups_are_counted_per_project_per_day(db):
     assert lookup_stats.lookups_of(db, project.id) == 4
     assert lookup_stats.lookups_of(db, project.id, since=date(2026, 11, 11)) == 1
     assert db.scalar(select(func.count()).select_from(PetitionCase)) == 0
+
+
+def test_two_clerks_confirming_overlapping_cases_at_once(committing_sessions, backend):
+    """Two clerks confirm cases sharing a petition at the same moment: the second is refused
+    with a Chinese 409, never a petition in two open cases. PostgreSQL only: there the second
+    clerk's writes wait for the first to commit, then hit the unique open_key (SQLite lets one
+    writer at a time start at all; the sequential refusal is tested above)."""
+    if backend != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL)")
+    import threading
+
+    with committing_sessions() as setup:
+        bind(setup)
+        clerk_a, clerk_b = StaffUserFactory(role="clerk"), StaffUserFactory(role="clerk")
+        project = ProjectFactory()
+        shared, mine, yours = (PetitionFactory(project=project) for _ in range(3))
+        setup.commit()
+        ids = {k: v.id for k, v in (("a", clerk_a), ("b", clerk_b))}
+        numbers = (shared.number, mine.number, yours.number)
+    first, second = committing_sessions(), committing_sessions()
+    try:
+        from app.staff.models import StaffUser
+
+        cases.create_case(
+            db=first,
+            user=first.get(StaffUser, ids["a"]),
+            refs=[numbers[0], numbers[1]],
+            blocker="fire_acceptance",
+        )
+        errors: list[AppError] = []
+
+        def other_clerk() -> None:
+            try:
+                cases.create_case(
+                    db=second,
+                    user=second.get(StaffUser, ids["b"]),
+                    refs=[numbers[0], numbers[2]],
+                    blocker="fire_acceptance",
+                )
+            except AppError as exc:
+                errors.append(exc)
+                second.rollback()
+
+        thread = threading.Thread(target=other_clerk)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the first clerk's uncommitted case
+        first.commit()
+        thread.join(10)
+        assert len(errors) == 1 and errors[0].status_code == 409
+        assert "并单" in errors[0].message
+    finally:
+        first.close()
+        second.close()
+    with committing_sessions() as check:
+        assert check.scalar(select(func.count()).select_from(PetitionCase)) == 1
