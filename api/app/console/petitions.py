@@ -16,6 +16,7 @@ from app.console.common import (
     render,
 )
 from app.core.database import DbSession
+from app.petition import cases as petition_cases
 from app.petition import staff_service, workflow
 from app.petition.models import STATUS_LABELS
 from app.policy.departments import departments
@@ -115,6 +116,7 @@ def _petition_page(
         trail=trail,
         actions=[workflow.ACTIONS[a] for a in data["allowed_actions"]],
         free_departments={c: n for c, n in departments().items() if c not in assigned},
+        case=petition_cases.case_of(db=db, petition_id=petition.id),
     )
 
 

@@ -308,6 +308,18 @@ def get_case(*, db: Session, user: StaffUser, ref: str | int) -> PetitionCase:
     return case
 
 
+def case_of(*, db: Session, petition_id: int) -> PetitionCase | None:
+    """The case a petition is in: its open one, else the latest it was in."""
+    stmt = (
+        select(PetitionCase)
+        .join(PetitionCaseMember, PetitionCaseMember.case_id == PetitionCase.id)
+        .where(PetitionCaseMember.petition_id == petition_id)
+        .order_by(PetitionCaseMember.open_key.is_(None), PetitionCase.id.desc())
+        .limit(1)
+    )
+    return db.scalar(stmt)
+
+
 def members(*, db: Session, user: StaffUser, case: PetitionCase) -> list[Petition]:
     """The case's petitions the user may see, in the order they joined."""
     ids = [m.petition_id for m in case.members]

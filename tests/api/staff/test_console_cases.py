@@ -75,6 +75,12 @@ def test_clerk_confirms_assigns_and_officer_answers_the_case(client, db):
     # The blocker's department is preselected.
     assert re.search(r'value="housing_bureau" checked', case_page.text)
 
+    # Each member's own page names its case.
+    number = url.rsplit("/", 1)[-1]
+    assert (
+        f'href="/console/cases/{number}"' in client.get(f"/console/petitions/{kept[0].number}").text
+    )
+    assert "所属并单" not in client.get(f"/console/petitions/{kept[2].number}").text
     r = _post(client, f"{url}/assign", {"departments": ["housing_bureau"]}, case_page.text)
     assert r.status_code == 303
     assert "已统一分派 2 件" in client.get(url).text
