@@ -10,6 +10,7 @@ from app.nlu.views import router as nlu_router
 from app.nlu.views import staff_router as nlu_staff_router
 from app.notify.views import router as conversation_router
 from app.notify.views import staff_router as notify_staff_router
+from app.petition.case_views import router as case_staff_router
 from app.petition.staff_views import router as petition_staff_router
 from app.petition.views import router as petition_router
 from app.policy.views import router as policy_router
@@ -25,6 +26,7 @@ api_router.include_router(policy_router)
 api_router.include_router(status_router)
 api_router.include_router(auth_router)
 api_router.include_router(staff_router)
+api_router.include_router(case_staff_router)
 api_router.include_router(petition_staff_router)
 api_router.include_router(project_staff_router)
 api_router.include_router(ledger_router)

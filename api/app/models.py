@@ -6,6 +6,11 @@ from app.ledger.models import LedgerImport
 from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
 from app.notify.models import ConversationMessage, Notification, ResidentContact
+from app.petition.case_models import (  # noqa: F401
+    PetitionCase,
+    PetitionCaseDayCounter,
+    PetitionCaseMember,
+)
 from app.petition.models import (  # noqa: F401
     Petition,
     PetitionAssignment,
@@ -15,6 +20,7 @@ from app.petition.models import (  # noqa: F401
     PetitionNotice,
 )
 from app.staff.models import StaffSession, StaffUser  # noqa: F401
+from app.status.lookup_stats import ProjectLookupDay  # noqa: F401
 from app.status.models import Blocker, Project, Unit
 
 __all__ = [

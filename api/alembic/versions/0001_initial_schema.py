@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 13:49:57.030068
+Create Date: 2026-12-03 06:19:19.284289
 
 """
 
@@ -69,6 +69,24 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "ledger_import",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("files", sa.JSON(), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("report", sa.JSON(), nullable=True),
+        sa.Column("errors", sa.JSON(), nullable=True),
+        sa.Column("error_total", sa.Integer(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_import")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_ledger_import_public_id")),
+    )
+    op.create_table(
         "nlu_inbox_item",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
@@ -102,24 +120,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_nlu_inbox_item_status", ["status", "created_at"], unique=False)
 
     op.create_table(
-        "ledger_import",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("public_id", sa.String(length=32), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("actor", sa.String(length=64), nullable=False),
-        sa.Column("files", sa.JSON(), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("report", sa.JSON(), nullable=True),
-        sa.Column("errors", sa.JSON(), nullable=True),
-        sa.Column("error_total", sa.Integer(), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_import")),
-        sa.UniqueConstraint("public_id", name=op.f("uq_ledger_import_public_id")),
-    )
-    op.create_table(
         "nlu_model",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -149,6 +149,12 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'live'"),
         )
 
+    op.create_table(
+        "petition_case_day_counter",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("last", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_petition_case_day_counter")),
+    )
     op.create_table(
         "petition_day_counter",
         sa.Column("day", sa.Date(), nullable=False),
@@ -224,6 +230,45 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocker")),
         sa.UniqueConstraint("project_id", "code", name=op.f("uq_blocker_project_id")),
+    )
+    op.create_table(
+        "petition_case",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("number", sa.String(length=20), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("blocker", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=128), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answer_department", sa.String(length=64), nullable=True),
+        sa.Column("answer_text", sa.Text(), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["project.id"],
+            name=op.f("fk_petition_case_project_id_project"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_petition_case")),
+        sa.UniqueConstraint("number", name=op.f("uq_petition_case_number")),
+    )
+    with op.batch_alter_table("petition_case", schema=None) as batch_op:
+        batch_op.create_index("ix_petition_case_project", ["project_id", "status"], unique=False)
+
+    op.create_table(
+        "project_lookup_day",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["project.id"],
+            name=op.f("fk_project_lookup_day_project_id_project"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("project_id", "day", name=op.f("pk_project_lookup_day")),
     )
     op.create_table(
         "staff_session",
@@ -378,6 +423,31 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "petition_case_member",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("petition_id", sa.Integer(), nullable=False),
+        sa.Column("open_key", sa.Integer(), nullable=True),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["petition_case.id"],
+            name=op.f("fk_petition_case_member_case_id_petition_case"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["petition_id"],
+            ["petition.id"],
+            name=op.f("fk_petition_case_member_petition_id_petition"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_petition_case_member")),
+        sa.UniqueConstraint("open_key", name=op.f("uq_petition_case_member_open_key")),
+    )
+    with op.batch_alter_table("petition_case_member", schema=None) as batch_op:
+        batch_op.create_index("ix_petition_case_member_petition", ["petition_id"], unique=False)
+
+    op.create_table(
         "petition_due",
         sa.Column("petition_id", sa.Integer(), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
@@ -462,6 +532,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_petition_due_order")
 
     op.drop_table("petition_due")
+    with op.batch_alter_table("petition_case_member", schema=None) as batch_op:
+        batch_op.drop_index("ix_petition_case_member_petition")
+
+    op.drop_table("petition_case_member")
     op.drop_table("petition_assignment")
     with op.batch_alter_table("notification", schema=None) as batch_op:
         batch_op.drop_index("ix_notification_status")
@@ -482,6 +556,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_staff_session_user")
 
     op.drop_table("staff_session")
+    op.drop_table("project_lookup_day")
+    with op.batch_alter_table("petition_case", schema=None) as batch_op:
+        batch_op.drop_index("ix_petition_case_project")
+
+    op.drop_table("petition_case")
     op.drop_table("blocker")
     op.drop_table("staff_user")
     with op.batch_alter_table("resident_contact", schema=None) as batch_op:
@@ -490,6 +569,7 @@ def downgrade() -> None:
     op.drop_table("resident_contact")
     op.drop_table("project")
     op.drop_table("petition_day_counter")
+    op.drop_table("petition_case_day_counter")
     with op.batch_alter_table("nlu_model", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_nlu_model_live",
@@ -499,13 +579,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_nlu_model_fingerprint")
 
     op.drop_table("nlu_model")
-    op.drop_table("ledger_import")
     with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
         batch_op.drop_index("ix_nlu_inbox_item_status")
         batch_op.drop_index("ix_nlu_inbox_item_sender")
         batch_op.drop_index(batch_op.f("ix_nlu_inbox_item_project_code"))
 
     op.drop_table("nlu_inbox_item")
+    op.drop_table("ledger_import")
     with op.batch_alter_table("conversation_message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversation_message_sender_id"))
 

@@ -67,6 +67,10 @@ FIELD_LABELS = {
     "resident_text": "给信访人的文字",
     "published": "已发给信访人",
     "review_due": "复查期限",
+    "petitions": "信访件",
+    "skipped": "未处理",
+    "case": "并单",
+    "project": "项目",
 }
 SATISFACTION_SOURCE_LABELS = {"resident": "居民在对话中评价", "clerk_phone": "电话回访"}
 CHANNEL_LABELS = {
@@ -104,7 +108,7 @@ def fmt_value(key: str, value: Any) -> str:
             )
             or "无"
         )
-    if key == "aliases" and isinstance(value, list):
+    if key in ("aliases", "petitions", "skipped") and isinstance(value, list):
         return "、".join(str(v) for v in value) or "—"
     if key == "satisfaction_source" and isinstance(value, str):
         return SATISFACTION_SOURCE_LABELS.get(value, value)

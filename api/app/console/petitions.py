@@ -16,6 +16,7 @@ from app.console.common import (
     render,
 )
 from app.core.database import DbSession
+from app.petition import cases as petition_cases
 from app.petition import staff_service, workflow
 from app.petition.models import STATUS_LABELS
 from app.policy.departments import blocker_names, departments
@@ -139,6 +140,7 @@ def _petition_page(
         ticked=ticked,
         kept=kept,
         staff_names=staff_names,
+        case=petition_cases.case_of(db=db, petition_id=petition.id),
     )
 
 

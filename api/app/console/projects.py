@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,6 +18,8 @@ from app.console.common import (
 )
 from app.core.database import DbSession
 from app.core.errors import AppError
+from app.core.workdays import today_shanghai
+from app.petition import cases as petition_cases
 from app.policy.departments import blocker_names, departments
 from app.staff import roles
 from app.staff.auth import (
@@ -26,6 +28,9 @@ from app.staff.auth import (
 )
 from app.staff.models import StaffUser
 from app.status import editing as projects
+from app.status import lookup_stats
+
+LOOKUP_WINDOW_DAYS = 30
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -55,6 +60,8 @@ def _project_page(
 ) -> HTMLResponse:
     project = projects.get_project(db=db, code=code)
     used = {b.code for b in project.blockers if b.status == "open"}
+    counts = petition_cases.project_petition_counts(db=db, user=user, project_id=project.id)
+    since = today_shanghai() - timedelta(days=LOOKUP_WINDOW_DAYS - 1)
     return render(
         request,
         "project.html",
@@ -67,6 +74,13 @@ def _project_page(
         blocker_names=blocker_names(),
         free_blockers={c: n for c, n in blocker_names().items() if c not in used},
         departments=departments(),
+        petition_counts=counts,
+        petition_total=sum(counts.values()),
+        petition_query=quote(project.name),
+        project_cases=petition_cases.list_cases(db=db, user=user, project_id=project.id),
+        lookups_total=lookup_stats.lookups_of(db, project.id),
+        lookups_recent=lookup_stats.lookups_of(db, project.id, since=since),
+        lookup_window=LOOKUP_WINDOW_DAYS,
     )
 
 

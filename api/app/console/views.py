@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.console import (
     accounts,
+    cases,
     conversations,
     dashboard,
     intake,
@@ -28,6 +29,7 @@ SCREENS = (
     login,
     intake,
     petitions,
+    cases,
     conversations,
     projects,
     ledger,

@@ -12,7 +12,7 @@ from app.core.config import settings
 from app.core.database import DbSession
 from app.core.ratelimit import limiter
 from app.core.security import CallerDep
-from app.status import matching
+from app.status import lookup_stats, matching
 from app.status.lookup_schemas import LookupRead, LookupRequest
 
 log = logging.getLogger("app.lookup")
@@ -60,6 +60,8 @@ def lookup(body: LookupRequest, db: DbSession) -> dict[str, Any]:
         assert body.id_number is not None and body.person_name is not None  # schema
         answer = matching.lookup_id(db=db, id_number=body.id_number, person_name=body.person_name)
         kind = "id"
+    # Per project per day, a count only (the project page shows it).
+    lookup_stats.count_lookup(db, answer)
     # Only the kind of lookup, the outcome and the time: never the address, ID or name.
     log.info(
         "lookup by=%s match=%s %.1fms", kind, answer["match"], (time.perf_counter() - start) * 1e3

@@ -15,6 +15,7 @@ from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
 from app.notify import service as notify_service
 from app.notify.models import Notification
+from app.petition.case_models import PetitionCase, PetitionCaseMember
 from app.petition.models import PetitionMessage
 
 ROLES = ("clerk", "officer", "other_officer", "supervisor", "admin", "maintainer")
@@ -173,6 +174,28 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         # Those who read every petition flag a resident's turn of its conversation.
         _except(EDITORS, clerk=201, supervisor=201, admin=201),
     ),
+    # Collective cases (并单; {case_ref}: a case of the petition and a second one of 住建局).
+    ("GET", "/api/v1/staff/cases/suggestions", None, EDITORS),
+    ("GET", "/api/v1/staff/cases", None, CASEWORK),
+    (
+        "POST",
+        "/api/v1/staff/cases",
+        lambda ctx: {"petitions": [ctx["ref"], ctx["ref2"]], "blocker": "fire_acceptance"},
+        _except(EDITORS, clerk=201, supervisor=201, admin=201),
+    ),
+    ("GET", "/api/v1/staff/cases/{case_ref}", None, PETITION_READ),
+    (
+        "POST",
+        "/api/v1/staff/cases/{case_ref}/assign",
+        lambda ctx: {"departments": ["tax_bureau"]},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/cases/{case_ref}/answer",
+        lambda ctx: {"answer": "已书面答复", "department": "housing_bureau"},
+        PETITION_READ,
+    ),
     # The model registry ({model_id}: a retired model whose file is gone, so the allowed roles
     # reach the registry and are told it cannot go live).
     ("GET", "/api/v1/staff/models", None, NLU),
@@ -244,6 +267,23 @@ def world(db, tmp_path, monkeypatch):
     db.add(inbox_item)
     model = NluModel(status="retired", started_by="cli:matrix", artifact="/nonexistent.tar.gz")
     db.add(model)
+    # A second petition of the project, waiting for 住建局's answer, and a case of both to call
+    # the case endpoints on (the POST /cases row makes its own case of the two).
+    second = make_petition(db, status="assigned", departments=("housing_bureau",), project=project)
+    for p in (petition, second):
+        p.blockers = ["fire_acceptance"]
+    db.flush()
+    case = PetitionCase(
+        number="BD-20261102-0001",
+        project_id=project.id,
+        blocker="fire_acceptance",
+        title="矩阵并单",
+        created_by="matrix",
+    )
+    db.add(case)
+    db.flush()
+    db.add(PetitionCaseMember(case_id=case.id, petition_id=second.id, open_key=None))
+    db.add(PetitionCaseMember(case_id=case.id, petition_id=petition.id, open_key=None))
     db.commit()
     return {
         "project": project,
@@ -261,6 +301,8 @@ def world(db, tmp_path, monkeypatch):
             "nlu_item": inbox_item.id,
             "model_id": model.id,
             "import_id": "0123456789abcdef",
+            "ref2": second.number,
+            "case_ref": case.number,
         },
     }
 
@@ -332,7 +374,8 @@ def test_officer_cannot_reach_other_department_by_guessing(client, world, db):
     listed = client.get("/api/v1/staff/petitions", headers=headers).json()
     assert listed["total"] == 0 and listed["items"] == []
     listed = client.get("/api/v1/staff/petitions", headers=world["headers"]["officer"]).json()
-    assert [i["number"] for i in listed["items"]] == [petition.number]
+    # Both of 住建局's petitions (the world's second one is in the case rows' case).
+    assert {i["number"] for i in listed["items"]} == {petition.number, world["ctx"]["ref2"]}
 
 
 def test_phone_is_masked_for_officers_only(client, world):
