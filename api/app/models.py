@@ -19,6 +19,11 @@ from app.petition.models import (  # noqa: F401
     PetitionNote,
     PetitionNotice,
 )
+from app.petition.procedure_models import (  # noqa: F401
+    PetitionMeeting,
+    PetitionObjection,
+    PetitionResettlement,
+)
 from app.staff.models import StaffSession, StaffUser  # noqa: F401
 from app.status.lookup_stats import ProjectLookupDay  # noqa: F401
 from app.status.models import Blocker, Project, Unit

@@ -17,7 +17,7 @@ from app.console.common import (
 )
 from app.core.database import DbSession
 from app.petition import cases as petition_cases
-from app.petition import staff_service, workflow
+from app.petition import procedure, staff_service, workflow
 from app.petition.models import STATUS_LABELS
 from app.policy.departments import blocker_names, departments
 from app.staff import service as staff_accounts
@@ -141,6 +141,7 @@ def _petition_page(
         kept=kept,
         staff_names=staff_names,
         case=petition_cases.case_of(db=db, petition_id=petition.id),
+        pr=procedure.detail(db, petition),
     )
 
 

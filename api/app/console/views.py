@@ -19,6 +19,7 @@ from app.console import (
     models,
     nlu,
     petitions,
+    procedure,
     projects,
     quality,
 )
@@ -29,6 +30,7 @@ SCREENS = (
     login,
     intake,
     petitions,
+    procedure,
     cases,
     conversations,
     projects,

@@ -49,6 +49,89 @@ class UnavailableAction(BaseModel):
     reason: str
 
 
+class ObjectionRead(BaseModel):
+    """An objection (异议) received during the public notice, and the court's document."""
+
+    id: int
+    raised_by: str
+    content: str
+    received_on: date
+    status: str = Field(description="open | transferred (to the court) | decided")
+    status_label: str
+    court_document: str | None = None
+    court_document_on: date | None = None
+    court_summary: str | None = None
+
+
+class ResettlementRead(BaseModel):
+    """The 征收办's 回迁确认书 of a resettlement case."""
+
+    document_number: str
+    confirmed_on: date
+
+
+class MeetingRead(BaseModel):
+    """The office meeting (专题会议) flag of a case and its decision."""
+
+    kind: str = Field(description="general (一般情形) | special (特殊情形)")
+    kind_label: str
+    reason: str
+    decision: str | None = None
+    decided_on: date | None = None
+
+
+class ObjectionBody(BaseModel):
+    """An objection received during the notice: who, what, when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raised_by: str = Field(min_length=1, max_length=128)
+    content: str = Field(min_length=1, max_length=2000)
+    received_on: date | None = None
+    version: int
+
+
+class CourtDocumentBody(BaseModel):
+    """The court's document on an objection transferred to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: str = Field(min_length=1, max_length=128, description="文书文号")
+    document_on: date | None = None
+    summary: str = Field(min_length=1, max_length=2000)
+    version: int
+
+
+class ResettlementBody(BaseModel):
+    """The 回迁确认书: document number and date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_number: str = Field(min_length=1, max_length=128)
+    confirmed_on: date | None = None
+    version: int
+
+
+class MeetingBody(BaseModel):
+    """Flag the case for the office meeting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="general | special")
+    reason: str = Field(min_length=1, max_length=2000)
+    version: int
+
+
+class MeetingDecisionBody(BaseModel):
+    """The office meeting's decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: str = Field(min_length=1, max_length=2000)
+    decided_on: date | None = None
+    version: int
+
+
 class NoteRead(BaseModel):
     """A staff note."""
 
@@ -132,6 +215,12 @@ class PetitionDetail(BaseModel):
     suggested_departments: list[SuggestedDepartment] = Field(
         default_factory=list, description="departments of the project's open blockers"
     )
+    objections: list[ObjectionRead] = Field(default_factory=list)
+    resettlement_case: bool = Field(
+        default=False, description="拆迁回迁: the 回迁确认书 is needed before the notice"
+    )
+    resettlement: ResettlementRead | None = None
+    meeting: MeetingRead | None = None
 
 
 class AssignBody(BaseModel):

@@ -36,6 +36,12 @@ from app.petition.models import (
     PetitionNotice,
     compute_due,
 )
+from app.petition.procedure_models import (
+    OBJECTION_OPEN,
+    OBJECTION_TRANSFERRED,
+    PetitionObjection,
+    PetitionResettlement,
+)
 from app.policy.departments import (
     blocker_default_department,
     blocker_names,
@@ -52,6 +58,9 @@ DEFAULT_FIRST_ANSWER_DAYS = 5
 DEFAULT_CLOSURE_DAYS = 30
 DEFAULT_NOTICE_DAYS = 15
 DEFAULT_REVIEW_DAYS = 20
+# 督办 of a department overdue on its part goes to the supervision group (a catalogue department).
+SUPERVISION_DEPARTMENT = "discipline_commission"
+RESETTLEMENT_BLOCKER = "resettlement_unconfirmed"
 
 
 def first_answer_days() -> int:
@@ -365,7 +374,20 @@ def refusal(
             return AppError(
                 409, "answers_missing", f"还在等 {names} 的书面答复，收齐后才能开始核实。"
             )
+    elif action == "start_notice":
+        if is_resettlement_case(db, petition) and db.get(PetitionResettlement, petition.id) is None:
+            return AppError(
+                409,
+                "resettlement_unconfirmed",
+                "这是拆迁回迁类信访：公示前须由征收办出具回迁确认书，请先登记确认书的日期和文号。",
+            )
     elif action == "close":
+        if unsettled_objections(db, petition):
+            return AppError(
+                409,
+                "objection_open",
+                "公示期间收到异议：不能按公示办结，请转办法院，登记法院文书、恢复办理后再办结。",
+            )
         row = db.get(PetitionNotice, petition.id)
         if row is not None and today < row.earliest_end:
             return AppError(
@@ -383,6 +405,25 @@ def refusal(
         if set(departments()) <= assigned:
             return AppError(409, "already_assigned", "所有部门都已经分派过了。")
     return None
+
+
+def unsettled_objections(db: Session, petition: Petition) -> list[PetitionObjection]:
+    """Objections to the notice not yet settled by a court document."""
+    stmt = select(PetitionObjection).where(
+        PetitionObjection.petition_id == petition.id,
+        PetitionObjection.status.in_((OBJECTION_OPEN, OBJECTION_TRANSFERRED)),
+    )
+    return list(db.scalars(stmt.order_by(PetitionObjection.id)))
+
+
+def is_resettlement_case(db: Session, petition: Petition) -> bool:
+    """A resettlement case (拆迁回迁): the bot explained the blocker, or the project has it open."""
+    if RESETTLEMENT_BLOCKER in (petition.blockers or []):
+        return True
+    return any(
+        RESETTLEMENT_BLOCKER in s["blockers"]
+        for s in suggested_departments(db=db, petition=petition)
+    )
 
 
 def _check_refusal(db: Session, petition: Petition, action: str, today: date | None) -> None:
@@ -484,11 +525,24 @@ def transition(
     elif action == "transfer" and not note:
         raise AppError(422, "reason_required", "转办请写明转往哪个机关以及原因。")
     before = snapshot(petition)
+    if action == "supervise":
+        extra = _supervise_overdue(petition, today)
+    text = messages.moved(petition, action, notice_end=notice_end)
+    if action == "transfer":
+        sent = [o for o in unsettled_objections(db, petition) if o.status == OBJECTION_OPEN]
+        for objection in sent:
+            objection.status = OBJECTION_TRANSFERRED
+        if sent:
+            extra = {"objections_to_court": [o.id for o in sent]}
+            text = (
+                f"您的信访 {petition.number} 公示期间收到异议，已转法院依法处理，"
+                "法院出具文书后恢复办理，我们会再告诉您。"
+            )
     petition.status = target
     if note:
         _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
     _save(db, petition)
-    messages.tell(db, petition, "state", messages.moved(petition, action, notice_end=notice_end))
+    messages.tell(db, petition, "state", text)
     audit.record(
         db=db,
         actor=actor_of(user),
@@ -499,6 +553,24 @@ def transition(
         after=snapshot(petition) | {"action": action, "note": note or None} | extra,
     )
     return petition
+
+
+def _supervise_overdue(petition: Petition, today: date) -> dict[str, Any]:
+    """督办 of a petition a department is overdue on: the supervision group (纪委监委) gets it
+    too, with its own answer deadline; returns what the audit row records."""
+    late = [a.department for a in petition.assignments if a.answer is None and a.answer_due < today]
+    if not late or SUPERVISION_DEPARTMENT not in departments():
+        return {}
+    if all(a.department != SUPERVISION_DEPARTMENT for a in petition.assignments):
+        due, provisional = calendar().add_working_days(today, first_answer_days())
+        petition.assignments.append(
+            PetitionAssignment(
+                department=SUPERVISION_DEPARTMENT,
+                answer_due=due,
+                answer_due_provisional=provisional,
+            )
+        )
+    return {"overdue_departments": late, "supervision": SUPERVISION_DEPARTMENT}
 
 
 def close(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from app.audit import service as audit
 from app.core.database import DbSession
 from app.core.errors import AppError
-from app.petition import staff_service
+from app.petition import procedure, staff_service
 from app.petition.models import STATUS_LABELS
 from app.petition.schemas import StaffPetitionDetail
 from app.petition.staff_schemas import (
@@ -18,9 +18,14 @@ from app.petition.staff_schemas import (
     AssignBody,
     AuditRead,
     CloseBody,
+    CourtDocumentBody,
+    MeetingBody,
+    MeetingDecisionBody,
     NoteBody,
+    ObjectionBody,
     PetitionList,
     PetitionListItem,
+    ResettlementBody,
     TransitionBody,
 )
 from app.staff.auth import StaffDep
@@ -66,8 +71,7 @@ def list_petitions(
 @router.get("/petitions/{ref}", response_model=StaffPetitionDetail)
 def get_petition(ref: str, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
     """One petition by id or number (404 when the caller may not see it)."""
-    petition = staff_service.get_for(db=db, user=user, ref=ref)
-    return StaffPetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+    return _detail(db, user, ref)
 
 
 @router.get("/petitions/{ref}/audit", response_model=list[AuditRead])
@@ -89,7 +93,8 @@ def get_audit(ref: str, db: DbSession, user: StaffDep) -> list[AuditRead]:
 
 def _detail(db: DbSession, user: StaffDep, ref: str) -> StaffPetitionDetail:
     petition = staff_service.get_for(db=db, user=user, ref=ref)
-    return StaffPetitionDetail(**staff_service.detail(db=db, user=user, petition=petition))
+    data = staff_service.detail(db=db, user=user, petition=petition)
+    return StaffPetitionDetail(**data, **procedure.detail(db, petition))
 
 
 @router.post("/petitions/{ref}/assign", response_model=StaffPetitionDetail)
@@ -194,3 +199,96 @@ def my_assignments(db: DbSession, user: StaffDep) -> list[dict[str, object]]:
         }
         for a, p, overdue in rows
     ]
+
+
+# ---------------------------------------------------------------- the procedure's other steps
+
+
+@router.post("/petitions/{ref}/objections", response_model=StaffPetitionDetail)
+def record_objection(
+    ref: str, body: ObjectionBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
+    """An objection (异议) received during the notice; the petition cannot close through the
+    notice until it is transferred to the court and the court's document recorded."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    procedure.record_objection(
+        db=db,
+        user=user,
+        petition=petition,
+        raised_by=body.raised_by,
+        content=body.content,
+        received_on=body.received_on,
+        version=body.version,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post(
+    "/petitions/{ref}/objections/{objection_id}/court-document",
+    response_model=StaffPetitionDetail,
+)
+def record_court_document(
+    ref: str, objection_id: int, body: CourtDocumentBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
+    """The court's document on a transferred objection; the petition resumes its notice."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    procedure.record_court_document(
+        db=db,
+        user=user,
+        petition=petition,
+        objection_id=objection_id,
+        document=body.document,
+        document_on=body.document_on,
+        summary=body.summary,
+        version=body.version,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/resettlement", response_model=StaffPetitionDetail)
+def record_resettlement(
+    ref: str, body: ResettlementBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
+    """The 征收办's 回迁确认书 (document number, date), needed before a resettlement notice."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    procedure.record_resettlement(
+        db=db,
+        user=user,
+        petition=petition,
+        document_number=body.document_number,
+        confirmed_on=body.confirmed_on,
+        version=body.version,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/meeting", response_model=StaffPetitionDetail)
+def flag_meeting(ref: str, body: MeetingBody, db: DbSession, user: StaffDep) -> StaffPetitionDetail:
+    """Flag the case for the office meeting (一般情形 general / 特殊情形 special)."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    procedure.flag_meeting(
+        db=db,
+        user=user,
+        petition=petition,
+        kind=body.kind,
+        reason=body.reason,
+        version=body.version,
+    )
+    return _detail(db, user, ref)
+
+
+@router.post("/petitions/{ref}/meeting/decision", response_model=StaffPetitionDetail)
+def record_meeting_decision(
+    ref: str, body: MeetingDecisionBody, db: DbSession, user: StaffDep
+) -> StaffPetitionDetail:
+    """The office meeting's decision on the case."""
+    petition = staff_service.get_for(db=db, user=user, ref=ref)
+    procedure.record_meeting_decision(
+        db=db,
+        user=user,
+        petition=petition,
+        decision=body.decision,
+        decided_on=body.decided_on,
+        version=body.version,
+    )
+    return _detail(db, user, ref)

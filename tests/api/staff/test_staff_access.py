@@ -133,6 +133,43 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
         lambda ctx: {"outcome": "已办证", "satisfaction": "satisfied", "version": ctx["version"]},
         PETITION_STAFF_ONLY,
     ),
+    # The procedure's other steps on the 核实中 petition: 异议 only during 公示 (409), no such
+    # objection (404), the 回迁确认书 (officers: only 征收办's), the office meeting and a decision
+    # on a case never flagged (409).
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/objections",
+        lambda ctx: {"raised_by": "同楼住户", "content": "面积有误", "version": ctx["version"]},
+        _except(PETITION_STAFF_ONLY, clerk=409, supervisor=409, admin=409),
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/objections/{objection_id}/court-document",
+        lambda ctx: {
+            "document": "(2026)鲁0203民初1号",
+            "summary": "驳回",
+            "version": ctx["version"],
+        },
+        _except(PETITION_STAFF_ONLY, clerk=404, supervisor=404, admin=404),
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/resettlement",
+        lambda ctx: {"document_number": "征确字〔2026〕8号", "version": ctx["version"]},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/meeting",
+        lambda ctx: {"kind": "general", "reason": "涉及多部门", "version": ctx["version"]},
+        PETITION_STAFF_ONLY,
+    ),
+    (
+        "POST",
+        "/api/v1/staff/petitions/{ref}/meeting/decision",
+        lambda ctx: {"decision": "由住建局牵头", "version": ctx["version"]},
+        _except(PETITION_STAFF_ONLY, clerk=409, supervisor=409, admin=409),
+    ),
     (
         "GET",
         "/api/v1/staff/assignments",
@@ -303,6 +340,7 @@ def world(db, tmp_path, monkeypatch):
             "import_id": "0123456789abcdef",
             "ref2": second.number,
             "case_ref": case.number,
+            "objection_id": 999999,
         },
     }
 
