@@ -116,6 +116,12 @@ def _petition_page(
         for s in data["suggested_departments"]
     ]
     kept = kept or {}
+    # Property disputes go to the court (转办): the reason is offered, the clerk confirms it.
+    disputed = "property_dispute" in (petition.blockers or []) or any(
+        "property_dispute" in s["blockers"] for s in suggested
+    )
+    if disputed and not kept.get("form"):
+        kept = {"form": "transfer", "note": "产权纠纷，转法院依法处理"}
     if kept.get("form") == "assign":
         ticked = set(kept.get("departments") or [])
     else:

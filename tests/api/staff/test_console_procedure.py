@@ -53,3 +53,17 @@ def test_the_console_records_an_objection_and_hides_the_close(client, db):
         },
     )
     assert r.status_code == 409 and "第二条异议的内容" in r.text
+
+
+def test_a_property_dispute_offers_the_transfer_to_the_court(client, db):
+    from staff.staffkit import make_project
+
+    clerk = make_user(db, "clerk")
+    project = make_project(db, blockers=(("property_dispute", "court"),))
+    petition = make_petition(db, status="assigned", project=project)
+    db.commit()
+    console_login(client, clerk.username)
+    page = client.get(f"/console/petitions/{petition.number}").text
+    assert 'value="产权纠纷，转法院依法处理"' in page
+    # The court is also the suggested department.
+    assert "产权纠纷 → 法院" in page or "→ 法院" in page
