@@ -18,7 +18,7 @@ echo
 echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
 "$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 --workers 2 || status=$?
 echo
-echo "## console pages with 50,000 petitions in PostgreSQL (bench/console_bench.py)"
+echo "## console pages and search with 200,000 petitions in PostgreSQL (bench/console_bench.py)"
 "$API_PY" bench/console_bench.py || status=$?
 echo
 echo "## notifications: committed change -> web-chat bubble via the worker (bench/notify_bench.py)"

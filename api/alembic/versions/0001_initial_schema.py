@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 06:44:49.197450
+Create Date: 2026-12-03 06:53:22.986944
 
 """
 
@@ -360,6 +360,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("petition", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_petition_phone"), ["phone"], unique=False)
+        batch_op.create_index(batch_op.f("ix_petition_project_id"), ["project_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_petition_sender_id"), ["sender_id"], unique=False)
 
     op.create_table(
@@ -608,6 +609,7 @@ def downgrade() -> None:
     op.drop_table("notification")
     with op.batch_alter_table("petition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_petition_sender_id"))
+        batch_op.drop_index(batch_op.f("ix_petition_project_id"))
         batch_op.drop_index(batch_op.f("ix_petition_phone"))
 
     op.drop_table("petition")

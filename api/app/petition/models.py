@@ -48,7 +48,7 @@ class Petition(Base):
     # Kept so staff can call back; never logged, masked in every list view.
     phone: Mapped[str] = mapped_column(String(11), index=True)
     project_id: Mapped[int | None] = mapped_column(
-        ForeignKey("project.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("project.id", ondelete="SET NULL"), nullable=True, index=True
     )
     unit_id: Mapped[int | None] = mapped_column(
         ForeignKey("unit.id", ondelete="SET NULL"), nullable=True
