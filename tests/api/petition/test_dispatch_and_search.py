@@ -149,8 +149,8 @@ def test_on_postgresql_the_search_is_answered_from_the_trigram_indexes(db, backe
     from app.petition.models import Petition
 
     db.execute(text("SET LOCAL enable_seqscan = off"))
-    stmt = select(func.count()).select_from(Petition).where(
-        staff_service.search_condition(db, "5678")
+    stmt = (
+        select(func.count()).select_from(Petition).where(staff_service.search_condition(db, "5678"))
     )
     sql = str(stmt.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
     plan = "\n".join(db.execute(text("EXPLAIN " + sql)).scalars())
