@@ -62,6 +62,11 @@ DEPARTMENTS = [
 ]
 
 
+def full_name(rng: random.Random) -> str:
+    """A surname and two given characters, as the seeded residents are named."""
+    return rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, 2))
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -124,7 +129,7 @@ def seed(schema: str, count: int, password: str) -> list[str]:
                 "id": i + 1,
                 "number": number,
                 "status": status,
-                "person_name": rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, 2)),
+                "person_name": full_name(rng),
                 "phone": f"139{rng.randrange(10**8):08d}",
                 "project_id": rng.choice(project_ids),
                 "address": "",
@@ -263,7 +268,8 @@ def main() -> int:
             "overdue only": lambda: "/console/petitions?overdue=1",
             "open, page 20": lambda: "/console/petitions?status=open&page=20",
             "petition page": lambda: f"/console/petitions/{rng.choice(numbers)}",
-            "search: a name": lambda: (
+            "search: a full name": lambda: f"/console/petitions?q={quote(full_name(rng))}",
+            "search: two characters of a name": lambda: (
                 f"/console/petitions?q={quote(rng.choice(SURNAMES) + rng.choice(GIVEN))}"
             ),
             "search: phone, last 4 digits": lambda: (
