@@ -71,6 +71,22 @@ FIELD_LABELS = {
     "skipped": "未处理",
     "case": "并单",
     "project": "项目",
+    "channel": "来源",
+    "consent": "本人同意",
+    "raised_by": "提出人",
+    "content": "异议内容",
+    "received_on": "收到日期",
+    "court_document": "法院文书",
+    "document_on": "文书日期",
+    "document_number": "确认书文号",
+    "confirmed_on": "确认书日期",
+    "kind": "会议类型",
+    "reason": "理由",
+    "decision": "会议决定",
+    "decided_on": "会议日期",
+    "overdue_departments": "超期部门",
+    "supervision": "督办转至",
+    "objections_to_court": "转法院的异议",
 }
 SATISFACTION_SOURCE_LABELS = {"resident": "居民在对话中评价", "clerk_phone": "电话回访"}
 CHANNEL_LABELS = {
@@ -114,7 +130,15 @@ def fmt_value(key: str, value: Any) -> str:
         return SATISFACTION_SOURCE_LABELS.get(value, value)
     if key == "satisfaction" and isinstance(value, str):
         return workflow.SATISFACTION_LABELS.get(value, value)
-    if key in ("department",) and isinstance(value, str):
+    if key == "channel" and isinstance(value, str):
+        return CHANNEL_LABELS.get(value, value)
+    if key == "kind" and isinstance(value, str):
+        return {"general": "一般情形", "special": "特殊情形"}.get(value, value)
+    if key == "overdue_departments" and isinstance(value, list):
+        return "、".join(department_name(str(v)) for v in value) or "—"
+    if key == "objections_to_court" and isinstance(value, list):
+        return f"{len(value)} 条"
+    if key in ("department", "supervision") and isinstance(value, str):
         return department_name(value)
     if key == "departments" and isinstance(value, list):
         return "、".join(department_name(v) for v in value) or "—"

@@ -51,5 +51,6 @@ def test_phone_intake_then_dispatch_from_the_blockers(desk, shot):
     assert "分派部门" in entries.first.inner_text()  # newest first
     assert "登记来电/来访" in clerk.inner_text("ol.audit")
     assert "staff:" not in clerk.inner_text("ol.audit")
+    assert "来源：电话" in clerk.inner_text("ol.audit")
     shot(clerk, "clerk-04-assigned", full_page=True)
     assert number in clerk.url
