@@ -134,6 +134,9 @@ PINNED_NOW = 1_800_000_030.0
 
 @pytest.fixture(autouse=True)
 def _reset_rate_limits() -> Iterator[None]:
+    from app.status import lookup_stats
+
+    lookup_stats.reset()
     limiter.reset()
     limiter.clock = lambda: PINNED_NOW
     yield

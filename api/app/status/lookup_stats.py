@@ -5,17 +5,24 @@ Nothing about who asked or what they typed is kept — only the project, the day
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import Counter
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Date, ForeignKey, Integer, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.database import Base
 from app.core.workdays import today_shanghai
 from app.status.models import Project
+
+log = logging.getLogger("app.lookup")
 
 
 class ProjectLookupDay(Base):
@@ -30,31 +37,79 @@ class ProjectLookupDay(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-def count_lookup(db: Session, answer: dict[str, Any], day: date | None = None) -> None:
-    """Count a lookup answer that named a project (unit or project match); others are not
-    counted. One upsert, race-free on both backends."""
+# Lookups are the residents' hot path and otherwise read-only: each one is counted in this
+# process and the counts are written at most every FLUSH_SECONDS (by the lookup that finds them
+# due, in its own savepoint), not one write per lookup. A process that stops loses at most
+# those seconds of counts — a statistic, not a record.
+FLUSH_SECONDS = 10.0
+_pending: Counter[tuple[str, date]] = Counter()
+_lock = threading.Lock()
+_last_flush = time.monotonic()
+
+
+def count_lookup(answer: dict[str, Any], day: date | None = None) -> None:
+    """Count a lookup answer that named a project (unit or project match); others are not."""
     project = answer.get("project")
     if answer.get("match") not in ("unit", "project") or not isinstance(project, dict):
         return
     code = project.get("code")
     if not code:
         return
-    day = day or today_shanghai()
+    with _lock:
+        _pending[(str(code), day or today_shanghai())] += 1
+
+
+def flush_if_due(db: Session) -> None:
+    """Write the pending counts when FLUSH_SECONDS have passed since the last write."""
+    if time.monotonic() - _last_flush >= FLUSH_SECONDS:
+        flush(db)
+
+
+def flush(db: Session) -> int:
+    """Write the pending counts (one upsert per project and day, race-free on both backends);
+    on a database error they are kept for the next time. Returns the lookups written."""
+    global _last_flush
+    with _lock:
+        batch = dict(_pending)
+        _pending.clear()
+        _last_flush = time.monotonic()
+    if not batch:
+        return 0
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    source = select(Project.id, literal(day, Date), literal(1, Integer)).where(Project.code == code)
-    stmt = (
-        insert(ProjectLookupDay)
-        .from_select(["project_id", "day", "count"], source)
-        .on_conflict_do_update(
-            index_elements=[ProjectLookupDay.project_id, ProjectLookupDay.day],
-            set_={"count": ProjectLookupDay.count + 1},
+    try:
+        with db.begin_nested():
+            for (code, day), n in batch.items():
+                source = select(Project.id, literal(day, Date), literal(n, Integer)).where(
+                    Project.code == code
+                )
+                stmt = (
+                    insert(ProjectLookupDay)
+                    .from_select(["project_id", "day", "count"], source)
+                    .on_conflict_do_update(
+                        index_elements=[ProjectLookupDay.project_id, ProjectLookupDay.day],
+                        set_={"count": ProjectLookupDay.count + n},
+                    )
+                )
+                db.execute(stmt)
+    except SQLAlchemyError as exc:
+        log.warning(
+            "lookup counts not written yet (%s); kept for the next time", type(exc).__name__
         )
-    )
-    db.execute(stmt)
+        with _lock:
+            _pending.update(batch)
+        return 0
+    return sum(batch.values())
+
+
+def reset() -> None:
+    """Forget the pending counts (tests)."""
+    with _lock:
+        _pending.clear()
 
 
 def lookups_of(db: Session, project_id: int, since: date | None = None) -> int:
-    """Lookups of a project in total (or since a day)."""
+    """Lookups of a project in total (or since a day), this process's pending ones included."""
+    flush(db)
     stmt = select(func.coalesce(func.sum(ProjectLookupDay.count), 0)).where(
         ProjectLookupDay.project_id == project_id
     )

@@ -60,8 +60,9 @@ def lookup(body: LookupRequest, db: DbSession) -> dict[str, Any]:
         assert body.id_number is not None and body.person_name is not None  # schema
         answer = matching.lookup_id(db=db, id_number=body.id_number, person_name=body.person_name)
         kind = "id"
-    # Per project per day, a count only (the project page shows it).
-    lookup_stats.count_lookup(db, answer)
+    # Per project per day, a count only (the project page shows it), written every few seconds.
+    lookup_stats.count_lookup(answer)
+    lookup_stats.flush_if_due(db)
     # Only the kind of lookup, the outcome and the time: never the address, ID or name.
     log.info(
         "lookup by=%s match=%s %.1fms", kind, answer["match"], (time.perf_counter() - start) * 1e3

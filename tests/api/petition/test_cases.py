@@ -355,10 +355,10 @@ def test_lookups_are_counted_per_project_per_day(db):
     project = ProjectFactory()
     answer = {"match": "unit", "project": {"code": project.code, "name": project.name}}
     for _ in range(3):
-        lookup_stats.count_lookup(db, answer, day=TODAY)
-    lookup_stats.count_lookup(db, answer, day=date(2026, 11, 11))
-    lookup_stats.count_lookup(db, {"match": "ambiguous", "candidates": []}, day=TODAY)
-    lookup_stats.count_lookup(db, {"match": "none"}, day=TODAY)
+        lookup_stats.count_lookup(answer, day=TODAY)
+    lookup_stats.count_lookup(answer, day=date(2026, 11, 11))
+    lookup_stats.count_lookup({"match": "ambiguous", "candidates": []}, day=TODAY)
+    lookup_stats.count_lookup({"match": "none"}, day=TODAY)
     assert lookup_stats.lookups_of(db, project.id) == 4
     assert lookup_stats.lookups_of(db, project.id, since=date(2026, 11, 11)) == 1
     assert db.scalar(select(func.count()).select_from(PetitionCase)) == 0
@@ -418,3 +418,20 @@ def test_two_clerks_confirming_overlapping_cases_at_once(committing_sessions, ba
         second.close()
     with committing_sessions() as check:
         assert check.scalar(select(func.count()).select_from(PetitionCase)) == 1
+
+
+def test_lookups_are_written_in_batches_not_one_write_each(client, db, monkeypatch):
+    """The residents' lookup stays read-only: counts wait in the process and are written when
+    FLUSH_SECONDS have passed (or when the project page reads them)."""
+    from app.status.lookup_stats import ProjectLookupDay
+
+    project = ProjectFactory(name="批量嘉园")
+    db.commit()
+    monkeypatch.setattr(lookup_stats, "FLUSH_SECONDS", 3600.0)
+    for _ in range(3):
+        assert client.post("/api/v1/lookup", json={"address": "批量嘉园"}).status_code == 200
+    assert db.scalar(select(func.count()).select_from(ProjectLookupDay)) == 0
+    monkeypatch.setattr(lookup_stats, "FLUSH_SECONDS", 0.0)
+    assert client.post("/api/v1/lookup", json={"address": "批量嘉园"}).status_code == 200
+    rows = db.scalars(select(ProjectLookupDay)).all()
+    assert [(r.project_id, r.count) for r in rows] == [(project.id, 4)]
