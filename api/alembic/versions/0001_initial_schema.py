@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 13:49:57.030068
+Create Date: 2026-12-03 06:39:25.757367
 
 """
 
@@ -69,6 +69,24 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "ledger_import",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("files", sa.JSON(), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("report", sa.JSON(), nullable=True),
+        sa.Column("errors", sa.JSON(), nullable=True),
+        sa.Column("error_total", sa.Integer(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_import")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_ledger_import_public_id")),
+    )
+    op.create_table(
         "nlu_inbox_item",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
@@ -101,24 +119,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_nlu_inbox_item_sender", ["sender", "created_at"], unique=False)
         batch_op.create_index("ix_nlu_inbox_item_status", ["status", "created_at"], unique=False)
 
-    op.create_table(
-        "ledger_import",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("public_id", sa.String(length=32), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("actor", sa.String(length=64), nullable=False),
-        sa.Column("files", sa.JSON(), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("report", sa.JSON(), nullable=True),
-        sa.Column("errors", sa.JSON(), nullable=True),
-        sa.Column("error_total", sa.Integer(), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_import")),
-        sa.UniqueConstraint("public_id", name=op.f("uq_ledger_import_public_id")),
-    )
     op.create_table(
         "nlu_model",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -225,6 +225,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocker")),
         sa.UniqueConstraint("project_id", "code", name=op.f("uq_blocker_project_id")),
     )
+    op.create_table(
+        "staff_notification",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("link", sa.String(length=256), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_user.id"],
+            name=op.f("fk_staff_notification_user_id_staff_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_notification")),
+        sa.UniqueConstraint("user_id", "key", name="uq_staff_notification_user_key"),
+    )
+    with op.batch_alter_table("staff_notification", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_notification_unread", ["user_id", "read_at"], unique=False)
+
     op.create_table(
         "staff_session",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -482,6 +504,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_staff_session_user")
 
     op.drop_table("staff_session")
+    with op.batch_alter_table("staff_notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_notification_unread")
+
+    op.drop_table("staff_notification")
     op.drop_table("blocker")
     op.drop_table("staff_user")
     with op.batch_alter_table("resident_contact", schema=None) as batch_op:
@@ -499,13 +525,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_nlu_model_fingerprint")
 
     op.drop_table("nlu_model")
-    op.drop_table("ledger_import")
     with op.batch_alter_table("nlu_inbox_item", schema=None) as batch_op:
         batch_op.drop_index("ix_nlu_inbox_item_status")
         batch_op.drop_index("ix_nlu_inbox_item_sender")
         batch_op.drop_index(batch_op.f("ix_nlu_inbox_item_project_code"))
 
     op.drop_table("nlu_inbox_item")
+    op.drop_table("ledger_import")
     with op.batch_alter_table("conversation_message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversation_message_sender_id"))
 

@@ -12,6 +12,7 @@ from app.console import (
     accounts,
     conversations,
     dashboard,
+    inbox,
     ledger,
     login,
     models,
@@ -25,6 +26,7 @@ from app.console.common import STATIC_DIR
 router = APIRouter(include_in_schema=False)
 SCREENS = (
     login,
+    inbox,
     petitions,
     conversations,
     projects,

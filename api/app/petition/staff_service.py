@@ -417,22 +417,68 @@ def transition(
         notice_end = end
     elif action == "transfer" and not note:
         raise AppError(422, "reason_required", "转办请写明转往哪个机关以及原因。")
-    before = snapshot(petition)
-    petition.status = target
     if note:
         _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
+    return _move(
+        db,
+        petition,
+        action=action,
+        target=target,
+        actor=actor_of(user),
+        note=note,
+        extra=extra,
+        notice_end=notice_end,
+    )
+
+
+def _move(
+    db: Session,
+    petition: Petition,
+    *,
+    action: str,
+    target: str,
+    actor: str,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+    notice_end: date | None = None,
+) -> Petition:
+    """The common end of a state move: the new state saved (version checked by the mapper),
+    the resident told, the audit row in the same transaction."""
+    before = snapshot(petition)
+    petition.status = target
     _save(db, petition)
     messages.tell(db, petition, "state", messages.moved(petition, action, notice_end=notice_end))
     audit.record(
         db=db,
-        actor=actor_of(user),
+        actor=actor,
         action="petition.transition",
         entity_type="petition",
         entity_id=petition.number,
         before=before,
-        after=snapshot(petition) | {"action": action, "note": note or None} | extra,
+        after=snapshot(petition) | {"action": action, "note": note or None} | (extra or {}),
     )
     return petition
+
+
+SYSTEM_DEADLINES = "system:deadlines"
+
+
+def supervise_overdue(*, db: Session, petition: Petition, today: date) -> bool:
+    """督办 raised by the deadline job: an open, overdue petition not yet supervised moves to
+    `supervised` through the same path as a supervisor's click. False when nothing was done."""
+    if petition.status == "supervised" or not workflow.is_legal(petition.status, "supervise"):
+        return False
+    if not is_overdue(petition, today):
+        return False
+    _move(
+        db,
+        petition,
+        action="supervise",
+        target=workflow.target_of(petition.status, "supervise"),
+        actor=SYSTEM_DEADLINES,
+        note="超期自动督办",
+    )
+    return True
 
 
 def close(
