@@ -248,3 +248,44 @@ def test_the_job_is_registered_on_the_queue_hourly():
     assert task_class in huey._registry._periodic_tasks
     assert task_class().validate_datetime(datetime(2026, 11, 6, 9, 7))
     assert not task_class().validate_datetime(datetime(2026, 11, 6, 9, 8))
+
+
+# ---------------------------------------------------------------- optimistic locking
+
+
+def test_a_clerks_concurrent_change_wins_and_the_next_run_supervises(committed_db):
+    """The job holds a stale copy while a clerk commits a change: the job's move is refused by
+    the version check (counted as a conflict, nothing half-written), the next run does it."""
+    from app.core.database import Base
+
+    sessions = committed_db.sessions
+    try:
+        with sessions() as setup:
+            petition = assigned(setup)
+            setup.commit()
+            number, version = petition.number, petition.version
+        job = sessions()
+        stale = job.scalar(select(Petition).where(Petition.number == number))
+        assert stale is not None and stale.version == version
+        with sessions() as clerk:
+            fresh = clerk.scalar(select(Petition).where(Petition.number == number))
+            fresh.outcome = "已电话联系"
+            clerk.commit()
+        run = run_deadlines(db=job, today=AFTER_DUE)
+        job.commit()
+        assert run.conflicts == 1 and run.supervised == []
+        job.close()
+        with sessions() as check:
+            row = check.scalar(select(Petition).where(Petition.number == number))
+            assert row.status == "assigned" and row.version == version + 1
+            assert audit_rows(check, row) == []
+            run = run_deadlines(db=check, today=AFTER_DUE)
+            check.commit()
+            assert run.supervised == [number]
+            assert check.scalar(select(Petition.status).where(Petition.number == number)) == (
+                "supervised"
+            )
+    finally:
+        with committed_db.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
