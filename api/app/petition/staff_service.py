@@ -470,6 +470,12 @@ def supervise_overdue(*, db: Session, petition: Petition, today: date) -> bool:
         return False
     if not is_overdue(petition, today):
         return False
+    if petition.status == "public_notice":
+        # The notice's minimum period is the law's wait, not a department's delay: raising it
+        # to 督办 mid-notice would only open a path to closing before the period ends.
+        row = db.get(PetitionNotice, petition.id)
+        if row is not None and today < row.earliest_end:
+            return False
     _move(
         db,
         petition,

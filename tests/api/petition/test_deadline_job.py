@@ -20,7 +20,7 @@ from app.core.workdays import today_shanghai
 from app.inbox.models import StaffNotification
 from app.notify.models import Notification
 from app.petition.deadlines import run_deadlines
-from app.petition.models import Petition
+from app.petition.models import Petition, PetitionNotice
 from app.staff.models import StaffUser
 from app.status.models import BLOCKER_RESOLVED
 
@@ -167,6 +167,26 @@ def test_supervised_closed_or_transferred_are_untouched(db, status):
     assert audit_rows(db, petition) == []
     assert resident_messages(db, petition) == []
     assert inbox_of(db, supervisor) == []
+
+
+def test_overdue_during_a_running_notice_waits_for_the_notice_to_end(db):
+    """公示 (at least 15 working days) past the closure target: not raised mid-notice (督办 must
+    not become a way round the notice); once the notice period is over it is."""
+    supervisor = make_user(db, "supervisor")
+    petition = make_petition(
+        db,
+        status="public_notice",
+        intake=INTAKE,
+        departments=("housing_bureau",),
+        answered=True,
+        closure_due=date(2026, 11, 13),
+    )
+    notice_end = db.get(PetitionNotice, petition.id).earliest_end
+    assert notice_end > date(2026, 11, 16)
+    assert run_deadlines(db=db, today=date(2026, 11, 16)).supervised == []
+    assert petition.status == "public_notice" and inbox_of(db, supervisor) == []
+    assert run_deadlines(db=db, today=notice_end).supervised == [petition.number]
+    assert petition.status == "supervised"
 
 
 def test_not_yet_overdue_is_untouched(db):
