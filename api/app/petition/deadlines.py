@@ -38,6 +38,10 @@ class DeadlineRun:
     supervised: list[str] = field(default_factory=list)
     slipped_projects: list[str] = field(default_factory=list)
     conflicts: int = 0
+    # More overdue petitions are left than this run's batch took (the job runs another batch,
+    # from the petition after `last_id`).
+    more: bool = False
+    last_id: int = 0
 
 
 def _remind_departments(db: Session, today: date, run: DeadlineRun) -> None:
@@ -75,13 +79,22 @@ def _remind_departments(db: Session, today: date, run: DeadlineRun) -> None:
             run.reminders += len(made)
 
 
-def _supervise_overdue(db: Session, today: date, run: DeadlineRun) -> None:
-    ids = db.scalars(
+def _supervise_overdue(
+    db: Session, today: date, run: DeadlineRun, limit: int | None, after_id: int
+) -> None:
+    stmt = (
         select(Petition.id)
         .join(PetitionDue, PetitionDue.petition_id == Petition.id)
-        .where(staff_service.overdue_condition(today), Petition.status != "supervised")
+        .where(
+            staff_service.overdue_condition(today),
+            Petition.status != "supervised",
+            Petition.id > after_id,
+        )
         .order_by(Petition.id)
-    ).all()
+    )
+    ids = db.scalars(stmt if limit is None else stmt.limit(limit)).all()
+    run.more = limit is not None and len(ids) == limit
+    run.last_id = ids[-1] if ids else after_id
     if not ids:
         return
     supervisors = inbox.users_with_role(db, "supervisor")
@@ -150,12 +163,20 @@ def _slipped_projects(db: Session, today: date, run: DeadlineRun) -> None:
             run.slipped_projects.append(project.code)
 
 
-def run_deadlines(*, db: Session, today: date) -> DeadlineRun:
-    """One pass of the deadline job over the database (the caller commits)."""
+def run_deadlines(
+    *, db: Session, today: date, supervise_limit: int | None = None, after_id: int = 0
+) -> DeadlineRun:
+    """One pass of the deadline job over the database (the caller commits). With
+    `supervise_limit`, at most that many overdue petitions (with ids above `after_id`) are
+    looked at; `run.more` and `run.last_id` say where the next batch starts, so that a large
+    backlog is committed batch by batch."""
     run = DeadlineRun()
-    _remind_departments(db, today, run)
-    _supervise_overdue(db, today, run)
-    _slipped_projects(db, today, run)
+    first = after_id == 0  # reminders once per pass, not again with every batch
+    if first:
+        _remind_departments(db, today, run)
+    _supervise_overdue(db, today, run, supervise_limit, after_id)
+    if first:
+        _slipped_projects(db, today, run)
     db.flush()
     log.info(
         "deadlines %s: %d reminders, %d supervised, %d projects past their date, %d conflicts",

@@ -309,3 +309,37 @@ def test_a_clerks_concurrent_change_wins_and_the_next_run_supervises(committed_d
         with committed_db.engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
+
+
+# ---------------------------------------------------------------- the job itself
+
+
+def test_the_job_commits_a_backlog_batch_by_batch_to_the_end(outbox_db):
+    """What the worker runs: a backlog is raised one committed batch at a time, past petitions
+    it must leave alone (a notice still running heads the list), and a rerun does nothing."""
+    from app.petition.tasks import chase
+
+    with outbox_db.sessions() as db:
+        supervisor = make_user(db, "supervisor")
+        waiting = make_petition(
+            db,
+            status="public_notice",
+            intake=INTAKE,
+            departments=("housing_bureau",),
+            answered=True,
+            closure_due=date(2026, 11, 13),
+        )
+        backlog = [assigned(db).number for _ in range(5)]
+        db.commit()
+        supervisor_id, waiting_number = supervisor.id, waiting.number
+
+    assert chase(date(2026, 11, 16), batch=2) == 5
+    assert chase(date(2026, 11, 16), batch=2) == 0
+    with outbox_db.sessions() as db:
+        states = dict(db.execute(select(Petition.number, Petition.status)).all())
+        assert {states[n] for n in backlog} == {"supervised"}
+        assert states[waiting_number] == "public_notice"
+        notes = db.scalars(
+            select(StaffNotification).where(StaffNotification.user_id == supervisor_id)
+        ).all()
+        assert len(notes) == 5
