@@ -21,6 +21,9 @@ echo
 echo "## console pages and search with 200,000 petitions in PostgreSQL (bench/console_bench.py)"
 "$API_PY" bench/console_bench.py || status=$?
 echo
+echo "## deadline job over 200,000 petitions in PostgreSQL: backlog, rerun, next day (bench/deadline_bench.py)"
+"$API_PY" bench/deadline_bench.py || status=$?
+echo
 echo "## notifications: committed change -> web-chat bubble via the worker (bench/notify_bench.py)"
 "$API_PY" bench/notify_bench.py || status=$?
 if [ -f bench/bot_bench.py ]; then

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app.dashboard.views import router as dashboard_router
+from app.inbox.views import router as inbox_router
 from app.ledger.views import router as ledger_router
 from app.modelhub.views import router as model_router
 from app.modelhub.views import staff_router as model_staff_router
@@ -34,6 +35,7 @@ api_router.include_router(dashboard_router)
 api_router.include_router(lookup_router)
 api_router.include_router(conversation_router)
 api_router.include_router(notify_staff_router)
+api_router.include_router(inbox_router)
 api_router.include_router(nlu_router)
 api_router.include_router(nlu_staff_router)
 api_router.include_router(model_staff_router)

@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
+from app.inbox.models import StaffNotification
 from app.ledger.models import LedgerImport
 from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
@@ -42,5 +43,6 @@ __all__ = [
     "PetitionDayCounter",
     "Project",
     "ResidentContact",
+    "StaffNotification",
     "Unit",
 ]

@@ -92,11 +92,12 @@ def summary(reply: Reply, result: dict[str, Any]) -> None:
         lines.append(reply.text("utter_status_blockers", count=len(blockers)))
         lines.extend(blocker_line(b) for b in blockers)
         date = expected_date(status)
-        lines.append(
-            reply.text("utter_status_expected", date=date)
-            if date
-            else reply.text("utter_status_no_date")
-        )
+        if date and status.get("expected_date_passed"):
+            lines.append(reply.text("utter_status_date_passed", date=date))
+        elif date:
+            lines.append(reply.text("utter_status_expected", date=date))
+        else:
+            lines.append(reply.text("utter_status_no_date"))
     elif case == "initial_pending":
         lines.append(reply.text("utter_status_no_blockers_listed"))
     lines.append(reply.text(f"utter_status_now_{case}"))
@@ -123,7 +124,9 @@ def details(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> None:
         if department:
             lines.append(reply.text("utter_details_department", department=department))
         date = chinese_date(blocker.get("expected_date"))
-        if date:
+        if date and status.get("expected_date_passed"):
+            lines.append(reply.text("utter_details_date_passed", date=date))
+        elif date:
             lines.append(reply.text("utter_details_expected", date=date))
         elif blocker.get("time_limit"):
             lines.append(reply.text("utter_details_time_limit", limit=blocker["time_limit"]))
@@ -145,7 +148,9 @@ def when_answer(reply: Reply, status: dict[str, Any], home: dict[str, Any]) -> N
     case = situation(home)
     date = expected_date(status)
     if case in ("initial_pending", "blocked"):
-        if date:
+        if date and status.get("expected_date_passed"):
+            reply.say("utter_when_date_passed", project=home.get("name"), date=date)
+        elif date:
             reply.say("utter_when_expected", project=home.get("name"), date=date)
         else:
             reply.say("utter_when_no_date", project=home.get("name"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 06:53:22.986944
+Create Date: 2026-12-03 07:07:26.153549
 
 """
 
@@ -270,6 +270,28 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("project_id", "day", name=op.f("pk_project_lookup_day")),
     )
+    op.create_table(
+        "staff_notification",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("link", sa.String(length=256), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_user.id"],
+            name=op.f("fk_staff_notification_user_id_staff_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_notification")),
+        sa.UniqueConstraint("user_id", "key", name="uq_staff_notification_user_key"),
+    )
+    with op.batch_alter_table("staff_notification", schema=None) as batch_op:
+        batch_op.create_index("ix_staff_notification_unread", ["user_id", "read_at"], unique=False)
+
     op.create_table(
         "staff_session",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -621,6 +643,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_staff_session_user")
 
     op.drop_table("staff_session")
+    with op.batch_alter_table("staff_notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_notification_unread")
+
+    op.drop_table("staff_notification")
     op.drop_table("project_lookup_day")
     with op.batch_alter_table("petition_case", schema=None) as batch_op:
         batch_op.drop_index("ix_petition_case_project")

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import object_session
 
 from app.audit import service as audit
 from app.core.config import settings
@@ -230,6 +231,18 @@ def redirect(url: str, flash: str | None = None) -> RedirectResponse:
     return response
 
 
+def _inbox_unread(user: StaffUser | None) -> int:
+    """The header badge: the user's unread reminders, one COUNT in the request's session."""
+    if user is None:
+        return 0
+    session = object_session(user)
+    if session is None:
+        return 0
+    from app.inbox.service import unread_count
+
+    return unread_count(session, user.id)
+
+
 def render(
     request: Request,
     name: str,
@@ -255,6 +268,7 @@ def render(
             "flash": flash,
             "error": error,
             "today": today_shanghai(),
+            "inbox_unread": _inbox_unread(user),
             **context,
         },
         status_code=status_code,

@@ -13,6 +13,7 @@ from app.console import (
     cases,
     conversations,
     dashboard,
+    inbox,
     intake,
     ledger,
     login,
@@ -29,6 +30,7 @@ router = APIRouter(include_in_schema=False)
 SCREENS = (
     login,
     intake,
+    inbox,
     petitions,
     procedure,
     cases,

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     notify_claim_timeout_seconds: float = 120.0
     # WeChat template message used outside the 48-hour customer-service window.
     wechat_template_id: str = ""
+    # Optional outgoing webhook for staff reminders (e.g. a WeCom group robot's URL); empty: off.
+    staff_webhook_url: str = ""
     # Maintainers' NLU inbox (docs/maintainers.md): a message whose intent confidence is below
     # this is kept for a look (the bot applies the same default, NLU_INBOX_CONFIDENCE).
     nlu_inbox_confidence: float = Field(default=0.6, ge=0.0, le=1.0)

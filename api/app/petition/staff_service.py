@@ -531,28 +531,59 @@ def transition(
         notice_end = end
     elif action == "transfer" and not note:
         raise AppError(422, "reason_required", "转办请写明转往哪个机关以及原因。")
+    if note:
+        _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
+    return _move(
+        db,
+        petition,
+        action=action,
+        target=target,
+        actor=actor_of(user),
+        note=note,
+        extra=extra,
+        notice_end=notice_end,
+        today=today,
+    )
+
+
+def _move(
+    db: Session,
+    petition: Petition,
+    *,
+    action: str,
+    target: str,
+    actor: str,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+    notice_end: date | None = None,
+    today: date | None = None,
+) -> Petition:
+    """The common end of a state move (a staff member's or the deadline job's): 督办 of an
+    overdue department reaches 纪委监委, 转办 takes open objections to the court, the new state
+    saved (version checked by the mapper), the resident told, the audit row in the same
+    transaction."""
+    today = today or today_shanghai()
     before = snapshot(petition)
-    if action == "supervise":
-        extra = _supervise_overdue(petition, today)
+    extra = dict(extra or {})
     text = messages.moved(petition, action, notice_end=notice_end)
+    if action == "supervise":
+        extra |= _supervise_overdue(petition, today)
     if action == "transfer":
         sent = [o for o in unsettled_objections(db, petition) if o.status == OBJECTION_OPEN]
         for objection in sent:
             objection.status = OBJECTION_TRANSFERRED
         if sent:
-            extra = {"objections_to_court": [o.id for o in sent]}
+            extra["objections_to_court"] = [o.id for o in sent]
             text = (
                 f"您的信访 {petition.number} 公示期间收到异议，已转法院依法处理，"
                 "法院出具文书后恢复办理，我们会再告诉您。"
             )
     petition.status = target
-    if note:
-        _add_note(db, user, petition, f"【{workflow.ACTIONS[action].label}】{note}")
     _save(db, petition)
     messages.tell(db, petition, "state", text)
     audit.record(
         db=db,
-        actor=actor_of(user),
+        actor=actor,
         action="petition.transition",
         entity_type="petition",
         entity_id=petition.number,
@@ -578,6 +609,34 @@ def _supervise_overdue(petition: Petition, today: date) -> dict[str, Any]:
             )
         )
     return {"overdue_departments": late, "supervision": SUPERVISION_DEPARTMENT}
+
+
+SYSTEM_DEADLINES = "system:deadlines"
+
+
+def supervise_overdue(*, db: Session, petition: Petition, today: date) -> bool:
+    """督办 raised by the deadline job: an open, overdue petition not yet supervised moves to
+    `supervised` through the same path as a supervisor's click. False when nothing was done."""
+    if petition.status == "supervised" or not workflow.is_legal(petition.status, "supervise"):
+        return False
+    if not is_overdue(petition, today):
+        return False
+    if petition.status == "public_notice":
+        # The notice's minimum period is the law's wait, not a department's delay: raising it
+        # to 督办 mid-notice would only open a path to closing before the period ends.
+        row = db.get(PetitionNotice, petition.id)
+        if row is not None and today < row.earliest_end:
+            return False
+    _move(
+        db,
+        petition,
+        action="supervise",
+        target=workflow.target_of(petition.status, "supervise"),
+        actor=SYSTEM_DEADLINES,
+        note="超期自动督办",
+        today=today,
+    )
+    return True
 
 
 def close(

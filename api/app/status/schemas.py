@@ -97,6 +97,11 @@ class ProjectStatusRead(BaseModel):
     initial_registration: InitialRegistration
     transfer_registration: TransferProgress
     expected_resolution_date: date | None
+    expected_date_passed: bool = Field(
+        default=False,
+        description="预计化解日期 is before today while blockers are still open: the date "
+        "slipped (the bot says so instead of showing a past date)",
+    )
     open_blockers: list[OpenBlockerRead]
     resolved_blockers: list[ResolvedBlockerRead]
     next_steps: NextSteps

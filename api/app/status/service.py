@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.core.workdays import today_shanghai
 from app.policy.catalogue import Catalogue, get_catalogue
 from app.status.models import BLOCKER_OPEN, BLOCKER_RESOLVED, Blocker, Project, Unit
 
@@ -126,9 +127,16 @@ def _resolved_blocker(cat: Catalogue, blocker: Blocker) -> dict[str, Any]:
 
 
 def project_status(
-    *, db: Session, project: Project, catalogue: Catalogue | None = None
+    *,
+    db: Session,
+    project: Project,
+    catalogue: Catalogue | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """A project's certificate status, JSON-ready (shape: schemas.ProjectStatusRead)."""
+    """A project's certificate status, JSON-ready (shape: schemas.ProjectStatusRead).
+
+    `expected_date_passed`: the 预计化解日期 is before today while blockers are still open (the
+    date slipped; residents are told so instead of being shown a past date as a promise)."""
     cat = catalogue or get_catalogue()
     counts = transfer_counts(db=db, project_id=project.id)
     total = sum(counts.values())
@@ -136,6 +144,8 @@ def project_status(
     open_blockers = [b for b in project.blockers if b.status == BLOCKER_OPEN]
     resolved = [b for b in project.blockers if b.status == BLOCKER_RESOLVED]
     expected = project.expected_resolution_date
+    today = today or today_shanghai()
+    passed = bool(open_blockers) and expected is not None and expected < today
     return {
         "code": project.code,
         "name": project.name,
@@ -153,6 +163,7 @@ def project_status(
             "rate": round(counts["done"] / total, 4) if total else None,
         },
         "expected_resolution_date": _iso_date(expected),
+        "expected_date_passed": passed,
         "open_blockers": [_open_blocker(cat, b, expected) for b in open_blockers],
         "resolved_blockers": [_resolved_blocker(cat, b) for b in resolved],
         "next_steps": next_steps("initial_done" if done else "initial_pending", catalogue=cat),

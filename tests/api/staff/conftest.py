@@ -7,6 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from notify.outbox_fixtures import (  # noqa: F401  (the webhook tests' committed db and queue)
+    committed_db,
+    outbox_db,
+    sqlite_queue,
+)
 from sqlalchemy.orm import Session
 
 from app.core.database import get_db

@@ -10,6 +10,7 @@ from staff.staffkit import bearer, make_petition, make_project, make_user
 
 from app.core.config import settings
 from app.core.database import utcnow
+from app.inbox import service as inbox_service
 from app.main import app
 from app.modelhub.models import NluModel
 from app.nlu.models import NluInboxItem
@@ -183,6 +184,10 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
     # The outbox and live conversations ({key}: a conversation, {notification_id}: a failed one).
     ("GET", "/api/v1/staff/notifications", None, EDITORS),
     ("POST", "/api/v1/staff/notifications/{notification_id}/retry", None, EDITORS),
+    # Each user's own reminders ({staff_note}: another account's, so 404 for everyone).
+    ("GET", "/api/v1/staff/inbox", None, {r: 200 for r in ROLES}),
+    ("POST", "/api/v1/staff/inbox/{staff_note}/read", None, {r: 404 for r in ROLES}),
+    ("POST", "/api/v1/staff/inbox/read-all", None, {r: 200 for r in ROLES}),
     ("GET", "/api/v1/staff/conversations", None, EDITORS),
     ("GET", "/api/v1/staff/conversations/{key}", None, EDITORS),
     ("POST", "/api/v1/staff/conversations/{key}/takeover", None, EDITORS),
@@ -250,6 +255,7 @@ CASES = [(m, p, b, role, exp[role]) for m, p, b, exp in MATRIX for role in ROLES
 
 def _template(path: str) -> str:
     path = path.replace("/inbox/{nlu_item}/", "/inbox/{item_id}/")
+    path = path.replace("/inbox/{staff_note}/", "/inbox/{notification_id}/")
     path = path.replace("/conversations/{nlu_item}/case", "/conversations/{key}/case")
     return path.replace("/districts.svg", "/{name}.svg")
 
@@ -321,6 +327,9 @@ def world(db, tmp_path, monkeypatch):
     db.flush()
     db.add(PetitionCaseMember(case_id=case.id, petition_id=second.id, open_key=None))
     db.add(PetitionCaseMember(case_id=case.id, petition_id=petition.id, open_key=None))
+    [staff_note] = inbox_service.notify_users(
+        db, [target], kind="answer_due", key="matrix", text="答复提醒：信访 XF-20261102-0001"
+    )
     db.commit()
     return {
         "project": project,
@@ -336,6 +345,7 @@ def world(db, tmp_path, monkeypatch):
             "key": notify_service.conversation_key(contact),
             "notification_id": failed.id,
             "nlu_item": inbox_item.id,
+            "staff_note": staff_note.id,
             "model_id": model.id,
             "import_id": "0123456789abcdef",
             "ref2": second.number,

@@ -51,6 +51,10 @@ def accounts() -> dict[str, tuple[str, str]]:
     }
 
 
+# The environment of the session's api (its database), for tests that seed data as a job would.
+CONSOLE_ENV: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def console_url(
     tmp_path_factory: pytest.TempPathFactory, accounts: dict[str, tuple[str, str]]
@@ -64,6 +68,7 @@ def console_url(
         LEDGER_UPLOAD_DIR=str(db.parent / "ledger-uploads"),
     )
     migrate(db, env)
+    CONSOLE_ENV.update(env)
     departments = {"officer": "fire_rescue"}
     lines = "\n".join(
         f"{user},{role},{departments.get(role, '')},{pw}" for role, (user, pw) in accounts.items()
