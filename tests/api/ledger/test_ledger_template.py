@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from ledger_files import PROJECT_HEADER, UNIT_HEADER, csv_bytes, project, unit, write_csv
+from ledger_files import (
+    PROJECT_HEADER,
+    UNIT_HEADER,
+    csv_bytes,
+    project,
+    unit,
+    write_csv,
+    write_xlsx,
+)
 from notify.outbox_fixtures import CommittedDb
 from openpyxl import load_workbook
 from sqlalchemy import select
@@ -20,7 +28,8 @@ from staff.test_staff_auth import console_login
 from test_ledger_upload import _files, _finished, _staff, wait_for
 
 from app.ledger import template
-from app.ledger.reader import NOTES_MARKER, PROJECT_COLUMNS, UNIT_COLUMNS
+from app.ledger.cli import format_errors
+from app.ledger.reader import NOTES_MARKER, PROJECT_COLUMNS, UNIT_COLUMNS, RowError
 from app.ledger.service import INITIAL_REGISTRATION, LedgerValidationError, import_ledger
 from app.policy.catalogue import get_catalogue
 from app.status.models import TRANSFER_STATUSES, Project, Unit
@@ -179,3 +188,41 @@ def test_the_status_json_and_the_console_show_the_home(
         r'<tr><td>([^<]*)</td><td>(\d+)</td><td class="home">([^<]*)</td>', page.text
     )
     assert cells == [("房屋表.csv", "2", "3号楼/2单元/501")]
+
+
+def test_only_a_sheet_starting_with_the_notes_marker_is_skipped(
+    db: Session, tmp_path: Path
+) -> None:
+    rows = [[project()[c] for c in PROJECT_HEADER]]
+    notes = write_xlsx(
+        tmp_path / "notes.xlsx",
+        [
+            ("项目", PROJECT_HEADER, rows),
+            ("说明", [NOTES_MARKER, "列名"], [["项目表", "项目编号"]]),
+        ],
+    )
+    assert import_ledger([notes], db=db, actor="tester").projects_created == 1
+    other = write_xlsx(
+        tmp_path / "other.xlsx",
+        [("项目", PROJECT_HEADER, rows), ("备注", ["备注", "列名"], [["随便写的", ""]])],
+    )
+    try:
+        import_ledger([other], db=db, actor="tester")
+    except LedgerValidationError as exc:
+        assert [(e.sheet, e.reason) for e in exc.errors] == [
+            ("备注", "无法识别的表头：既不是项目表也不是房屋表")
+        ]
+    else:
+        raise AssertionError("an unrecognised sheet is still an error")
+
+
+def test_the_cli_error_table_has_the_home_column() -> None:
+    table = format_errors(
+        [
+            RowError("房屋表", 7, "转移登记", "转移登记只能填……", "3号楼", "2单元", "501"),
+            RowError("项目表", 3, "总套数", "总套数不能为空"),
+        ]
+    ).splitlines()
+    assert table[0].split() == ["工作表", "行号", "房屋", "列", "原因"]
+    assert table[1].split()[:4] == ["房屋表", "7", "3号楼/2单元/501", "转移登记"]
+    assert table[2].split()[:4] == ["项目表", "3", "-", "总套数"]
