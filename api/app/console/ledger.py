@@ -13,7 +13,7 @@ from app.console.common import (
 from app.core.database import DbSession
 from app.core.errors import AppError
 from app.ledger import intake
-from app.ledger.views import get_import
+from app.ledger.views import error_read, get_import, template_response
 from app.staff import roles
 from app.staff.auth import (
     ConsoleUser,
@@ -31,6 +31,14 @@ def ledger_page(request: Request, user: ConsoleUser) -> HTMLResponse:
     """The ledger upload form."""
     roles.require(user, "ledger.import")
     return render(request, "ledger.html", user)
+
+
+@router.get("/ledger/template.xlsx", response_model=None)
+@html_errors
+def ledger_template(request: Request, user: ConsoleUser) -> Response:
+    """The template workbook (the same as the staff API's)."""
+    roles.require(user, "ledger.import")
+    return template_response()
 
 
 @router.post("/ledger", response_model=None)
@@ -73,7 +81,7 @@ def ledger_import_page(
         error,
         upload=row,
         names=list(row.files),
-        errors=row.errors or [],
+        errors=[error_read(e) for e in row.errors or []],
         error_total=row.error_total,
         report=row.report if row.state == "done" else None,
         refresh=REFRESH_SECONDS if not row.finished else None,

@@ -44,12 +44,16 @@ def _pad(text: str, width: int) -> str:
 
 
 def format_errors(errors: list[RowError]) -> str:
-    """The bad rows as an aligned table: 工作表, 行号, 列, 原因."""
-    rows = [("工作表", "行号", "列", "原因")]
-    rows += [(e.sheet, str(e.row) if e.row else "-", e.column or "-", e.reason) for e in errors]
-    widths = [max(_width(r[i]) for r in rows) for i in range(3)]
+    """The bad rows as an aligned table: 工作表, 行号, 房屋 (幢号/单元/房号 of a units row), 列,
+    原因."""
+    rows = [("工作表", "行号", "房屋", "列", "原因")]
+    rows += [
+        (e.sheet, str(e.row) if e.row else "-", e.home or "-", e.column or "-", e.reason)
+        for e in errors
+    ]
+    widths = [max(_width(r[i]) for r in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(_pad(cell, widths[i]) for i, cell in enumerate(r[:3])) + "  " + r[3] for r in rows
+        "  ".join(_pad(cell, widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows
     )
 
 

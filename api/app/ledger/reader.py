@@ -33,6 +33,9 @@ PROJECT_COLUMNS = (
 )
 UNIT_COLUMNS = ("项目编号", "幢号", "单元", "房号", "业主姓名", "身份证号", "转移登记")
 SHEET_LABELS = {"projects": "项目表", "units": "房屋表"}
+# The first cell of an XLSX sheet that only explains the others (the template's 说明 sheet):
+# such a sheet is skipped, not reported as an unrecognised header.
+NOTES_MARKER = "填写说明"
 
 SheetKind = Literal["projects", "units"]
 # What callers may pass: a path, (filename, bytes), (filename, file object) or a file object.
@@ -50,6 +53,22 @@ class RowError:
     row: int
     column: str
     reason: str
+    # For a units-sheet row: the home as typed in that row, so that staff can find it.
+    building: str = ""
+    unit: str = ""
+    room: str = ""
+
+    @property
+    def home(self) -> str:
+        """幢号/单元/房号 of the row as one short text ('' when not a unit row)."""
+        return home_text(self.building, self.unit, self.room)
+
+
+def home_text(building: str, unit: str, room: str) -> str:
+    """幢号/单元/房号 as typed, e.g. '3号楼/2单元/501' ('—' for an empty part, '' for none)."""
+    if not (building or unit or room):
+        return ""
+    return "/".join(p or "—" for p in (building, unit, room))
 
 
 class NulByteError(ValueError):
@@ -356,6 +375,8 @@ def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sh
         if found is None:
             continue  # an empty sheet (e.g. the default Sheet2) is not an error
         header_row, headers = found
+        if headers[0] == NOTES_MARKER:
+            continue  # an explanation sheet, such as the template's 说明
         kind = _classify(headers)
         if kind is None:
             errors.append(

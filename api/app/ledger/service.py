@@ -152,6 +152,11 @@ class _Catalogue:
 # --- row validation -----------------------------------------------------------------------
 
 
+_NO_HOME = ("", "", "")
+# A home part longer than this is cut in the report (the row is refused for its length anyway).
+_HOME_PART_CHARS = 40
+
+
 class _Errors:
     """Collected row errors, capped so that a wholly wrong file cannot exhaust memory."""
 
@@ -159,14 +164,17 @@ class _Errors:
         self.items: list[RowError] = []
         self.total = 0
 
-    def add(self, sheet: str, row: int, column: str, reason: str) -> None:
+    def add(
+        self, sheet: str, row: int, column: str, reason: str, home: tuple[str, str, str] = _NO_HOME
+    ) -> None:
         self.total += 1
         if len(self.items) < MAX_REPORTED_ERRORS:
-            self.items.append(RowError(sheet, row, column, reason))
+            b, u, r = (part[:_HOME_PART_CHARS] for part in home)
+            self.items.append(RowError(sheet, row, column, reason, b, u, r))
 
     def extend(self, errors: Iterable[RowError]) -> None:
         for e in errors:
-            self.add(e.sheet, e.row, e.column, e.reason)
+            self.add(e.sheet, e.row, e.column, e.reason, (e.building, e.unit, e.room))
 
 
 @dataclass
@@ -334,25 +342,25 @@ class _UnitValidator:
         ):
             return (seq, self.sheet_idx, number, code, b, u, r, owner, id_hash, id_last4, status)
         sheet = self.sheet.name
+        home = (building, unit, room)  # as typed: what staff search the sheet for
         if not code:
-            errors.add(sheet, number, "项目编号", "项目编号不能为空")
+            errors.add(sheet, number, "项目编号", "项目编号不能为空", home)
         elif code not in self.known:
-            errors.add(
-                sheet, number, "项目编号", f"项目编号“{code}”不在项目表中，数据库里也没有这个项目"
-            )
+            reason = f"项目编号“{code}”不在项目表中，数据库里也没有这个项目"
+            errors.add(sheet, number, "项目编号", reason, home)
         for col, value, limit in (("幢号", b, 32), ("单元", u, 32), ("房号", r, 32)):
             if not value and col != "单元":
-                errors.add(sheet, number, col, f"{col}不能为空")
+                errors.add(sheet, number, col, f"{col}不能为空", home)
             elif len(value) > limit:
-                errors.add(sheet, number, col, f"{col}太长（最多{limit}个字符）")
+                errors.add(sheet, number, col, f"{col}太长（最多{limit}个字符）", home)
         if len(owner) > 64:
-            errors.add(sheet, number, "业主姓名", "业主姓名太长（最多64个字符）")
+            errors.add(sheet, number, "业主姓名", "业主姓名太长（最多64个字符）", home)
         if id_error is not None:
-            errors.add(sheet, number, "身份证号", id_error)
+            errors.add(sheet, number, "身份证号", id_error, home)
         if status is None:
             shown = f"“{status_text}”" if status_text else "空"
             reason = f"转移登记只能填“已办结”“办理中”或“未办理”，不能是{shown}"
-            errors.add(sheet, number, "转移登记", reason)
+            errors.add(sheet, number, "转移登记", reason, home)
         if code and b and r and max(len(code), len(b), len(u), len(r)) <= 32:
             # Staged only so that a later copy of this home is still reported as a duplicate;
             # with any error nothing is merged.
@@ -496,8 +504,9 @@ class _Stage:
         self.updated += int(self.conn.execute(self._update, params).rowcount)
         self.created += int(self.conn.execute(self._insert, params).rowcount)
 
-    def duplicates(self) -> Iterator[tuple[int, int, int, int]]:
-        """(sheet_idx, row_no, first sheet_idx, first row_no) of every repeated unit."""
+    def duplicates(self) -> Iterator[tuple[int, int, int, int, tuple[str, str, str]]]:
+        """(sheet_idx, row_no, first sheet_idx, first row_no, (building, unit, room)) of every
+        repeated unit; the home as the stage holds it (normalised: '3号楼' → '3')."""
         if self.dialect == "postgresql":
             self.conn.execute(text(f"ANALYZE {self.name}"))
         keys = "project_code, building, unit, room"
@@ -505,15 +514,16 @@ class _Stage:
             text(
                 f"WITH firsts AS (SELECT {keys}, MIN(seq) AS first_seq FROM {self.name} "
                 f"GROUP BY {keys} HAVING COUNT(*) > 1) "
-                f"SELECT s.sheet_idx, s.row_no, f.sheet_idx, f.row_no "
+                "SELECT s.sheet_idx, s.row_no, f.sheet_idx, f.row_no, "
+                "s.building, s.unit, s.room "
                 f"FROM firsts d JOIN {self.name} s ON s.project_code = d.project_code "
                 "AND s.building = d.building AND s.unit = d.unit AND s.room = d.room "
                 f"AND s.seq > d.first_seq JOIN {self.name} f ON f.seq = d.first_seq "
                 "ORDER BY s.seq"
             )
         )
-        for a, b, c, d in rows:
-            yield int(a), int(b), int(c), int(d)
+        for a, b, c, d, building, unit, room in rows:
+            yield int(a), int(b), int(c), int(d), (str(building), str(unit), str(room))
 
     def drop(self) -> None:
         """Remove the staging table and give back the memory settings."""
@@ -795,12 +805,11 @@ def _run(
                     bar.close()
     finally:
         writer.close()
-    for sheet_idx, number, first_idx, first_row in stage.duplicates():
+    for sheet_idx, number, first_idx, first_row, home in stage.duplicates():
         sheet_name, first_name = unit_sheets[sheet_idx].name, unit_sheets[first_idx].name
         where = f"第{first_row}行" if first_name == sheet_name else f"{first_name}第{first_row}行"
-        errors.add(
-            sheet_name, number, "房号", f"房屋重复：与{where}是同一套房（幢号、单元、房号相同）"
-        )
+        reason = f"房屋重复：与{where}是同一套房（幢号、单元、房号相同）"
+        errors.add(sheet_name, number, "房号", reason, home)
     if errors.total:
         order = {s.name: i for i, s in enumerate(sheets)}
         items = sorted(errors.items, key=lambda e: (order.get(e.sheet, -1), e.row))

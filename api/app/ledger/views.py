@@ -12,17 +12,19 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from app.core.config import settings
 from app.core.database import DbSession
 from app.core.errors import AppError
 from app.core.limits import LARGE_BODY_ROUTES
-from app.ledger import intake
+from app.ledger import intake, template
 from app.ledger.models import LedgerImport
+from app.ledger.reader import home_text
 from app.staff import roles
 from app.staff.auth import StaffDep
 
@@ -42,6 +44,24 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def error_read(error: dict[str, Any]) -> dict[str, Any]:
+    """One stored row error with the home of a units row: `building`, `unit`, `room` as typed
+    and `home` ('3号楼/2单元/501', '' for other rows); imports stored before have none."""
+    parts = {k: str(error.get(k) or "") for k in ("building", "unit", "room")}
+    return error | parts | {"home": home_text(parts["building"], parts["unit"], parts["room"])}
+
+
+def template_response() -> Response:
+    """The ledger template workbook as a download."""
+    name = quote(template.FILENAME)
+    disposition = f"attachment; filename=\"ledger-template.xlsx\"; filename*=UTF-8''{name}"
+    return Response(
+        template.build_template(),
+        media_type=template.MEDIA_TYPE,
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )
+
+
 def import_read(row: LedgerImport) -> dict[str, Any]:
     """An upload and its job as the API shows it."""
     return {
@@ -56,7 +76,7 @@ def import_read(row: LedgerImport) -> dict[str, Any]:
         "finished_at": _iso(row.finished_at),
         "imported": row.state == "done",
         "report": row.report,
-        "errors": row.errors or [],
+        "errors": [error_read(e) for e in row.errors or []],
         "error_total": row.error_total,
         "message": row.message,
     }
@@ -102,6 +122,14 @@ async def import_ledger(request: Request, db: DbSession, user: StaffDep) -> JSON
     roles.require(user, "ledger.import")
     row = await intake.take_upload(request, db, f"staff:{user.username}")
     return JSONResponse(import_read(row), status_code=202)
+
+
+@router.get("/ledger/template.xlsx", response_class=Response)
+def ledger_template(user: StaffDep) -> Response:
+    """The template workbook: 项目表 and 房屋表 with the importer's headers and example rows that
+    import as they are, and a 说明 sheet (allowed values, blocker codes, departments)."""
+    roles.require(user, "ledger.import")
+    return template_response()
 
 
 @router.get("/ledger/imports/{import_id}")
