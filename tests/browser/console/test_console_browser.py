@@ -52,8 +52,8 @@ def test_petition_from_intake_to_closure(desk, console_url, shot):
     row.locator("a").first.click()
     # The project's open blockers preselect their departments; this one goes to 消防 only.
     assert clerk.is_checked("input[name=departments][value=fire_rescue]")
-    for box in clerk.locator("input[name=departments]:checked").all():
-        if box.get_attribute("value") != "fire_rescue":
+    for box in clerk.locator("input[name=departments]").all():
+        if box.get_attribute("value") != "fire_rescue" and box.is_checked():
             box.uncheck()
     clerk.click("form[action$='/assign'] button[type=submit]")
     assert "已分派" in clerk.inner_text(".flash.ok")
