@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import func, select
-from staff.staffkit import make_petition, make_user
+from staff.staffkit import do_move, make_petition, make_user
 
 from app.audit.models import AuditLog
 from app.core.errors import AppError
@@ -39,34 +39,7 @@ def _notice_today(db, petition) -> None:
 
 
 def _do(db, user, petition, action: str, today: date = TODAY):
-    if action == "assign":
-        return staff_service.assign(
-            db=db,
-            user=user,
-            petition=petition,
-            departments_=["tax_bureau"],
-            version=petition.version,
-            today=today,
-        )
-    if action == "close":
-        return staff_service.close(
-            db=db,
-            user=user,
-            petition=petition,
-            outcome="公示期满，已办理首次登记。",
-            satisfaction="satisfied",
-            version=petition.version,
-            today=today,
-        )
-    return staff_service.transition(
-        db=db,
-        user=user,
-        petition=petition,
-        action=action,
-        version=petition.version,
-        note="产权纠纷移送法院" if action == "transfer" else "",
-        today=today,
-    )
+    return do_move(db, user, petition, action, today)
 
 
 @pytest.mark.parametrize(("state", "action"), MATRIX, ids=[f"{s}-{a}" for s, a in MATRIX])

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import func, select
-from staff.staffkit import make_petition, make_user
+from staff.staffkit import do_move, make_petition, make_user
 
 from app.audit.models import AuditLog
 from app.core.errors import AppError
@@ -26,35 +26,7 @@ def _audit_count(db, number: str) -> int:
 
 
 def _do(db, user, petition, action: str):
-    version = petition.version
-    if action == "assign":
-        return staff_service.assign(
-            db=db,
-            user=user,
-            petition=petition,
-            departments_=["tax_bureau"],
-            version=version,
-            today=TODAY,
-        )
-    if action == "close":
-        return staff_service.close(
-            db=db,
-            user=user,
-            petition=petition,
-            outcome="已完成首次登记，群众已领证。",
-            satisfaction="satisfied",
-            version=version,
-            today=TODAY,
-        )
-    return staff_service.transition(
-        db=db,
-        user=user,
-        petition=petition,
-        action=action,
-        version=version,
-        note="移送法院处理产权纠纷" if action == "transfer" else "",
-        today=TODAY,
-    )
+    return do_move(db, user, petition, action, TODAY)
 
 
 def test_the_procedure_is_covered():

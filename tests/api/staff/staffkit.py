@@ -144,3 +144,38 @@ def make_petition(
 def days_after(day: date, n: int) -> date:
     """Calendar days after a date."""
     return day + timedelta(days=n)
+
+
+def do_move(db: Session, user: StaffUser, petition: Petition, action: str, today: date):
+    """Make one workflow move as a staff member would, with the input each move needs: 分派 to
+    税务局, 办结 with an outcome and 满意 by phone, 转办 with its reason."""
+    from app.petition import staff_service as petitions
+
+    if action == "assign":
+        return petitions.assign(
+            db=db,
+            user=user,
+            petition=petition,
+            departments_=["tax_bureau"],
+            version=petition.version,
+            today=today,
+        )
+    if action == "close":
+        return petitions.close(
+            db=db,
+            user=user,
+            petition=petition,
+            outcome="已完成首次登记，群众已领证。",
+            satisfaction="satisfied",
+            version=petition.version,
+            today=today,
+        )
+    return petitions.transition(
+        db=db,
+        user=user,
+        petition=petition,
+        action=action,
+        version=petition.version,
+        note="移送法院处理产权纠纷" if action == "transfer" else "",
+        today=today,
+    )
