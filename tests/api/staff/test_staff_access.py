@@ -86,6 +86,12 @@ MATRIX: list[tuple[str, str, object, dict[str, int]]] = [
     ),
     (
         "GET",
+        "/api/v1/staff/ledger/template.xlsx",
+        None,
+        {r: (200 if r in ("clerk", "admin") else 403) for r in ROLES},
+    ),
+    (
+        "GET",
         "/api/v1/staff/ledger/imports/{import_id}",
         None,
         # No such upload: the permission is checked first.
