@@ -189,3 +189,49 @@ def test_a_silent_live_connection_is_given_up(monkeypatch: pytest.MonkeyPatch) -
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_connection_cut_between_requests_is_a_503_never_a_500() -> None:
+    """Real PostgreSQL through a proxy that resets every connection: the checkout's ping on a
+    pooled connection that was cut is taken for a disconnect whatever psycopg raises (it can be
+    ProgrammingError "can't change 'autocommit' now", seen as a 500 in a clean-clone run), so
+    every failure is one the api answers with the Chinese 503."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from faultproxy import FaultProxy
+
+    failures: list[BaseException] = []
+    with FaultProxy(("127.0.0.1", 5432)) as proxy:
+        engine = make_engine(PG_URL.replace(":5432/", f":{proxy.port}/"), pool_size=2)
+        try:
+            for i in range(120):
+                proxy.pass_()
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                proxy.cut()
+                time.sleep(0.001 * (i % 20))
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT 1"))
+                except Exception as exc:  # noqa: BLE001  (every kind is what is checked)
+                    failures.append(exc)
+        finally:
+            engine.dispose()
+    assert failures, "the cut reached no connection"
+    assert all(database_unavailable(e) for e in failures), {type(e).__name__ for e in failures}
+
+
+def test_a_ping_that_psycopg_refuses_drops_the_connection() -> None:
+    """The deterministic half: a pooled connection left inside a transaction makes psycopg
+    refuse the ping's autocommit switch (ProgrammingError); the engine treats the failed ping
+    as a disconnect (the pool reconnects) instead of raising it to the request."""
+    engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    try:
+        raw = engine.raw_connection()
+        dbapi = raw.dbapi_connection
+        dbapi.execute("SELECT 1")  # psycopg opens a transaction: status INTRANS
+        assert engine.dialect._do_ping_w_event(dbapi) is False
+        raw.invalidate()
+    finally:
+        engine.dispose()

@@ -83,8 +83,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         if engine.dialect.driver == "psycopg" and not engine.dialect.is_async:
             event.listen(engine, "do_connect", _bounded_connect)
+        event.listen(engine, "handle_error", _failed_ping_is_a_disconnect)
         return engine
     return create_engine(url, **kwargs)
+
+
+def _failed_ping_is_a_disconnect(ctx: Any) -> None:
+    """Whatever a checkout's ping raises, the connection is not usable: drop it and connect
+    anew (a cut connection can fail the ping with psycopg's ProgrammingError "can't change
+    'autocommit' now", which SQLAlchemy does not take for a disconnect: a 500, not the 503)."""
+    if ctx.is_pre_ping:
+        ctx.is_disconnect = True
 
 
 def _bounded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
