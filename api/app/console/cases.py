@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.console.common import attempt, html_errors, redirect, render
+from app.console.common import attempt, audit_entries, html_errors, redirect, render
 from app.core.database import DbSession
 from app.petition import cases
 from app.petition.case_models import PetitionCase
@@ -106,7 +106,7 @@ def _case_page(
         departments=departments(),
         suggested=cases.suggested_departments(db=db, case=case),
         assigned=assigned,
-        trail=cases.audit_trail(db=db, case=case),
+        trail=audit_entries(db, cases.audit_trail(db=db, case=case)),
         typed=typed or {},
     )
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from app.audit import service as audit
+from app.audit.models import AuditLog
 from app.core.config import settings
 from app.core.database import DbSession
 from app.core.errors import AppError
@@ -24,6 +26,7 @@ from app.petition import workflow
 from app.petition.models import STATUS_LABELS
 from app.policy.departments import blocker_names, department_name
 from app.staff import roles
+from app.staff import service as staff_accounts
 from app.staff.auth import (
     csrf_for,
 )
@@ -193,6 +196,30 @@ def entry_label(action: str, after: dict[str, Any] | None) -> str:
     if action == "petition.transition" and after and after.get("action") in workflow.ACTIONS:
         return workflow.ACTIONS[str(after["action"])].label
     return audit.action_label(action)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """An audit row as the console shows it: who by name, what in words."""
+
+    at: datetime
+    actor: str
+    label: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def audit_entries(db: Session, rows: Sequence[AuditLog]) -> list[AuditEntry]:
+    """Audit rows newest first, staff by display name (one query), moves by their button."""
+    names = staff_accounts.display_names(
+        db=db, usernames=[r.actor.partition(":")[2] for r in rows if r.actor.startswith("staff:")]
+    )
+    return [
+        AuditEntry(
+            r.at, actor_label(r.actor, names), entry_label(r.action, r.after), r.before, r.after
+        )
+        for r in sorted(rows, key=lambda r: (r.at, r.id), reverse=True)
+    ]
 
 
 templates.env.filters["dt"] = fmt_dt

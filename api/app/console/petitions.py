@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.console.common import (
     attempt,
+    audit_entries,
     html_errors,
     redirect,
     render,
@@ -108,7 +109,7 @@ def _petition_page(
     which form it was in), so the page comes back with it instead of empty fields."""
     petition = staff_service.get_for(db=db, user=user, ref=ref)
     data = staff_service.detail(db=db, user=user, petition=petition)
-    trail = list(reversed(staff_service.audit_trail(db=db, petition=petition)))
+    rows = staff_service.audit_trail(db=db, petition=petition)
     assigned = {a["department"] for a in data["assignments"]}
     names = blocker_names()
     suggested = [
@@ -128,8 +129,7 @@ def _petition_page(
         ticked = {s["code"] for s in suggested if s["code"] not in assigned}
     staff_names = staff_accounts.display_names(
         db=db,
-        usernames=[r.actor.partition(":")[2] for r in trail if r.actor.startswith("staff:")]
-        + [n["author"] for n in data["notes"]]
+        usernames=[n["author"] for n in data["notes"]]
         + [a["answered_by"] or "" for a in data["assignments"]],
     )
     return render(
@@ -139,7 +139,7 @@ def _petition_page(
         status_code,
         error,
         p=data,
-        trail=trail,
+        trail=audit_entries(db, rows),
         actions=[workflow.ACTIONS[a] for a in data["allowed_actions"]],
         free_departments={c: n for c, n in departments().items() if c not in assigned},
         suggested=[s for s in suggested if s["code"] not in assigned],

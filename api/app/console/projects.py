@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.console.common import (
     attempt,
+    audit_entries,
     html_errors,
     redirect,
     render,
@@ -70,7 +71,7 @@ def _project_page(
         error,
         project=project,
         units=projects.unit_counts(db=db, project=project),
-        trail=projects.project_audit(db=db, project=project),
+        trail=audit_entries(db, projects.project_audit(db=db, project=project)),
         blocker_names=blocker_names(),
         free_blockers={c: n for c, n in blocker_names().items() if c not in used},
         departments=departments(),

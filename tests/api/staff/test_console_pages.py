@@ -165,6 +165,10 @@ def test_blocker_edits_reach_the_public_status(client, db):
     assert actions == ["blocker.resolve", "blocker.add", "project.update"]
     page = client.get(url)
     assert "卡点已化解" in page.text and "新增卡点" in page.text
+    # The project's audit log: newest first, the clerk by display name, no internal ids.
+    audit = page.text.split('<ol class="audit" reversed>', 1)[1].split("</ol>", 1)[0]
+    assert audit.index("修改项目") < audit.index("新增卡点") < audit.index("卡点已化解")
+    assert clerk.display_name in audit and f"staff:{clerk.username}" not in audit
 
 
 # The ledger upload (a background job since issue 13): tests/api/ledger/test_ledger_upload.py.
