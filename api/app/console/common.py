@@ -177,7 +177,7 @@ def changes_of(
     return out
 
 
-ACTOR_KINDS = {"resident": "信访人", "system": "系统", "trainer": "训练程序"}
+ACTOR_KINDS = {"resident": "信访人", "system": "系统", "trainer": "训练程序", "cli": "命令行"}
 
 
 def actor_label(actor: str, names: dict[str, str] | None = None) -> str:
