@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from app.audit import service as audit
 from app.console.common import redirect, render
 from app.core.database import DbSession
-from app.core.errors import AppError
+from app.core.errors import AppError, validation_message
 from app.petition import service as petition_service
 from app.petition import staff_service
 from app.petition.schemas import PetitionCreate
@@ -29,15 +29,6 @@ from app.staff.models import StaffUser
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 INTAKE_CHANNELS = {"phone": "电话", "visit": "来访"}
-FIELD_NAMES = {
-    "person_name": "姓名",
-    "phone": "手机号",
-    "address": "房屋地址",
-    "project_code": "项目编号",
-    "description": "反映的问题",
-    "consent": "本人同意",
-    "channel": "来源",
-}
 
 
 def _form_page(
@@ -57,21 +48,6 @@ def _form_page(
         v=values,
         channels=INTAKE_CHANNELS,
     )
-
-
-def _messages(exc: ValidationError) -> str:
-    """The schema's Chinese messages, each with the field's Chinese name."""
-    parts = []
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else ""
-        message = str(err.get("msg", "")).removeprefix("Value error, ")
-        if err["type"] in ("string_too_short", "missing"):
-            message = "不能为空"
-        elif err["type"] == "string_too_long":
-            message = "太长了"
-        label = FIELD_NAMES.get(field)
-        parts.append(f"{label}：{message}" if label else message)
-    return "；".join(dict.fromkeys(parts))
 
 
 @router.get("/petitions/new", response_class=HTMLResponse)
@@ -126,7 +102,7 @@ def intake_submit(
             channel=channel,  # type: ignore[arg-type]  # checked against INTAKE_CHANNELS above
         )
     except ValidationError as exc:
-        return _form_page(request, user, values, _messages(exc), 422)
+        return _form_page(request, user, values, validation_message(exc)[0], 422)
     try:
         petition, created = petition_service.create(
             db=db, data=data, idempotency_key=f"console:{values['form_key']}"

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -64,7 +65,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+def validation_message(
+    exc: RequestValidationError | ValidationError,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The Chinese message of a request's (or a schema's) validation errors, and per field."""
     details: list[dict[str, Any]] = []
     parts: list[str] = []
     for err in exc.errors():
@@ -112,7 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, details = _validation_message(exc)
+        message, details = validation_message(exc)
         return JSONResponse(error_body("invalid_input", message, errors=details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
