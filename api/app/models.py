@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditLog
 from app.chat.models import ChatMessage
+from app.dashboard.models import PetitionTally, UnitTally  # noqa: F401
 from app.inbox.models import StaffNotification
 from app.ledger.models import LedgerImport
 from app.modelhub.models import NluModel

@@ -10,13 +10,13 @@ from datetime import date
 from typing import Any
 
 from openpyxl import Workbook
-from sqlalchemy import Date, and_, case, cast, func, select, text
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.config import settings
 from app.core.workdays import today_shanghai
-from app.petition import workflow
+from app.dashboard.models import PetitionTally, UnitTally
 from app.petition.models import (
     OPEN_STATES,
     STATUS_LABELS,
@@ -26,7 +26,7 @@ from app.petition.models import (
 )
 from app.petition.staff_service import overdue_condition
 from app.policy.departments import blocker_names, department_name
-from app.status.models import BLOCKER_OPEN, Blocker, Project, Unit
+from app.status.models import BLOCKER_OPEN, Blocker, Project
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -162,48 +162,39 @@ class Dashboard:
         return f"受理日期 {start} 至 {end}"
 
 
-def _closed_day(db: Session) -> ColumnElement[Any]:
-    # Dates are Asia/Shanghai dates; closed_at is stored in UTC.
-    if db.get_bind().dialect.name == "postgresql":
-        return cast(text("(petition.closed_at AT TIME ZONE 'Asia/Shanghai')"), Date)
-    return func.date(Petition.closed_at, "+8 hours")
-
-
 def registration(
     *, db: Session
 ) -> tuple[list[RegistrationRow], list[RegistrationRow], RegistrationRow]:
-    """Per-project and per-district registration rows and the overall total."""
-    units = (
-        select(
-            Unit.project_id.label("pid"),
-            func.count().label("n"),
-            func.sum(case((Unit.transfer_status == "done", 1), else_=0)).label("done"),
-        )
-        .group_by(Unit.project_id)
-        .subquery()
-    )
+    """Per-project and per-district registration rows and the overall total, from the units'
+    running totals (unit_tally, kept by the ledger import) rather than a count of every unit."""
     stmt = (
-        select(Project, units.c.n, units.c.done)
-        .outerjoin(units, units.c.pid == Project.id)
+        select(
+            Project.code,
+            Project.name,
+            Project.district,
+            Project.unit_count,
+            Project.initial_registration_done,
+            UnitTally.units,
+            UnitTally.transfer_done,
+        )
+        .outerjoin(UnitTally, UnitTally.project_id == Project.id)
         .order_by(Project.district, Project.code)
     )
     projects: list[RegistrationRow] = []
     districts: dict[str, RegistrationRow] = {}
     total = RegistrationRow(key="", label="合计", district="")
-    for project, n, done in db.execute(stmt).all():
-        households = max(project.unit_count or 0, int(n or 0))
+    for code, name, district, unit_count, initial_done, n, done in db.execute(stmt):
+        households = max(unit_count or 0, int(n or 0))
         done = int(done or 0)
         row = RegistrationRow(
-            key=project.code,
-            label=project.name,
-            district=project.district or "未填区县",
+            key=code,
+            label=name,
+            district=district or "未填区县",
             projects=1,
             households=households,
-            initial_done_households=households if project.initial_registration_done else 0,
+            initial_done_households=households if initial_done else 0,
             transfer_done=done,
-            resolved_projects=int(
-                resolved_project(project.initial_registration_done, households, done)
-            ),
+            resolved_projects=int(resolved_project(initial_done, households, done)),
         )
         projects.append(row)
         d = districts.setdefault(
@@ -231,33 +222,28 @@ def intake_between(since: date | None, until: date | None) -> list[ColumnElement
 def petition_figures(
     *, db: Session, today: date, since: date | None = None, until: date | None = None
 ) -> PetitionFigures:
-    """Counts of petitions by state, on-time closures, satisfaction and overdue (two scans),
-    over the petitions taken in between `since` and `until`."""
+    """Counts of petitions by state, on-time closures and satisfaction from the running totals
+    (petition_tally: one row per intake day and state, kept by triggers), and the overdue count
+    from the deadline index, over the petitions taken in between `since` and `until`."""
     figures = PetitionFigures()
-    period = intake_between(since, until)
-    closed = Petition.status == "closed"
-    on_time = and_(
-        closed, (Petition.closure_due.is_(None)) | (_closed_day(db) <= Petition.closure_due)
-    )
-    rated = and_(
-        closed,
-        Petition.satisfaction_source.in_(("resident", "clerk_phone")),
-        Petition.satisfaction.in_(("satisfied", "basically_satisfied", "unsatisfied")),
-    )
-    content = and_(rated, Petition.satisfaction.in_(tuple(workflow.CONTENT)))
-    by_phone = and_(content, Petition.satisfaction_source == "clerk_phone")
+    days = []
+    if since is not None:
+        days.append(PetitionTally.intake_date >= since)
+    if until is not None:
+        days.append(PetitionTally.intake_date <= until)
     stmt = (
         select(
-            Petition.status,
-            func.count(),
-            func.sum(case((on_time, 1), else_=0)),
-            func.sum(case((content, 1), else_=0)),
-            func.sum(case((rated, 1), else_=0)),
-            func.sum(case((by_phone, 1), else_=0)),
-            func.sum(Petition.review_count),
+            PetitionTally.status,
+            func.sum(PetitionTally.n),
+            func.sum(PetitionTally.on_time),
+            func.sum(PetitionTally.content),
+            func.sum(PetitionTally.rated),
+            func.sum(PetitionTally.by_phone),
+            func.sum(PetitionTally.reviews),
         )
-        .where(*period)
-        .group_by(Petition.status)
+        .where(*days)
+        .group_by(PetitionTally.status)
+        .having(func.sum(PetitionTally.n) > 0)
     )
     for status, n, n_on_time, n_content, n_rated, n_phone, n_reviews in db.execute(stmt):
         figures.by_status[status] = int(n)
@@ -271,6 +257,7 @@ def petition_figures(
     figures.closed = figures.by_status.get("closed", 0)
     figures.transferred = figures.by_status.get("transferred", 0)
     figures.open = sum(n for s, n in figures.by_status.items() if s in OPEN_STATES)
+    period = intake_between(since, until)
     overdue = select(func.count()).select_from(PetitionDue).where(overdue_condition(today))
     if period:
         overdue = overdue.join(Petition, Petition.id == PetitionDue.petition_id).where(*period)

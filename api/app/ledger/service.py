@@ -32,6 +32,7 @@ from app.core.config import settings
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.core.security import hash_id_number
+from app.dashboard.tally import refresh_unit_tally
 from app.ledger.reader import (
     SHEET_LABELS,
     UNIT_COLUMNS,
@@ -525,6 +526,17 @@ class _Stage:
         for a, b, c, d, building, unit, room in rows:
             yield int(a), int(b), int(c), int(d), (str(building), str(unit), str(room))
 
+    def project_ids(self) -> list[int]:
+        """The projects this import's unit rows belong to."""
+        return list(
+            self.conn.scalars(
+                text(
+                    f"SELECT DISTINCT p.id FROM {self.name} s "
+                    "JOIN project p ON p.code = s.project_code"
+                )
+            )
+        )
+
     def drop(self) -> None:
         """Remove the staging table and give back the memory settings."""
         self.conn.execute(text(f"DROP TABLE IF EXISTS {self.name}"))
@@ -821,8 +833,11 @@ def _run(
             before_write()
         audits = _write_projects(db, project_rows, now, actor, report)
         stage.merge(1, seq, now)
-    stage.drop()
     created, updated = stage.created, stage.updated
+    if created or updated:
+        # The dashboard's unit totals of the projects this ledger wrote, in this transaction.
+        refresh_unit_tally(db, stage.project_ids())
+    stage.drop()
     report.units_created, report.units_updated = created, updated
     report.units_unchanged = valid - created - updated
     if created or updated:

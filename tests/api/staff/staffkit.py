@@ -12,6 +12,7 @@ from app.core.workdays import calendar
 from app.petition.models import Petition, PetitionAssignment, PetitionNotice
 from app.staff import service as staff_service
 from app.staff.models import StaffUser
+from app.dashboard.tally import refresh_unit_tally
 from app.status.models import Blocker, Project, Unit
 
 PASSWORD = "correct-horse-battery"
@@ -85,6 +86,8 @@ def make_project(
             )
         )
     db.flush()
+    # Units come from the ledger import, which keeps the dashboard's totals; so does this kit.
+    refresh_unit_tally(db, [project.id])
     return project
 
 

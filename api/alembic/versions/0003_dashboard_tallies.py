@@ -1,0 +1,66 @@
+"""Dashboard running totals: unit_tally and petition_tally, and the petition triggers (issue 15).
+
+With a province's 3.1M units and 200,000 petitions the dashboard can no longer count units and
+petitions on every request; app.dashboard.tally keeps the totals (triggers on `petition`, the
+ledger import refreshing `unit_tally`). This revision creates the two tables where the initial
+schema does not have them yet, installs the triggers and counts what is already there.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Tables (unless the regenerated initial schema made them), triggers, first count."""
+    from app.dashboard import tally
+
+    bind = op.get_bind()
+    existing = set(sa.inspect(bind).get_table_names())
+    if "unit_tally" not in existing:
+        op.create_table(
+            "unit_tally",
+            sa.Column("project_id", sa.Integer(), nullable=False),
+            sa.Column("units", sa.Integer(), nullable=False),
+            sa.Column("transfer_done", sa.Integer(), nullable=False),
+            sa.ForeignKeyConstraint(
+                ["project_id"],
+                ["project.id"],
+                name=op.f("fk_unit_tally_project_id_project"),
+                ondelete="CASCADE",
+            ),
+            sa.PrimaryKeyConstraint("project_id", name=op.f("pk_unit_tally")),
+        )
+    if "petition_tally" not in existing:
+        op.create_table(
+            "petition_tally",
+            sa.Column("intake_date", sa.Date(), nullable=False),
+            sa.Column("status", sa.String(length=24), nullable=False),
+            *(
+                sa.Column(name, sa.Integer(), nullable=False)
+                for name in ("n", "on_time", "rated", "content", "by_phone", "reviews")
+            ),
+            sa.PrimaryKeyConstraint("intake_date", "status", name=op.f("pk_petition_tally")),
+        )
+    tally.install_triggers(bind)
+    tally.rebuild(bind)
+
+
+def downgrade() -> None:
+    """Triggers and tables gone."""
+    from app.dashboard import tally
+
+    bind = op.get_bind()
+    for statement in tally.drop_ddl(bind.dialect.name):
+        bind.exec_driver_sql(statement)
+    op.drop_table("petition_tally")
+    op.drop_table("unit_tally")
