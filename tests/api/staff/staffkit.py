@@ -9,10 +9,10 @@ from datetime import date, timedelta
 from sqlalchemy.orm import Session
 
 from app.core.workdays import calendar
+from app.dashboard.tally import refresh_unit_tally
 from app.petition.models import Petition, PetitionAssignment, PetitionNotice
 from app.staff import service as staff_service
 from app.staff.models import StaffUser
-from app.dashboard.tally import refresh_unit_tally
 from app.status.models import Blocker, Project, Unit
 
 PASSWORD = "correct-horse-battery"
