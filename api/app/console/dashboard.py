@@ -25,6 +25,7 @@ from app.staff.auth import (
 router = APIRouter(prefix="/console", include_in_schema=False)
 Since = Annotated[date | None, Query(alias="from")]
 Until = Annotated[date | None, Query(alias="to")]
+PROJECTS_PER_PAGE = 50
 
 
 def _period_query(since: date | None, until: date | None) -> str:
@@ -35,10 +36,18 @@ def _period_query(since: date | None, until: date | None) -> str:
 @router.get("/dashboard", response_class=HTMLResponse)
 @html_errors
 def dashboard(
-    request: Request, db: DbSession, user: ConsoleUser, since: Since = None, until: Until = None
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    since: Since = None,
+    until: Until = None,
+    district: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     """Registration and petition figures with server-rendered SVG charts; a date range limits
-    the petition figures (and the exports linked from the page)."""
+    the petition figures (and the exports linked from the page). The per-project table shows
+    PROJECTS_PER_PAGE rows of one district or all (a province has ten thousand projects; the
+    exports hold every one)."""
     roles.require(user, "dashboard.read")
     error: str | None = None
     try:
@@ -46,6 +55,10 @@ def dashboard(
     except AppError as exc:
         d, error = dashboard_service.build(db=db), exc.message
     svgs = {name: charts.render(name, d) for name in charts.CHARTS}
+    rows = [r for r in d.projects if not district or r.district == district]
+    pages = max(1, -(-len(rows) // PROJECTS_PER_PAGE))
+    page = min(page, pages)
+    pairs = [(k, v) for k, v in (("from", d.since), ("to", d.until), ("district", district)) if v]
     return render(
         request,
         "dashboard.html",
@@ -55,6 +68,12 @@ def dashboard(
         d=d,
         svgs=svgs,
         period_query=_period_query(d.since, d.until),
+        project_rows=rows[(page - 1) * PROJECTS_PER_PAGE : page * PROJECTS_PER_PAGE],
+        project_total=len(rows),
+        project_query=urlencode(pairs) + "&" if pairs else "",
+        district=district,
+        page=page,
+        pages=pages,
         definitions=dashboard_service.definitions(),
     )
 

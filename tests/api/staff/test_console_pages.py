@@ -222,6 +222,42 @@ def test_dashboard_page_and_downloads(client, db):
     assert backwards.status_code == 422 and "开始日期不能晚于结束日期" in backwards.text
 
 
+def test_dashboard_pages_the_project_table_by_district(client, db):
+    """A province has ten thousand projects: the page shows 50 at a time, one district or all,
+    with the range kept in the pager's links; the exports still hold every project."""
+    from app.console.dashboard import PROJECTS_PER_PAGE
+
+    clerk = make_user(db, "clerk")
+    north = [
+        make_project(db, district="市北区", unit_count=2) for _ in range(PROJECTS_PER_PAGE + 3)
+    ]
+    south = make_project(db, district="城关镇")
+    db.commit()
+    console_login(client, clerk.username)
+
+    def listed(html: str) -> set[str]:
+        return set(re.findall(r'<a href="/console/projects/([^"]+)">', html))
+
+    first = client.get("/console/dashboard")
+    assert first.status_code == 200
+    assert "<title>统计 · 房本助手</title>" in first.text
+    assert len(listed(first.text)) == PROJECTS_PER_PAGE
+    assert f"{PROJECTS_PER_PAGE + 4} 个项目，第 1/2 页" in first.text
+    assert 'href="/console/dashboard?page=2#projects"' in first.text
+    second = client.get("/console/dashboard", params={"page": 2})
+    assert len(listed(second.text)) == 4
+    assert listed(first.text) | listed(second.text) == {p.code for p in [*north, south]}
+
+    only = client.get(
+        "/console/dashboard", params={"district": "市北区", "page": 2, "from": "2026-01-01"}
+    )
+    assert listed(only.text) == set(sorted(p.code for p in north)[PROJECTS_PER_PAGE:])
+    assert 'href="/console/dashboard?from=2026-01-01&amp;district=' in only.text
+    assert client.get("/console/dashboard", params={"page": 99}).status_code == 200  # last page
+    csv_text = client.get("/console/dashboard.csv").content.decode("utf-8-sig")
+    assert csv_text.count("观象山庄,") == PROJECTS_PER_PAGE + 4  # every project's row
+
+
 def test_officer_lands_on_own_assignments_and_cannot_open_dashboard(client, db):
     """Officers start on their open assignments; the dashboard is not theirs."""
     officer = make_user(db, "officer", department="tax_bureau")
