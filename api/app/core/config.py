@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     ledger_xlsx_max_uncompressed_bytes: int = 1024 * 1024 * 1024
     ledger_xlsx_max_shared_strings_bytes: int = 128 * 1024 * 1024
     ledger_xlsx_max_ratio: int = 100
-    ledger_max_rows: int = 2_000_000
+    # A province's ledger (about 3.1M units) fits in one sheet.
+    ledger_max_rows: int = 4_000_000
     # On the embedded SQLite file the import's final write holds the one write lock; this cap
     # keeps it short (petitions wait for it, never fail). PostgreSQL has no such cap.
     ledger_sqlite_max_rows: int = 500_000
