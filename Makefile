@@ -6,7 +6,7 @@ PY310 ?= $(shell bash scripts/find-python.sh 3.10)
 API_PY := api/.venv/bin/python
 BOT_PY := bot/.venv/bin/python
 
-.PHONY: help install install-api install-bot install-browser run test lint train evaluate bench \
+.PHONY: help install install-api install-bot install-browser run test lint train evaluate bench bench-scale \
         import-ledger create-admin reset-password lock migration audit
 
 help: ## list the targets
@@ -54,8 +54,11 @@ train: install-bot ## train the Rasa model if its data, config or dictionary cha
 evaluate: train ## held-out NLU report, model next to the baseline (bot/results/nlu_summary.json)
 	bash scripts/evaluate.sh
 
-bench: install ## benchmarks; each prints its figures
+bench: install ## benchmarks; each prints its figures, all go to bench/results/<time>.json
 	bash bench/run_all.sh
+
+bench-scale: install ## only the scale figures beside their anchors (issue 15), same JSON
+	bash bench/run_all.sh scale
 
 import-ledger: install-api ## import one ledger file: make import-ledger FILE=path
 	@test -n "$(FILE)" || (echo "用法: make import-ledger FILE=台账.xlsx" >&2; exit 2)

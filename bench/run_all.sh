@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other (they share 2 cores: never in parallel). `make bench`.
 # Each prints its own figures; a failing bench fails the run but the others still run.
+#   bash bench/run_all.sh          every bench (make bench)
+#   bash bench/run_all.sh scale    only the scale figures beside their anchors (make bench-scale)
+# Every figure also goes to one JSON file, bench/results/<UTC time>.json (git-ignored), and
+# bench/summary.py prints the scale figures against their goals at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 API_PY=api/.venv/bin/python
 status=0
+mkdir -p bench/results
+export BENCH_RESULTS="${BENCH_RESULTS:-$PWD/bench/results/$(date -u +%Y%m%dT%H%M%SZ).json}"
+echo "figures go to $BENCH_RESULTS"
+
+scale() {
+  echo
+  echo "## scale: staff side with a province's ledger (3.1M units) and 200,000 petitions in PostgreSQL (bench/console_bench.py --units)"
+  "$API_PY" bench/console_bench.py --units 3100000 --petitions 200000 --requests 30 --target-ms 500 || status=$?
+}
+
+if [ "${1:-all}" = scale ]; then
+  scale
+  "$API_PY" bench/summary.py "$BENCH_RESULTS" || status=$?
+  exit $status
+fi
 
 echo "## ledger import (bench/import_bench.py)"
 "$API_PY" bench/import_bench.py || status=$?
@@ -47,4 +66,6 @@ echo
 echo "## model switch: promotion/rollback -> every Rasa serving it, 2 replicas (bench/model_switch_bench.py)"
 bot/.venv/bin/python bench/model_switch_bench.py --switches 6 --replicas 2 || status=$?
 
+scale
+"$API_PY" bench/summary.py "$BENCH_RESULTS" || status=$?
 exit $status
