@@ -220,6 +220,25 @@ def seed(schema: str, count: int, password: str, units: int = 0) -> list[str]:
     return numbers
 
 
+def reseat(schema: str, password: str) -> list[str]:
+    """A kept schema: the bench clerk gets this run's password; the petition numbers."""
+    from sqlalchemy.orm import sessionmaker
+
+    from app.core.database import make_engine, session_scope
+    from app.petition.models import Petition
+    from app.staff import service as staff_service
+
+    engine = make_engine(schema_url(schema))
+    with session_scope(sessionmaker(bind=engine)) as db:
+        user = staff_service.get_by_username(db=db, username="bench_clerk")
+        assert user is not None, "the kept schema has no bench clerk"
+        user.password_hash = staff_service.hash_password(password)
+        numbers = list(db.scalars(select(Petition.number)))
+    engine.dispose()
+    print(f"reusing schema {schema}: {len(numbers):,} petitions")
+    return numbers
+
+
 def login(client: httpx.Client, password: str) -> None:
     """Log in through the console form like a browser."""
     page = client.get("/console/login")
@@ -249,18 +268,32 @@ def main() -> int:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a page's p95 is over the target"
     )
+    parser.add_argument(
+        "--keep", metavar="SCHEMA", help="keep the seeded schema under this name, or reuse it"
+    )
     args = parser.parse_args()
 
     from app.core.database import make_engine
 
-    schema = f"bench_console_{uuid.uuid4().hex[:8]}"
+    schema = args.keep or f"bench_console_{uuid.uuid4().hex[:8]}"
     admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
     with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        reuse = bool(
+            args.keep
+            and conn.scalar(
+                text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+                {"s": schema},
+            )
+        )
+        if not reuse:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     password = secrets.token_urlsafe(16)
     proc = None
     try:
-        numbers = seed(schema, args.petitions, password, args.units)
+        if reuse:
+            numbers = reseat(schema, password)
+        else:
+            numbers = seed(schema, args.petitions, password, args.units)
         port = free_port()
         env = {
             **os.environ,
@@ -356,8 +389,9 @@ def main() -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        if not args.keep:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 

@@ -1,4 +1,5 @@
-"""Dashboard running totals: unit_tally and petition_tally, and the petition triggers (issue 15).
+"""Dashboard running totals (issue 15): unit_tally, petition_tally, project_petition_tally,
+department_tally, the triggers that keep them, and an index for a date range's petitions.
 
 With a province's 3.1M units and 200,000 petitions the dashboard can no longer count units and
 petitions on every request; app.dashboard.tally keeps the totals (triggers on `petition`, the
@@ -51,6 +52,24 @@ def upgrade() -> None:
             ),
             sa.PrimaryKeyConstraint("intake_date", "status", name=op.f("pk_petition_tally")),
         )
+    if "project_petition_tally" not in existing:
+        op.create_table(
+            "project_petition_tally",
+            sa.Column("project_id", sa.Integer(), nullable=False),
+            sa.Column("n", sa.Integer(), nullable=False),
+            sa.PrimaryKeyConstraint("project_id", name=op.f("pk_project_petition_tally")),
+        )
+    if "department_tally" not in existing:
+        op.create_table(
+            "department_tally",
+            sa.Column("department", sa.String(length=64), nullable=False),
+            sa.Column("assigned", sa.Integer(), nullable=False),
+            sa.Column("answered", sa.Integer(), nullable=False),
+            sa.PrimaryKeyConstraint("department", name=op.f("pk_department_tally")),
+        )
+    indexes = {ix["name"] for ix in sa.inspect(bind).get_indexes("petition")}
+    if "ix_petition_intake_project" not in indexes:
+        op.create_index("ix_petition_intake_project", "petition", ["intake_date", "project_id"])
     tally.install_triggers(bind)
     tally.rebuild(bind)
 
@@ -62,5 +81,6 @@ def downgrade() -> None:
     bind = op.get_bind()
     for statement in tally.drop_ddl(bind.dialect.name):
         bind.exec_driver_sql(statement)
-    op.drop_table("petition_tally")
-    op.drop_table("unit_tally")
+    op.drop_index("ix_petition_intake_project", table_name="petition")
+    for table in ("department_tally", "project_petition_tally", "petition_tally", "unit_tally"):
+        op.drop_table(table)

@@ -7,6 +7,9 @@ thousands of petitions) are read from a few thousand rows instead of recounted p
 - `petition_tally`: per intake day and state, the petition counts the headline rates need. Kept by
   database triggers on `petition` (PostgreSQL and SQLite, app.dashboard.tally), so every writer —
   the workflow, the deadline job, a bulk insert — keeps it current in the same transaction.
+- `project_petition_tally` and `department_tally`: the same for the all-time counts per project
+  and per department (triggers on `petition` and `petition_assignment`). A date range is counted
+  from the petitions of that range instead (an index on intake_date keeps that short).
 """
 
 from __future__ import annotations
@@ -49,3 +52,22 @@ class PetitionTally(Base):
     by_phone: Mapped[int] = mapped_column(Integer, default=0)
     # Sum of review_count (复查 requests).
     reviews: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProjectPetitionTally(Base):
+    """Petitions of one project, all time (the dashboard's 按卡点类型 counts them per project)."""
+
+    __tablename__ = "project_petition_tally"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DepartmentTally(Base):
+    """Assignments of one department, all time, and how many it has answered."""
+
+    __tablename__ = "department_tally"
+
+    department: Mapped[str] = mapped_column(String(64), primary_key=True)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,7 +16,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.config import settings
 from app.core.workdays import today_shanghai
-from app.dashboard.models import PetitionTally, UnitTally
+from app.dashboard.models import (
+    DepartmentTally,
+    PetitionTally,
+    ProjectPetitionTally,
+    UnitTally,
+)
 from app.petition.models import (
     OPEN_STATES,
     STATUS_LABELS,
@@ -271,13 +276,18 @@ def blocker_counts(
     """Per blocker type: projects and households it holds up, and petitions from them."""
     names = blocker_names()
     # Each petition belongs to one project, so per-project counts add up without double counting.
-    per_project = dict(
-        db.execute(
+    # All time: the running totals; a range: its petitions (index ix_petition_intake_project).
+    if since is None and until is None:
+        counts = select(ProjectPetitionTally.project_id, ProjectPetitionTally.n).where(
+            ProjectPetitionTally.n > 0
+        )
+    else:
+        counts = (
             select(Petition.project_id, func.count())
             .where(Petition.project_id.is_not(None), *intake_between(since, until))
             .group_by(Petition.project_id)
-        ).all()
-    )
+        )
+    per_project = dict(db.execute(counts).all())
     stmt = (
         select(Blocker.code, Blocker.project_id, Project.unit_count)
         .join(Project, Project.id == Blocker.project_id)
@@ -306,11 +316,19 @@ def department_counts(
 ) -> list[dict[str, Any]]:
     """Per department: petitions assigned, answered, waiting for an answer, overdue."""
     period = intake_between(since, until)
-    totals = select(
-        PetitionAssignment.department, func.count(), func.count(PetitionAssignment.answer)
-    ).group_by(PetitionAssignment.department)
     if period:
-        totals = totals.join(Petition, Petition.id == PetitionAssignment.petition_id).where(*period)
+        totals = (
+            select(
+                PetitionAssignment.department, func.count(), func.count(PetitionAssignment.answer)
+            )
+            .join(Petition, Petition.id == PetitionAssignment.petition_id)
+            .where(*period)
+            .group_by(PetitionAssignment.department)
+        )
+    else:  # all time: the running totals
+        totals = select(
+            DepartmentTally.department, DepartmentTally.assigned, DepartmentTally.answered
+        ).where(DepartmentTally.assigned > 0)
     rows: dict[str, dict[str, Any]] = {}
     for dept, n, answered in db.execute(totals):
         rows[dept] = {

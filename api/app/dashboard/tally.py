@@ -1,8 +1,9 @@
 """Keeping the dashboard's running totals (app.dashboard.models) current, and checking them.
 
-`petition_tally` is kept by triggers on `petition`: one row per (intake day, state) is moved by
-every insert, delete and update of the columns the figures read, in the writer's transaction, on
-PostgreSQL (a PL/pgSQL function) and on SQLite (three triggers). `unit_tally` is refreshed by the
+`petition_tally` and `project_petition_tally` are kept by triggers on `petition`, and
+`department_tally` by triggers on `petition_assignment`: their rows are moved by every insert,
+delete and update of the columns the figures read, in the writer's transaction, on PostgreSQL
+(PL/pgSQL functions) and on SQLite (three triggers a table). `unit_tally` is refreshed by the
 ledger import for the projects it touched. `rebuild()` recounts both from scratch (the migration
 that adds them, and `python -m app.dashboard.tally rebuild` should a total ever be doubted);
 `differences()` compares the totals with a fresh count (`python -m app.dashboard.tally check`).
@@ -18,7 +19,7 @@ from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from app.dashboard.models import PetitionTally, UnitTally
+from app.dashboard.models import DepartmentTally, PetitionTally, ProjectPetitionTally, UnitTally
 from app.petition import workflow
 from app.status.models import Unit
 
@@ -34,7 +35,9 @@ WATCHED = (
     "satisfaction",
     "satisfaction_source",
     "review_count",
+    "project_id",
 )
+ASSIGNMENT_WATCHED = ("department", "answer")
 COUNTS = ("n", "on_time", "rated", "content", "by_phone", "reviews")
 
 
@@ -90,39 +93,124 @@ def _add(row: str, closed_day: str) -> str:
     )
 
 
-def postgresql_ddl() -> list[str]:
-    """The trigger function and trigger on PostgreSQL (created in the current schema)."""
-    c = PG_CLOSED_DAY
-    return [
-        "CREATE OR REPLACE FUNCTION petition_tally_apply() RETURNS trigger AS $$\n"
+def _project_take_away(row: str) -> str:
+    return f"UPDATE project_petition_tally SET n = n - 1 WHERE project_id = {row}.project_id"
+
+
+def _project_add(row: str) -> str:
+    return (
+        f"INSERT INTO project_petition_tally (project_id, n) SELECT {row}.project_id, 1 "
+        f"WHERE {row}.project_id IS NOT NULL "
+        "ON CONFLICT (project_id) DO UPDATE SET n = project_petition_tally.n + excluded.n"
+    )
+
+
+def _answered(row: str) -> str:
+    return f"CASE WHEN {row}.answer IS NULL THEN 0 ELSE 1 END"
+
+
+def _department_take_away(row: str) -> str:
+    return (
+        f"UPDATE department_tally SET assigned = assigned - 1, answered = answered - "
+        f"{_answered(row)} WHERE department = {row}.department"
+    )
+
+
+def _department_add(row: str) -> str:
+    return (
+        "INSERT INTO department_tally (department, assigned, answered) "
+        f"VALUES ({row}.department, 1, {_answered(row)}) ON CONFLICT (department) DO UPDATE SET "
+        "assigned = department_tally.assigned + excluded.assigned, "
+        "answered = department_tally.answered + excluded.answered"
+    )
+
+
+def _petition_off(row: str, closed_day: str) -> list[str]:
+    return [_take_away(row, closed_day), _project_take_away(row)]
+
+
+def _petition_on(row: str, closed_day: str) -> list[str]:
+    return [_add(row, closed_day), _project_add(row)]
+
+
+def _plpgsql(name: str, off: list[str], on: list[str]) -> str:
+    body = "".join(f"    {statement};\n" for statement in off)
+    body_on = "".join(f"    {statement};\n" for statement in on)
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$\n"
         "BEGIN\n"
         "  IF TG_OP IN ('UPDATE', 'DELETE') THEN\n"
-        f"    {_take_away('OLD', c)};\n"
+        f"{body}"
         "  END IF;\n"
         "  IF TG_OP IN ('INSERT', 'UPDATE') THEN\n"
-        f"    {_add('NEW', c)};\n"
+        f"{body_on}"
         "  END IF;\n"
         "  RETURN NULL;\n"
-        "END $$ LANGUAGE plpgsql",
+        "END $$ LANGUAGE plpgsql"
+    )
+
+
+def postgresql_ddl() -> list[str]:
+    """The trigger functions and triggers on PostgreSQL (created in the current schema)."""
+    c = PG_CLOSED_DAY
+    return [
+        _plpgsql("petition_tally_apply", _petition_off("OLD", c), _petition_on("NEW", c)),
         "DROP TRIGGER IF EXISTS petition_tally_trg ON petition",
         "CREATE TRIGGER petition_tally_trg AFTER INSERT OR DELETE OR UPDATE OF "
         f"{', '.join(WATCHED)} ON petition FOR EACH ROW EXECUTE FUNCTION petition_tally_apply()",
+        _plpgsql(
+            "department_tally_apply", [_department_take_away("OLD")], [_department_add("NEW")]
+        ),
+        "DROP TRIGGER IF EXISTS department_tally_trg ON petition_assignment",
+        "CREATE TRIGGER department_tally_trg AFTER INSERT OR DELETE OR UPDATE OF "
+        f"{', '.join(ASSIGNMENT_WATCHED)} ON petition_assignment "
+        "FOR EACH ROW EXECUTE FUNCTION department_tally_apply()",
     ]
+
+
+def _sqlite_trigger(name: str, when: str, table: str, statements: list[str]) -> str:
+    body = " ".join(f"{statement};" for statement in statements)
+    return f"CREATE TRIGGER {name} {when} ON {table} BEGIN {body} END"
 
 
 def sqlite_ddl() -> list[str]:
-    """The three triggers on SQLite."""
+    """The triggers on SQLite (three per table: insert, delete, update of watched columns)."""
     c = SQLITE_CLOSED_DAY
+    upd = f"AFTER UPDATE OF {', '.join(WATCHED)}"
+    a_upd = f"AFTER UPDATE OF {', '.join(ASSIGNMENT_WATCHED)}"
     return [
-        "DROP TRIGGER IF EXISTS petition_tally_ins",
-        "DROP TRIGGER IF EXISTS petition_tally_del",
-        "DROP TRIGGER IF EXISTS petition_tally_upd",
-        f"CREATE TRIGGER petition_tally_ins AFTER INSERT ON petition BEGIN {_add('NEW', c)}; END",
-        f"CREATE TRIGGER petition_tally_del AFTER DELETE ON petition BEGIN "
-        f"{_take_away('OLD', c)}; END",
-        f"CREATE TRIGGER petition_tally_upd AFTER UPDATE OF {', '.join(WATCHED)} ON petition "
-        f"BEGIN {_take_away('OLD', c)}; {_add('NEW', c)}; END",
+        *(f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS),
+        _sqlite_trigger("petition_tally_ins", "AFTER INSERT", "petition", _petition_on("NEW", c)),
+        _sqlite_trigger("petition_tally_del", "AFTER DELETE", "petition", _petition_off("OLD", c)),
+        _sqlite_trigger(
+            "petition_tally_upd", upd, "petition", _petition_off("OLD", c) + _petition_on("NEW", c)
+        ),
+        _sqlite_trigger(
+            "department_tally_ins", "AFTER INSERT", "petition_assignment", [_department_add("NEW")]
+        ),
+        _sqlite_trigger(
+            "department_tally_del",
+            "AFTER DELETE",
+            "petition_assignment",
+            [_department_take_away("OLD")],
+        ),
+        _sqlite_trigger(
+            "department_tally_upd",
+            a_upd,
+            "petition_assignment",
+            [_department_take_away("OLD"), _department_add("NEW")],
+        ),
     ]
+
+
+SQLITE_TRIGGERS = (
+    "petition_tally_ins",
+    "petition_tally_del",
+    "petition_tally_upd",
+    "department_tally_ins",
+    "department_tally_del",
+    "department_tally_upd",
+)
 
 
 def drop_ddl(dialect: str) -> list[str]:
@@ -131,8 +219,10 @@ def drop_ddl(dialect: str) -> list[str]:
         return [
             "DROP TRIGGER IF EXISTS petition_tally_trg ON petition",
             "DROP FUNCTION IF EXISTS petition_tally_apply()",
+            "DROP TRIGGER IF EXISTS department_tally_trg ON petition_assignment",
+            "DROP FUNCTION IF EXISTS department_tally_apply()",
         ]
-    return [f"DROP TRIGGER IF EXISTS petition_tally_{s}" for s in ("ins", "del", "upd")]
+    return [f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS]
 
 
 def install_triggers(conn: Connection) -> None:
@@ -215,7 +305,35 @@ def rebuild(db: Session | Connection) -> None:
     ]
     for i in range(0, len(rows), 5000):
         db.execute(insert(PetitionTally), rows[i : i + 5000])
+    db.execute(delete(ProjectPetitionTally))
+    db.execute(
+        insert(ProjectPetitionTally).from_select(["project_id", "n"], _project_counts_select())
+    )
+    db.execute(delete(DepartmentTally))
+    db.execute(
+        insert(DepartmentTally).from_select(
+            ["department", "assigned", "answered"], _department_counts_select()
+        )
+    )
     refresh_unit_tally(db)
+
+
+def _project_counts_select() -> Any:
+    from app.petition.models import Petition
+
+    return (
+        select(Petition.project_id, func.count())
+        .where(Petition.project_id.is_not(None))
+        .group_by(Petition.project_id)
+    )
+
+
+def _department_counts_select() -> Any:
+    from app.petition.models import PetitionAssignment
+
+    return select(
+        PetitionAssignment.department, func.count(), func.count(PetitionAssignment.answer)
+    ).group_by(PetitionAssignment.department)
 
 
 def differences(db: Session) -> list[str]:
@@ -233,6 +351,23 @@ def differences(db: Session) -> list[str]:
         a, b = fresh.get(key, (0,) * len(COUNTS)), kept.get(key, (0,) * len(COUNTS))
         if a != b:
             out.append(f"petition_tally {key[0]} {key[1]}: counted {a}, kept {b}")
+    for label, fresh_rows, kept_rows in (
+        (
+            "project_petition_tally project",
+            {pid: (int(n),) for pid, n in db.execute(_project_counts_select())},
+            {t.project_id: (t.n,) for t in db.scalars(select(ProjectPetitionTally))},
+        ),
+        (
+            "department_tally",
+            {d: (int(n), int(a)) for d, n, a in db.execute(_department_counts_select())},
+            {t.department: (t.assigned, t.answered) for t in db.scalars(select(DepartmentTally))},
+        ),
+    ):
+        for key in sorted(set(fresh_rows) | set(kept_rows), key=str):
+            width = len(next(iter(fresh_rows.values() or kept_rows.values())))
+            a, b = fresh_rows.get(key, (0,) * width), kept_rows.get(key, (0,) * width)
+            if a != b:
+                out.append(f"{label} {key}: counted {a}, kept {b}")
     units = {pid: (int(n), int(d or 0)) for pid, n, d in db.execute(_unit_counts_select(None))}
     kept_units = {t.project_id: (t.units, t.transfer_done) for t in db.scalars(select(UnitTally))}
     for pid in sorted(set(units) | set(kept_units)):

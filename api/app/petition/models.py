@@ -40,6 +40,8 @@ class Petition(Base):
     """A resident's petition; `version` guards against two clerks overwriting each other."""
 
     __tablename__ = "petition"
+    # The dashboard counts a date range's petitions per project from this index alone.
+    __table_args__ = (Index("ix_petition_intake_project", "intake_date", "project_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)

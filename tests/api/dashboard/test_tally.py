@@ -24,7 +24,7 @@ from app.dashboard import service as dashboard_service
 from app.dashboard import tally
 from app.dashboard.models import PetitionTally, UnitTally
 from app.ledger.service import LedgerValidationError, import_ledger
-from app.petition.models import Petition
+from app.petition.models import Petition, PetitionAssignment
 from app.status.models import Project
 
 TODAY = date(2026, 11, 23)
@@ -72,11 +72,14 @@ def _figures(db: Session) -> tuple[int, int, int, int, int, int, dict[str, int]]
 
 
 def test_a_random_walk_of_petition_changes_keeps_the_totals(db: Session) -> None:
-    """Two hundred changes of state, closure, rating, review count, intake day and deletions,
-    through the ORM: after each, the totals equal a fresh count and the dashboard's figures
-    equal those counted from the rows one by one."""
+    """Two hundred changes of state, closure, rating, review count, intake day, project,
+    assignments and answers, and deletions, through the ORM: after each, every total equals a
+    fresh count, the dashboard's figures equal those counted from the rows one by one, and the
+    all-time blocker and department counts (from the totals) equal a range over everything
+    (from the rows)."""
     rng = random.Random(15)
     project = make_project(db)
+    other = make_project(db, blockers=(("mortgage", "registry_center"),))
     petitions = [
         make_petition(
             db,
@@ -89,7 +92,7 @@ def test_a_random_walk_of_petition_changes_keeps_the_totals(db: Session) -> None
     reached: dict[str, int] = {}
     for step in range(200):
         p = rng.choice(petitions)
-        move = rng.randrange(6)
+        move = rng.randrange(9)
         if move == 0:
             p.status = rng.choice(STATES)
         elif move == 1:
@@ -103,6 +106,20 @@ def test_a_random_walk_of_petition_changes_keeps_the_totals(db: Session) -> None
             p.review_count = (p.review_count or 0) + 1
         elif move == 4:
             p.intake_date = p.intake_date + timedelta(days=rng.choice([-1, 1]))
+        elif move == 5:
+            p.project_id = rng.choice([project.id, other.id, None])
+        elif move == 6:
+            dept = rng.choice(["housing_bureau", "tax_bureau", "registry_center", "fire_rescue"])
+            if dept not in {a.department for a in p.assignments}:
+                p.assignments.append(
+                    PetitionAssignment(department=dept, answer_due=date(2026, 11, 30))
+                )
+        elif move == 7 and p.assignments:
+            a = rng.choice(p.assignments)
+            if rng.random() < 0.7:
+                a.answer = None if a.answer else "已书面答复。"
+            else:
+                p.assignments.remove(a)
         elif len(petitions) > 4:
             petitions.remove(p)
             db.delete(p)
@@ -111,6 +128,14 @@ def test_a_random_walk_of_petition_changes_keeps_the_totals(db: Session) -> None
         db.flush()
         assert tally.differences(db) == [], f"step {step}, move {move}"
         assert _figures(db) == _scan_figures(db), f"step {step}, move {move}"
+        # All time reads the totals; a range counts the rows: a range over everything agrees.
+        everything = {"since": date(2000, 1, 1), "until": date(2100, 1, 1)}
+        assert dashboard_service.blocker_counts(db=db) == dashboard_service.blocker_counts(
+            db=db, **everything
+        ), f"step {step}, move {move}"
+        assert dashboard_service.department_counts(
+            db=db, today=TODAY
+        ) == dashboard_service.department_counts(db=db, today=TODAY, **everything)
         now = _figures(db)
         for name, value in (("on_time", now[1]), ("rated", now[2]), ("by_phone", now[4])):
             reached[name] = reached.get(name, 0) + value
