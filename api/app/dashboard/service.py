@@ -277,6 +277,7 @@ def blocker_counts(
     names = blocker_names()
     # Each petition belongs to one project, so per-project counts add up without double counting.
     # All time: the running totals; a range: its petitions (index ix_petition_intake_project).
+    counts: Any
     if since is None and until is None:
         counts = select(ProjectPetitionTally.project_id, ProjectPetitionTally.n).where(
             ProjectPetitionTally.n > 0

@@ -336,45 +336,50 @@ def _department_counts_select() -> Any:
     ).group_by(PetitionAssignment.department)
 
 
-def differences(db: Session) -> list[str]:
-    """Where the totals and a fresh count disagree ('' lines: none)."""
-    out: list[str] = []
-    fresh = {
-        (day, status): tuple(int(v or 0) for v in rest)
-        for day, status, *rest in db.execute(_petition_counts_select(_closed_day(db)))
-    }
-    kept = {
-        (row.intake_date, row.status): tuple(getattr(row, c) for c in COUNTS)
-        for row in db.scalars(select(PetitionTally))
-    }
-    for key in sorted(set(fresh) | set(kept), key=lambda k: (str(k[0]), k[1])):
-        a, b = fresh.get(key, (0,) * len(COUNTS)), kept.get(key, (0,) * len(COUNTS))
+def _compare(
+    label: str, fresh: dict[Any, tuple[int, ...]], kept: dict[Any, tuple[int, ...]], width: int
+) -> list[str]:
+    out = []
+    for key in sorted(set(fresh) | set(kept), key=str):
+        a, b = fresh.get(key, (0,) * width), kept.get(key, (0,) * width)
         if a != b:
-            out.append(f"petition_tally {key[0]} {key[1]}: counted {a}, kept {b}")
-    for label, fresh_rows, kept_rows in (
-        (
-            "project_petition_tally project",
-            {pid: (int(n),) for pid, n in db.execute(_project_counts_select())},
-            {t.project_id: (t.n,) for t in db.scalars(select(ProjectPetitionTally))},
-        ),
-        (
-            "department_tally",
-            {d: (int(n), int(a)) for d, n, a in db.execute(_department_counts_select())},
-            {t.department: (t.assigned, t.answered) for t in db.scalars(select(DepartmentTally))},
-        ),
-    ):
-        for key in sorted(set(fresh_rows) | set(kept_rows), key=str):
-            width = len(next(iter(fresh_rows.values() or kept_rows.values())))
-            a, b = fresh_rows.get(key, (0,) * width), kept_rows.get(key, (0,) * width)
-            if a != b:
-                out.append(f"{label} {key}: counted {a}, kept {b}")
-    units = {pid: (int(n), int(d or 0)) for pid, n, d in db.execute(_unit_counts_select(None))}
-    kept_units = {t.project_id: (t.units, t.transfer_done) for t in db.scalars(select(UnitTally))}
-    for pid in sorted(set(units) | set(kept_units)):
-        a, b = units.get(pid, (0, 0)), kept_units.get(pid, (0, 0))
-        if a != b:
-            out.append(f"unit_tally project {pid}: counted {a}, kept {b}")
+            out.append(f"{label} {key}: counted {a}, kept {b}")
     return out
+
+
+def differences(db: Session) -> list[str]:
+    """Where the totals and a fresh count disagree (empty: nowhere)."""
+    petitions = _compare(
+        "petition_tally",
+        {
+            (str(day), status): tuple(int(v or 0) for v in rest)
+            for day, status, *rest in db.execute(_petition_counts_select(_closed_day(db)))
+        },
+        {
+            (str(t.intake_date), t.status): tuple(getattr(t, c) for c in COUNTS)
+            for t in db.scalars(select(PetitionTally))
+        },
+        len(COUNTS),
+    )
+    projects = _compare(
+        "project_petition_tally project",
+        {pid: (int(n),) for pid, n in db.execute(_project_counts_select())},
+        {t.project_id: (t.n,) for t in db.scalars(select(ProjectPetitionTally))},
+        1,
+    )
+    departments = _compare(
+        "department_tally",
+        {d: (int(n), int(a)) for d, n, a in db.execute(_department_counts_select())},
+        {t.department: (t.assigned, t.answered) for t in db.scalars(select(DepartmentTally))},
+        2,
+    )
+    units = _compare(
+        "unit_tally project",
+        {pid: (int(n), int(d or 0)) for pid, n, d in db.execute(_unit_counts_select(None))},
+        {t.project_id: (t.units, t.transfer_done) for t in db.scalars(select(UnitTally))},
+        2,
+    )
+    return petitions + projects + departments + units
 
 
 def main(argv: list[str] | None = None) -> int:
