@@ -669,3 +669,41 @@ def test_the_api_pods_and_the_worker_share_what_they_write() -> None:
     for claim in {*api.values(), *worker.values()}:
         pvc = _get("PersistentVolumeClaim", claim)
         assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], claim
+
+
+def test_only_what_the_ingress_routes_to_is_reachable_from_outside() -> None:
+    """Every pod is under a NetworkPolicy; from outside the namespace only the ingress
+    controller's, and only to the Services the Ingresses name, on their ports."""
+    routed = {
+        entry["backend"]["service"]["name"]
+        for ingress in _all("Ingress")
+        for rule in ingress["spec"]["rules"]
+        for entry in rule["http"]["paths"]
+    }
+    outside: dict[str, set[int]] = {}
+    covered: set[str] = set()
+    workloads = {w["metadata"]["name"] for w in (*_all("Deployment"), *_all("Job"))}
+    for policy in _all("NetworkPolicy"):
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress"]
+        selector = spec["podSelector"]
+        if "matchLabels" in selector:
+            selected = {selector["matchLabels"]["app.kubernetes.io/name"]}
+        else:
+            (expression,) = selector["matchExpressions"]
+            assert expression["operator"] == "NotIn"
+            selected = workloads - set(expression["values"])
+        covered |= selected
+        for rule in spec["ingress"]:
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    labels = peer["namespaceSelector"]["matchLabels"]
+                    assert labels == {"kubernetes.io/metadata.name": "ingress-nginx"}
+                    for name in selected:
+                        outside.setdefault(name, set()).update(p["port"] for p in rule["ports"])
+                else:
+                    assert peer == {"podSelector": {}}, "this namespace's pods only"
+    assert covered >= workloads
+    assert set(outside) == routed
+    for name, ports in outside.items():
+        assert ports == {_port(name, "http")}, name
