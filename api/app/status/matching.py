@@ -10,6 +10,7 @@ process committed a change to projects, blockers or units since, and the caches 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import unicodedata
@@ -32,6 +33,7 @@ from app.policy.catalogue import Catalogue, get_catalogue
 from app.status import ledger_version
 from app.status.address import UnitQuery, compact, normalize_text, parse_unit
 from app.status.models import TRANSFER_LABELS, Project, Unit
+from app.status.schemas import ProjectStatusRead
 
 # Scores are 0–100. A project is taken as meant when its score reaches MATCH_SCORE and the
 # runner-up is at least MARGIN behind; candidates from CANDIDATE_SCORE are offered otherwise.
@@ -253,6 +255,8 @@ class ProjectView:
     name: str
     read: dict[str, Any]
     status: dict[str, Any]
+    # The status as the HTTP answer carries it: through ProjectStatusRead, once.
+    status_json: str
     day: date
     catalogue: Catalogue
 
@@ -355,12 +359,14 @@ class LedgerState:
 def _make_view(db: Session, project: Project, cat: Catalogue, today: date) -> ProjectView:
     from app.status.service import project_status  # imported late: service imports peers
 
+    status = project_status(db=db, project=project, catalogue=cat, today=today)
     return ProjectView(
         id=project.id,
         code=project.code,
         name=project.name,
         read=project_read(project),
-        status=project_status(db=db, project=project, catalogue=cat, today=today),
+        status=status,
+        status_json=ProjectStatusRead.model_validate(status).model_dump_json(exclude_unset=True),
         day=today,
         catalogue=cat,
     )
@@ -997,6 +1003,16 @@ def answer(db: Session, found: AddressMatch) -> dict[str, Any]:
     return body
 
 
+def encode(body: dict[str, Any], found: AddressMatch) -> bytes:
+    """The answer as the HTTP body, the same JSON LookupRead (exclude_unset) gives: the parts
+    built here hold exactly the schema's fields, and the status comes encoded from the cache."""
+    rest = {k: v for k, v in body.items() if k != "status"}
+    text = json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
+    if "status" in body and found.project is not None:
+        text = f'{text[:-1]},"status":{found.project.status_json}}}'
+    return text.encode()
+
+
 def lookup_address(*, db: Session, address: str) -> dict[str, Any]:
     """The lookup answer for a typed address."""
     return answer(db, match_address(db=db, text=address))
@@ -1018,18 +1034,23 @@ def _same_name(ledger_name: str, typed: str) -> bool:
 def lookup_id(*, db: Session, id_number: str, person_name: str) -> dict[str, Any]:
     """The lookup answer for a (validated) ID number AND the owner's name; the answer never
     says which of the two did not match."""
+    return answer(db, match_id(db=db, id_number=id_number, person_name=person_name))
+
+
+def match_id(*, db: Session, id_number: str, person_name: str) -> AddressMatch:
+    """The home(s) of a (validated) ID number AND the owner's name (no status yet)."""
     digest = hash_id_number(id_number)
     stmt = select(Unit).where(Unit.id_hash == digest).order_by(Unit.id).limit(20)
     units = [u for u in db.scalars(stmt) if _same_name(u.owner_name, person_name)]
     if not units:
-        return answer(db, AddressMatch("none", message=MSG_ID_NONE))
+        return AddressMatch("none", message=MSG_ID_NONE)
     if len(units) == 1:
         view = project_index.state(db).view(db, units[0].project_id)
-        return answer(db, AddressMatch("unit", project=view, unit=units[0]))
+        return AddressMatch("unit", project=view, unit=units[0])
     ids = {u.project_id for u in units}
     projects = {p.id: p for p in db.scalars(select(Project).where(Project.id.in_(ids)))}
     candidates = [
         {"project": _project_brief(projects[u.project_id]), "unit": _unit_place(u), "score": 100.0}
         for u in units
     ]
-    return answer(db, AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates))
+    return AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates)
