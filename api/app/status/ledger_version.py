@@ -32,6 +32,7 @@ TABLE = "ledger_version"
 _DIRTY = "ledger_dirty"
 _TABLES: set[str] = set()
 _WRITE: re.Pattern[str] | None = None
+_READ = f"SELECT token FROM {TABLE} WHERE id = 1"
 
 
 class LedgerVersion(Base):
@@ -80,7 +81,19 @@ def mark_dirty(conn: Connection) -> None:
 def read(conn: Connection) -> str | None:
     """The current token (None before the first ledger change of a database made without the
     migrations' first row)."""
-    value = conn.exec_driver_sql(f"SELECT token FROM {TABLE} WHERE id = 1").scalar()
+    # Straight on the driver's cursor: the statement layer cost more than the read itself. A
+    # driver error is asked again through SQLAlchemy, which raises it as its own (a cut
+    # connection then answers the Chinese 503 like any other query, and leaves the pool).
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_READ)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        value = None if row is None else row[0]
+    except Exception:  # noqa: BLE001 - raised again, wrapped, by the same read below
+        value = conn.exec_driver_sql(_READ).scalar()
     return None if value is None else str(value)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import settings
-from app.core.database import DbSession
+from app.core.database import get_db
 from app.core.ratelimit import limiter
 from app.core.security import CallerDep
 from app.status import lookup_stats, matching
@@ -56,9 +59,21 @@ matching.pinyin.encode("")
         429: {"description": "查询太频繁"},
     },
 )
-def lookup(body: LookupRequest, db: DbSession) -> Response:
+async def lookup(body: LookupRequest, request: Request) -> Response:
     """Resolve an address (unit, project, ranked candidates or none) or an ID number with the
     owner's name (both must match); IDs and names in the answer are masked."""
+    # The session (get_db, or the app's override of it) is opened, used and committed in one
+    # worker thread: as a sync dependency it cost two more thread hops than the lookup itself.
+    provider = request.app.dependency_overrides.get(get_db, get_db)
+    return await run_in_threadpool(_lookup_in_session, body, provider)
+
+
+def _lookup_in_session(body: LookupRequest, provider: Callable[[], Iterator[Session]]) -> Response:
+    with contextmanager(provider)() as db:
+        return _lookup(body, db)
+
+
+def _lookup(body: LookupRequest, db: Session) -> Response:
     start = time.perf_counter()
     if body.address is not None:
         found = matching.match_address(db=db, text=body.address)
