@@ -137,6 +137,10 @@ class _Index:
     shapes: list[_Shape] = field(default_factory=list)  # fuzzy key → where it is distinctive
     owners: list[int] = field(default_factory=list)  # fuzzy key position → entry position
     exact_keys: list[tuple[str, int]] = field(default_factory=list)
+    # The first two characters of an exact key → its positions in exact_keys: a key can be in
+    # the text only where its first two characters are (keys shorter than that: exact_short).
+    exact_by_bigram: dict[str, list[int]] = field(default_factory=dict)
+    exact_short: list[int] = field(default_factory=list)
     # A name or alias → the other projects whose name or alias starts with it.
     extended_by: dict[str, tuple[int, ...]] = field(default_factory=dict)
     places: tuple[str, ...] = ()  # county and town names to drop from the text
@@ -196,6 +200,11 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
             if m:
                 places.add(m.group())
     index.exact_keys.sort(key=lambda kp: -len(kp[0]))
+    for i, (key, _pos) in enumerate(index.exact_keys):
+        if len(key) < 2:
+            index.exact_short.append(i)
+        else:
+            index.exact_by_bigram.setdefault(key[:2], []).append(i)
     index.places = tuple(sorted(places, key=len, reverse=True))
     index.districts = tuple(sorted({e.district for e in index.entries if e.district}, key=len,
                                    reverse=True))  # fmt: skip
@@ -569,9 +578,16 @@ def _clean_name(text: str, places: Iterable[str]) -> str:
 def _exact_hits(index: _Index, normalized: str) -> tuple[list[ProjectHit], str]:
     """Projects whose name, alias or street address appears verbatim (the longest wins)."""
     flat = normalized.replace("|", "").replace("-", "")
+    # Only the keys that start at one of the text's character pairs can be in it; taken in
+    # exact_keys' order, the loop below finds what a pass over every key would.
+    candidates = set(index.exact_short)
+    for i in range(len(flat) - 1):
+        starting = index.exact_by_bigram.get(flat[i : i + 2])
+        if starting:
+            candidates.update(starting)
     found: dict[int, str] = {}
     longest = ""
-    for key, pos in index.exact_keys:  # longest keys first
+    for key, pos in (index.exact_keys[i] for i in sorted(candidates)):  # longest keys first
         if len(key) < len(longest):
             break
         if key in flat:
