@@ -109,7 +109,7 @@ def _watch_writes(
 def _bump_before_commit(conn: Connection) -> None:
     # Fired just before the DBAPI commit: the new token goes into the same transaction. The raw
     # cursor keeps SQLAlchemy's statement events (and this module's watcher) out of it.
-    if not conn.info.pop(_DIRTY, None):
+    if conn.invalidated or not conn.info.pop(_DIRTY, None):
         return
     token = new_token()  # hex only: safe as a literal, and the same SQL on every driver
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -123,7 +123,10 @@ def _bump_before_commit(conn: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _forget_on_rollback(conn: Connection) -> None:
-    conn.info.pop(_DIRTY, None)
+    # A connection invalidated mid-transaction (the database cut away) has no info to read
+    # (reading it raises); the pool's invalidate listener below forgets the mark instead.
+    if not conn.invalidated:
+        conn.info.pop(_DIRTY, None)
 
 
 @event.listens_for(Pool, "reset")
