@@ -37,6 +37,9 @@ echo
 echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
 "$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 --workers 2 || status=$?
 echo
+echo "## POST /api/v1/lookup beside a FastAPI hello-world: demo ledger and 300,000 units in PostgreSQL, one worker each (bench/lookup_scale_bench.py)"
+"$API_PY" bench/lookup_scale_bench.py || status=$?
+echo
 echo "## console pages and search with 200,000 petitions in PostgreSQL (bench/console_bench.py)"
 "$API_PY" bench/console_bench.py || status=$?
 echo

@@ -22,6 +22,8 @@ from app.status.staff_views import router as project_staff_router
 from app.status.views import router as status_router
 
 api_router = APIRouter(prefix="/api/v1")
+# The residents' hot path first: routes are matched in order.
+api_router.include_router(lookup_router)
 api_router.include_router(petition_router)
 api_router.include_router(policy_router)
 api_router.include_router(status_router)
@@ -32,7 +34,6 @@ api_router.include_router(petition_staff_router)
 api_router.include_router(project_staff_router)
 api_router.include_router(ledger_router)
 api_router.include_router(dashboard_router)
-api_router.include_router(lookup_router)
 api_router.include_router(conversation_router)
 api_router.include_router(notify_staff_router)
 api_router.include_router(inbox_router)

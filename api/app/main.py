@@ -18,7 +18,7 @@ from app.console.views import static_files as console_static
 from app.core.edge import Edge
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
-from app.core.logging import access_log_middleware, configure_logging
+from app.core.logging import AccessLog, configure_logging
 from app.core.proxies import TrustedProxies
 
 # Swagger UI 5 (it reads OpenAPI 3.1), packaged by fastapi-offline; only its files are used.
@@ -32,7 +32,7 @@ def create_app() -> FastAPI:
     # CDN, blank on an offline government network); no ReDoc (CDN only).
     app = FastAPI(title="房本助手 API", version="1.0.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    app.middleware("http")(access_log_middleware)
+    app.add_middleware(AccessLog)
     # Outermost first: the size cap before anything reads a body, then the edge (control
     # characters refused, unhandled errors logged once), then the access log.
     app.add_middleware(Edge)

@@ -27,6 +27,7 @@ from app.petition.procedure_models import (  # noqa: F401
     PetitionResettlement,
 )
 from app.staff.models import StaffSession, StaffUser  # noqa: F401
+from app.status.ledger_version import LedgerVersion  # noqa: F401
 from app.status.lookup_stats import ProjectLookupDay  # noqa: F401
 from app.status.models import Blocker, Project, Unit
 

@@ -48,6 +48,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # As many pooled connections as requests in flight, so that none is opened (and its
+            # pragmas run) per request; the default 5 made one new connection per request at 8.
+            kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import settings
 
@@ -49,19 +47,30 @@ def configure_logging() -> None:
             handler.addFilter(NoLibraryTracebacks())
 
 
-async def access_log_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Log each request's route template (not the raw path with numbers in it) and timing."""
-    start = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", None) or "<unmatched>"
-    access_log.info(
-        "%s %s %s %.1fms",
-        request.method,
-        path,
-        response.status_code,
-        (time.perf_counter() - start) * 1000,
-    )
-    return response
+class AccessLog:
+    """ASGI middleware: log each request's route template (not the raw path with numbers in
+    it), status and timing. Plain ASGI rather than a `@app.middleware("http")` function, whose
+    task group and streams cost more than a whole lookup answered from the caches."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "<unmatched>"
+        access_log.info(
+            "%s %s %s %.1fms", scope["method"], path, status, (time.perf_counter() - start) * 1000
+        )

@@ -52,6 +52,11 @@ class RateLimiter:
             )
 
     @property
+    def in_memory(self) -> bool:
+        """True when counts live in this process only (no REDIS_URL): `hit` does no I/O."""
+        return self._redis is None
+
+    @property
     def redis_down(self) -> bool:
         """True while the limiter counts in memory because Redis did not answer."""
         return self._redis_retry_at is not None

@@ -92,12 +92,14 @@ class Caller:
         return [("ip", pseudonym(self.ip))]
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_sender_id: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    """Identify the caller; a bad service token is a 401, never silently ignored."""
+    """Identify the caller; a bad service token is a 401, never silently ignored.
+
+    A coroutine because it does no I/O: it runs on the event loop, not in a worker thread."""
     ip = request.client.host if request.client else "unknown"
     if authorization and authorization.lower().startswith("service "):
         token = authorization.split(" ", 1)[1].strip()

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Integer, func, literal, select
+from sqlalchemy import Date, ForeignKey, Integer, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,6 +65,25 @@ def flush_if_due(db: Session) -> None:
         flush(db)
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    """Add n to the count of (the project with this code, day), built once per dialect."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        source = select(
+            Project.id, bindparam("day", type_=Date), bindparam("n", type_=Integer)
+        ).where(Project.code == bindparam("code"))
+        upsert = insert(ProjectLookupDay).from_select(["project_id", "day", "count"], source)
+        stmt = _UPSERTS[dialect] = upsert.on_conflict_do_update(
+            index_elements=[ProjectLookupDay.project_id, ProjectLookupDay.day],
+            set_={"count": ProjectLookupDay.count + upsert.excluded["count"]},
+        )
+    return stmt
+
+
 def flush(db: Session) -> int:
     """Write the pending counts (one upsert per project and day, race-free on both backends);
     on a database error they are kept for the next time. Returns the lookups written."""
@@ -75,22 +94,12 @@ def flush(db: Session) -> int:
         _last_flush = time.monotonic()
     if not batch:
         return 0
-    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [{"code": code, "day": day, "n": n} for (code, day), n in batch.items()]
     try:
         with db.begin_nested():
-            for (code, day), n in batch.items():
-                source = select(Project.id, literal(day, Date), literal(n, Integer)).where(
-                    Project.code == code
-                )
-                stmt = (
-                    insert(ProjectLookupDay)
-                    .from_select(["project_id", "day", "count"], source)
-                    .on_conflict_do_update(
-                        index_elements=[ProjectLookupDay.project_id, ProjectLookupDay.day],
-                        set_={"count": ProjectLookupDay.count + n},
-                    )
-                )
-                db.execute(stmt)
+            # One statement for the whole batch (a ledger of a thousand projects made a
+            # thousand statements, built one by one, every FLUSH_SECONDS).
+            db.connection().execute(_upsert(db.get_bind().dialect.name), rows)
     except SQLAlchemyError as exc:
         log.warning(
             "lookup counts not written yet (%s); kept for the next time", type(exc).__name__

@@ -1,28 +1,39 @@
 """Address and ID lookup: find the home a resident means, with its project's status.
 
-Project names and aliases live in a small in-memory index (rebuilt only when the project
-table changes: one cheap aggregate query per lookup tells), scored with rapidfuzz on the
-characters and on their pinyin, so a homophone typo ('观像山庄') still finds 观象山庄.
-Units are then looked up by the unique (project, building, unit, room) index.
+Project names and aliases live in a small in-memory index, scored with rapidfuzz on the
+characters and on their pinyin, so a homophone typo ('观像山庄') still finds 观象山庄. Each
+project's status and homes are kept in memory beside it once looked up (homes up to
+UNIT_CACHE_LIMIT per database, least recently used dropped first). All of it is valid for one
+ledger token (app/status/ledger_version.py): one primary-key read per lookup tells whether any
+process committed a change to projects, blockers or units since, and the caches start anew.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from typing import Any, NamedTuple
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload
 
 from app.core.security import hash_id_number
+from app.core.workdays import today_shanghai
+from app.policy.catalogue import Catalogue, get_catalogue
+from app.status import ledger_version
 from app.status.address import UnitQuery, compact, normalize_text, parse_unit
 from app.status.models import TRANSFER_LABELS, Project, Unit
+from app.status.schemas import ProjectStatusRead
 
 # Scores are 0–100. A project is taken as meant when its score reaches MATCH_SCORE and the
 # runner-up is at least MARGIN behind; candidates from CANDIDATE_SCORE are offered otherwise.
@@ -126,6 +137,10 @@ class _Index:
     shapes: list[_Shape] = field(default_factory=list)  # fuzzy key → where it is distinctive
     owners: list[int] = field(default_factory=list)  # fuzzy key position → entry position
     exact_keys: list[tuple[str, int]] = field(default_factory=list)
+    # The first two characters of an exact key → its positions in exact_keys: a key can be in
+    # the text only where its first two characters are (keys shorter than that: exact_short).
+    exact_by_bigram: dict[str, list[int]] = field(default_factory=dict)
+    exact_short: list[int] = field(default_factory=list)
     # A name or alias → the other projects whose name or alias starts with it.
     extended_by: dict[str, tuple[int, ...]] = field(default_factory=dict)
     places: tuple[str, ...] = ()  # county and town names to drop from the text
@@ -185,6 +200,11 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
             if m:
                 places.add(m.group())
     index.exact_keys.sort(key=lambda kp: -len(kp[0]))
+    for i, (key, _pos) in enumerate(index.exact_keys):
+        if len(key) < 2:
+            index.exact_short.append(i)
+        else:
+            index.exact_by_bigram.setdefault(key[:2], []).append(i)
     index.places = tuple(sorted(places, key=len, reverse=True))
     index.districts = tuple(sorted({e.district for e in index.entries if e.district}, key=len,
                                    reverse=True))  # fmt: skip
@@ -204,30 +224,205 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
 
 # Built once: SQLAlchemy then reuses the compiled form (lookups must stay in single-digit ms).
 _SIGNATURE = select(func.count(Project.id), func.max(Project.id), func.max(Project.updated_at))
+_PROJECT = (
+    select(Project).where(Project.id == bindparam("pid")).options(selectinload(Project.blockers))
+)
+_PROJECT_UNITS = (
+    select(Unit.id, Unit.project_id, Unit.building, Unit.unit, Unit.room, Unit.transfer_status)
+    .where(Unit.project_id == bindparam("pid"))
+    .order_by(Unit.id)
+)
+# Homes kept in memory per database (about 200 bytes each); whole projects are dropped, least
+# recently looked up first. Project statuses kept: PROJECT_CACHE_LIMIT.
+UNIT_CACHE_LIMIT = 300_000
+PROJECT_CACHE_LIMIT = 20_000
+MAX_UNITS_FOUND = 50
+
+
+class UnitRow(NamedTuple):
+    """A home as lookups read it: where it is and its transfer state (no owner data)."""
+
+    id: int
+    project_id: int
+    building: str
+    unit: str
+    room: str
+    transfer_status: str
+
+
+# What the answer reads of a home: a cached row, or an ORM unit (ID lookups, unit-only search).
+HomeLike = UnitRow | Unit
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    """A project as lookups answer it: its id, code and name, the answer's project part and its
+    status (schemas.ProjectStatusRead), computed once per ledger token, day and catalogue."""
+
+    id: int
+    code: str
+    name: str
+    read: dict[str, Any]
+    status: dict[str, Any]
+    # The status as the HTTP answer carries it: through ProjectStatusRead, once.
+    status_json: str
+    day: date
+    catalogue: Catalogue
+
+
+class _ProjectUnits:
+    """One project's homes, by room and by building, in id order (as the unit index query
+    ordered them)."""
+
+    def __init__(self, rows: Sequence[UnitRow]) -> None:
+        self.rows = list(rows)
+        self.by_room: dict[str, list[UnitRow]] = {}
+        self.by_building: dict[str, list[UnitRow]] = {}
+        for row in self.rows:
+            self.by_room.setdefault(row.room, []).append(row)
+            self.by_building.setdefault(row.building, []).append(row)
+
+    def find(self, building: str | None, unit: str | None, room: str | None) -> list[UnitRow]:
+        """The homes with these parts (None: any), at most MAX_UNITS_FOUND, in id order."""
+        if room is not None:
+            pool = self.by_room.get(room, [])
+        elif building is not None:
+            pool = self.by_building.get(building, [])
+        else:
+            pool = self.rows
+        found = [
+            r
+            for r in pool
+            if (building is None or r.building == building)
+            and (unit is None or r.unit == unit)
+            and (room is None or r.room == room)
+        ]
+        return found[:MAX_UNITS_FOUND]
+
+    def buildings(self) -> list[str]:
+        """The project's buildings (each once)."""
+        return list(self.by_building)
+
+    def units_of(self, building: str) -> list[str]:
+        """The units of one building (each once, in order)."""
+        return sorted({r.unit for r in self.by_building.get(building, [])})
+
+    def rooms_of(self, building: str, unit: str) -> list[str]:
+        """The rooms of one building's unit."""
+        return [r.room for r in self.by_building.get(building, []) if r.unit == unit]
+
+
+class LedgerState:
+    """Everything lookups keep for one database at one ledger token.
+
+    `shared` states belong to a committed token and keep statuses and homes; a connection with
+    uncommitted ledger writes gets a private state (index only, by the old table signature)
+    whose statuses and homes are read anew each time.
+    """
+
+    def __init__(self, token: Any, index: _Index, shared: bool) -> None:
+        self.token = token
+        self.index = index
+        self.shared = shared
+        self.views: OrderedDict[int, ProjectView] = OrderedDict()
+        self.units: OrderedDict[int, _ProjectUnits] = OrderedDict()
+        self.unit_total = 0
+        self.lock = threading.Lock()
+
+    def view(self, db: Session, project_id: int) -> ProjectView | None:
+        """The project's view (None: no such project any more)."""
+        cat = get_catalogue()
+        today = today_shanghai()
+        current = self.views.get(project_id)
+        if current is not None and current.day == today and current.catalogue is cat:
+            return current
+        project = db.scalars(_PROJECT, {"pid": project_id}).first()
+        if project is None:
+            return None
+        fresh = _make_view(db, project, cat, today)
+        if self.shared:
+            with self.lock:
+                self.views[project_id] = fresh
+                while len(self.views) > PROJECT_CACHE_LIMIT:
+                    self.views.popitem(last=False)
+        return fresh
+
+    def homes(self, db: Session, project_id: int) -> _ProjectUnits:
+        """The project's homes."""
+        current = self.units.get(project_id)
+        if current is not None:
+            return current
+        rows = [UnitRow(*r) for r in db.execute(_PROJECT_UNITS, {"pid": project_id})]
+        fresh = _ProjectUnits(rows)
+        if self.shared:
+            with self.lock:
+                if project_id not in self.units:
+                    self.units[project_id] = fresh
+                    self.unit_total += len(rows)
+                while self.unit_total > UNIT_CACHE_LIMIT and len(self.units) > 1:
+                    _, dropped = self.units.popitem(last=False)
+                    self.unit_total -= len(dropped.rows)
+        return fresh
+
+
+def _make_view(db: Session, project: Project, cat: Catalogue, today: date) -> ProjectView:
+    from app.status.service import project_status  # imported late: service imports peers
+
+    status = project_status(db=db, project=project, catalogue=cat, today=today)
+    return ProjectView(
+        id=project.id,
+        code=project.code,
+        name=project.name,
+        read=project_read(project),
+        status=status,
+        status_json=ProjectStatusRead.model_validate(status).model_dump_json(exclude_unset=True),
+        day=today,
+        catalogue=cat,
+    )
 
 
 class ProjectIndex:
-    """Names and aliases of every project, per database, rebuilt when the table changes."""
+    """Names and aliases of every project, per database, with the statuses and homes looked up
+    (LedgerState), valid while the ledger token stays the same."""
 
     def __init__(self) -> None:
-        self._by_bind: dict[int, _Index] = {}
+        self._shared: weakref.WeakKeyDictionary[Engine, LedgerState] = weakref.WeakKeyDictionary()
+        self._private: weakref.WeakKeyDictionary[Engine, LedgerState] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def get(self, db: Session) -> _Index:
-        """The index for db's database; one aggregate query checks that it is current."""
-        signature = tuple(db.execute(_SIGNATURE).one())
-        key = id(db.get_bind().engine)
-        current = self._by_bind.get(key)
-        if current is not None and current.signature == signature:
+    def state(self, db: Session) -> LedgerState:
+        """The current state for db's database: one primary-key read of the ledger token (or,
+        with uncommitted ledger writes on db's connection, the project table's signature)."""
+        conn = db.connection()
+        engine = conn.engine
+        if ledger_version.dirty(conn):
+            signature = ("signature", *db.execute(_SIGNATURE).one())
+            current = self._private.get(engine)
+            if current is not None and current.token == signature:
+                return current
+            fresh = LedgerState(signature, _build_index(db, signature), shared=False)
+            self._private[engine] = fresh
+            return fresh
+        token = ledger_version.read(conn)
+        current = self._shared.get(engine)
+        if current is not None and current.token == token:
             return current
         with self._lock:
-            fresh = _build_index(db, signature)
-            self._by_bind[key] = fresh
+            current = self._shared.get(engine)
+            if current is not None and current.token == token:
+                return current
+            fresh = LedgerState(token, _build_index(db, (token,)), shared=True)
+            self._shared[engine] = fresh
             return fresh
 
+    def get(self, db: Session) -> _Index:
+        """The project index for db's database."""
+        return self.state(db).index
+
     def clear(self) -> None:
-        """Forget every cached index (tests, after bulk changes outside the ORM)."""
-        self._by_bind.clear()
+        """Forget everything cached (tests, after bulk changes outside the ORM)."""
+        self._shared.clear()
+        self._private.clear()
 
 
 project_index = ProjectIndex()
@@ -383,9 +578,16 @@ def _clean_name(text: str, places: Iterable[str]) -> str:
 def _exact_hits(index: _Index, normalized: str) -> tuple[list[ProjectHit], str]:
     """Projects whose name, alias or street address appears verbatim (the longest wins)."""
     flat = normalized.replace("|", "").replace("-", "")
+    # Only the keys that start at one of the text's character pairs can be in it; taken in
+    # exact_keys' order, the loop below finds what a pass over every key would.
+    candidates = set(index.exact_short)
+    for i in range(len(flat) - 1):
+        starting = index.exact_by_bigram.get(flat[i : i + 2])
+        if starting:
+            candidates.update(starting)
     found: dict[int, str] = {}
     longest = ""
-    for key, pos in index.exact_keys:  # longest keys first
+    for key, pos in (index.exact_keys[i] for i in sorted(candidates)):  # longest keys first
         if len(key) < len(longest):
             break
         if key in flat:
@@ -446,7 +648,7 @@ class UnitResolution:
     `hint` then says what it has ('观象山庄有1–4号楼').
     """
 
-    unit: Unit | None = None
+    unit: HomeLike | None = None
     note: str | None = None
     not_found: bool = False
     hint: str | None = None
@@ -480,27 +682,16 @@ def _units_where(
     return list(db.scalars(stmt, {k: v for k, v in params.items() if v is not None}))
 
 
-def find_units(db: Session, project_id: int, uq: UnitQuery) -> list[Unit]:
+def find_units(
+    db: Session, project_id: int, uq: UnitQuery, state: LedgerState | None = None
+) -> list[UnitRow]:
     """The project's units that fit the typed building/unit/room (at most 50)."""
-    found = _units_where(db, [project_id], uq, uq.unit)
+    homes = (state or project_index.state(db)).homes(db, project_id)
+    found = homes.find(uq.building, uq.unit, uq.room)
     if not found and uq.unit is not None:
         # '3号楼1单元1502' in a project whose ledger has no 单元: the unit number is noise.
-        found = _units_where(db, [project_id], uq, "")
+        found = homes.find(uq.building, "", uq.room)
     return found
-
-
-# Only on the not-found path: the (project, building, unit, room) index answers these.
-_BUILDINGS = select(Unit.building).where(Unit.project_id == bindparam("pid")).distinct()
-_UNITS = (
-    select(Unit.unit)
-    .where(Unit.project_id == bindparam("pid"), Unit.building == bindparam("building"))
-    .distinct()
-)
-_ROOMS = select(Unit.room).where(
-    Unit.project_id == bindparam("pid"),
-    Unit.building == bindparam("building"),
-    Unit.unit == bindparam("unit"),
-)
 
 
 def _numeric_first(values: Iterable[str]) -> list[str]:
@@ -543,59 +734,65 @@ def _building_word(building: str) -> str:
     return f"{building}{'座' if building.isalpha() else '号楼'}"
 
 
-def _what_the_ledger_has(db: Session, project: Project, uq: UnitQuery) -> str:
+def _what_the_ledger_has(
+    db: Session, state: LedgerState, project: ProjectView, uq: UnitQuery
+) -> str:
     """A short text of what exists at the level where the typed address stops matching."""
-    buildings = list(db.scalars(_BUILDINGS, {"pid": project.id}))
+    homes = state.homes(db, project.id)
+    buildings = homes.buildings()
     if not buildings:
         return f"台账里还没有{project.name}各户的信息"
     if uq.building is None or uq.building not in buildings:
         return f"{project.name}有{_span(buildings, '号楼')}"
-    units = list(db.scalars(_UNITS, {"pid": project.id, "building": uq.building}))
+    units = homes.units_of(uq.building)
     where = _building_word(uq.building)
     if uq.unit is not None and uq.unit not in units and any(units):
         return f"{where}有{_span(units, '单元')}"
     unit = uq.unit if uq.unit in units else ("" if "" in units or not units else units[0])
     if uq.unit is None and len([u for u in units if u]) > 1:
         return f"{where}有{_span(units, '单元')}"
-    rooms = _numeric_first(
-        db.scalars(_ROOMS, {"pid": project.id, "building": uq.building, "unit": unit})
-    )
+    rooms = _numeric_first(homes.rooms_of(uq.building, unit))
     where += f"{unit}单元" if unit else ""
     if not rooms:
         return f"{where}在台账里没有房屋"
     return f"{where}共{len(rooms)}户，房号从{rooms[0]}到{rooms[-1]}"
 
 
-def _parts_exist(db: Session, project: Project, uq: UnitQuery) -> bool:
+def _parts_exist(db: Session, state: LedgerState, project: ProjectView, uq: UnitQuery) -> bool:
     """Whether the typed building (and unit) exist in the project, when no room was typed."""
     if uq.building is None:
         return True
     probe = UnitQuery(uq.building, uq.unit, None)
-    return bool(find_units(db, project.id, probe))
+    return bool(find_units(db, project.id, probe, state))
 
 
-def resolve_unit(db: Session, project: Project, uq: UnitQuery) -> UnitResolution:
+def resolve_unit(
+    db: Session, project: ProjectView, uq: UnitQuery, state: LedgerState | None = None
+) -> UnitResolution:
     """Find the typed unit in one project; a note says what is missing when it is not found."""
     if not uq.given:
         return UnitResolution()
+    state = state or project_index.state(db)
     label = uq.label()
     if uq.room is None:
-        if not _parts_exist(db, project, uq):
-            return _not_found(db, project, uq)
+        if not _parts_exist(db, state, project, uq):
+            return _not_found(db, state, project, uq)
         return UnitResolution(note=f"请补充房号（例如“{label}501室”），我再帮您查具体房屋。")
-    found = find_units(db, project.id, uq)
+    found = find_units(db, project.id, uq, state)
     if len(found) == 1:
         return UnitResolution(unit=found[0])
     if not found:
-        return _not_found(db, project, uq)
+        return _not_found(db, state, project, uq)
     missing = "和".join(
         word for word, value in (("楼号", uq.building), ("单元号", uq.unit)) if value is None
     )
     return UnitResolution(note=f"这个小区有多套房屋的房号都是{uq.room}，请补充{missing}。")
 
 
-def _not_found(db: Session, project: Project, uq: UnitQuery) -> UnitResolution:
-    hint = _what_the_ledger_has(db, project, uq)
+def _not_found(
+    db: Session, state: LedgerState, project: ProjectView, uq: UnitQuery
+) -> UnitResolution:
+    hint = _what_the_ledger_has(db, state, project, uq)
     note = (
         f"没有查到{project.name}{uq.label()}：{hint}。请核对楼号、单元和房号；"
         "下面先告诉您小区整体的办证情况。"
@@ -615,8 +812,8 @@ class AddressMatch:
     """
 
     match: str
-    project: Project | None = None
-    unit: Unit | None = None
+    project: ProjectView | None = None
+    unit: HomeLike | None = None
     message: str | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     requested: UnitQuery | None = None
@@ -634,7 +831,7 @@ class AddressMatch:
         return self.unit.id if self.unit is not None else None
 
 
-def _project_brief(entry_or_project: _Entry | Project) -> dict[str, Any]:
+def _project_brief(entry_or_project: _Entry | Project | ProjectView) -> dict[str, Any]:
     return {"code": entry_or_project.code, "name": entry_or_project.name}
 
 
@@ -649,7 +846,7 @@ def project_read(project: Project) -> dict[str, Any]:
     }
 
 
-def unit_read(unit: Unit) -> dict[str, Any]:
+def unit_read(unit: HomeLike) -> dict[str, Any]:
     """The unit part of a lookup answer: where the home is and its transfer state. No owner
     data, masked or not: an address is no proof of identity, and whoever proved the ID and
     name knows them already."""
@@ -667,7 +864,7 @@ def requested_read(uq: UnitQuery) -> dict[str, Any]:
     return {"building": uq.building, "unit": uq.unit, "room": uq.room, "label": uq.label()}
 
 
-def _unit_place(unit: Unit) -> dict[str, Any]:
+def _unit_place(unit: HomeLike) -> dict[str, Any]:
     """Where a unit is, without its owner (for candidate lists)."""
     return {"building": unit.building, "unit": unit.unit, "room": unit.room}
 
@@ -675,7 +872,8 @@ def _unit_place(unit: Unit) -> dict[str, Any]:
 def match_address(*, db: Session, text: str) -> AddressMatch:
     """Resolve a typed address to a unit, a project, ranked candidates or nothing."""
     normalized = normalize_text(text)
-    index = project_index.get(db)
+    state = project_index.state(db)
+    index = state.index
     districts = typed_districts(index, normalized)
     hits, key = _exact_hits(index, normalized)
     if hits:
@@ -696,14 +894,14 @@ def match_address(*, db: Session, text: str) -> AddressMatch:
     runner_up = hits[1].score if len(hits) > 1 else 0.0
     if top.score >= MATCH_SCORE and top.score - runner_up >= MARGIN:
         if top.exact and uq.room is not None:
-            shared = _shared_prefix(db, index, top, key, uq)
+            shared = _shared_prefix(db, state, top, key, uq)
             if shared is not None:
                 return shared
-        project = db.get(Project, top.entry.project_id)
+        project = state.view(db, top.entry.project_id)
         if project is None:  # deleted since the index was built
             project_index.clear()
             return AddressMatch("none", message=MSG_NONE)
-        res = resolve_unit(db, project, uq)
+        res = resolve_unit(db, project, uq, state)
         kind = "unit" if res.unit is not None else "project"
         return AddressMatch(
             kind,
@@ -715,7 +913,7 @@ def match_address(*, db: Session, text: str) -> AddressMatch:
             units_hint=res.hint,
         )
     close = [h for h in hits if h.score >= top.score - CANDIDATE_SPREAD]
-    return _candidates(db, close[:MAX_CANDIDATES], uq)
+    return _candidates(db, state, close[:MAX_CANDIDATES], uq)
 
 
 def _given(uq: UnitQuery) -> UnitQuery | None:
@@ -723,37 +921,40 @@ def _given(uq: UnitQuery) -> UnitQuery | None:
 
 
 def _shared_prefix(
-    db: Session, index: _Index, top: ProjectHit, key: str, uq: UnitQuery
+    db: Session, state: LedgerState, top: ProjectHit, key: str, uq: UnitQuery
 ) -> AddressMatch | None:
     """The text names one project exactly ('滨河湾', its alias) but that name is also the start
     of other projects' names ('滨河湾2期'): when one of those has the typed unit too, the
     resident may mean either, so they are offered as candidates, not picked."""
+    index = state.index
     others = index.extended_by.get(key, ())
     if not others:
         return None
     hits = [top]
     for pos in others:
         entry = index.entries[pos]
-        if len(find_units(db, entry.project_id, uq)) == 1:
+        if len(find_units(db, entry.project_id, uq, state)) == 1:
             longest = max((k for k in entry.keys if k.startswith(key)), key=len)
             hits.append(ProjectHit(entry, round(100.0 * len(key) / len(longest), 1)))
     if len(hits) == 1:  # only the named project has it: a confident answer
         return None
-    return _candidates(db, hits[:MAX_CANDIDATES], uq)
+    return _candidates(db, state, hits[:MAX_CANDIDATES], uq)
 
 
-def _candidates(db: Session, hits: list[ProjectHit], uq: UnitQuery) -> AddressMatch:
+def _candidates(
+    db: Session, state: LedgerState, hits: list[ProjectHit], uq: UnitQuery
+) -> AddressMatch:
     """Several projects fit the name: the ranked candidates, or the one project that has the
     typed unit when it is a good fit ('滨河湾5号楼…': only 滨河湾一期 has a 5号楼)."""
     ranked = []
     for hit in hits:
-        units = find_units(db, hit.entry.project_id, uq) if uq.room else []
+        units = find_units(db, hit.entry.project_id, uq, state) if uq.room else []
         ranked.append((hit, units[0] if len(units) == 1 else None))
     having = [(hit, unit) for hit, unit in ranked if unit is not None]
     top = max(hit.score for hit in hits)
     if len(having) == 1:
         hit, unit = having[0]
-        project = db.get(Project, hit.entry.project_id)
+        project = state.view(db, hit.entry.project_id)
         if project is not None and hit.score >= MATCH_SCORE and hit.score >= top - MARGIN:
             return AddressMatch(
                 "unit", project=project, unit=unit, requested=_given(uq), unit_not_found=False
@@ -795,12 +996,6 @@ def _unit_only(db: Session, index: _Index, uq: UnitQuery, districts: set[str]) -
     return AddressMatch("ambiguous", message=MSG_UNIT_ONLY, candidates=candidates, requested=uq)
 
 
-def _status(db: Session, project: Project) -> dict[str, Any]:
-    from app.status.service import project_status  # imported late: service imports peers
-
-    return project_status(db=db, project=project)
-
-
 def answer(db: Session, found: AddressMatch) -> dict[str, Any]:
     """The JSON answer of a lookup: project and unit matches carry the project's status.
 
@@ -810,8 +1005,8 @@ def answer(db: Session, found: AddressMatch) -> dict[str, Any]:
     if found.message:
         body["message"] = found.message
     if found.project is not None:
-        body["project"] = project_read(found.project)
-        body["status"] = _status(db, found.project)
+        body["project"] = found.project.read
+        body["status"] = found.project.status
         body["unit_not_found"] = found.unit_not_found
         if found.unit_not_found and found.units_hint:
             body["units_hint"] = found.units_hint
@@ -822,6 +1017,16 @@ def answer(db: Session, found: AddressMatch) -> dict[str, Any]:
     if found.match == "ambiguous":
         body["candidates"] = found.candidates
     return body
+
+
+def encode(body: dict[str, Any], found: AddressMatch) -> bytes:
+    """The answer as the HTTP body, the same JSON LookupRead (exclude_unset) gives: the parts
+    built here hold exactly the schema's fields, and the status comes encoded from the cache."""
+    rest = {k: v for k, v in body.items() if k != "status"}
+    text = json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
+    if "status" in body and found.project is not None:
+        text = f'{text[:-1]},"status":{found.project.status_json}}}'
+    return text.encode()
 
 
 def lookup_address(*, db: Session, address: str) -> dict[str, Any]:
@@ -845,18 +1050,23 @@ def _same_name(ledger_name: str, typed: str) -> bool:
 def lookup_id(*, db: Session, id_number: str, person_name: str) -> dict[str, Any]:
     """The lookup answer for a (validated) ID number AND the owner's name; the answer never
     says which of the two did not match."""
+    return answer(db, match_id(db=db, id_number=id_number, person_name=person_name))
+
+
+def match_id(*, db: Session, id_number: str, person_name: str) -> AddressMatch:
+    """The home(s) of a (validated) ID number AND the owner's name (no status yet)."""
     digest = hash_id_number(id_number)
     stmt = select(Unit).where(Unit.id_hash == digest).order_by(Unit.id).limit(20)
     units = [u for u in db.scalars(stmt) if _same_name(u.owner_name, person_name)]
     if not units:
-        return answer(db, AddressMatch("none", message=MSG_ID_NONE))
+        return AddressMatch("none", message=MSG_ID_NONE)
     if len(units) == 1:
-        return answer(db, AddressMatch("unit", project=db.get(Project, units[0].project_id),
-                                       unit=units[0]))  # fmt: skip
+        view = project_index.state(db).view(db, units[0].project_id)
+        return AddressMatch("unit", project=view, unit=units[0])
     ids = {u.project_id for u in units}
     projects = {p.id: p for p in db.scalars(select(Project).where(Project.id.in_(ids)))}
     candidates = [
         {"project": _project_brief(projects[u.project_id]), "unit": _unit_place(u), "score": 100.0}
         for u in units
     ]
-    return answer(db, AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates))
+    return AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates)

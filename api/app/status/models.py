@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.database import Base, utcnow
+from app.status import ledger_version
 
 # Ledger words ↔ stored codes.
 TRANSFER_STATUSES = {"已办结": "done", "办理中": "in_progress", "未办理": "not_started"}
@@ -95,3 +96,7 @@ class Unit(Base):
     )
 
     project: Mapped[Project] = relationship(back_populates="units")
+
+
+# Every committed write to these tables changes the ledger token that lookups cache by.
+ledger_version.watch(Project.__tablename__, Blocker.__tablename__, Unit.__tablename__)

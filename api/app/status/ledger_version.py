@@ -1,0 +1,139 @@
+"""One token in the database that changes whenever the ledger (projects, blockers, units) does.
+
+Lookups keep the project index, each project's status and its homes in process memory and read
+only this token per request (one primary-key row): a different token means the ledger changed,
+in this process or in any other one on the same database, and the caches are built again.
+
+The token is written by every writer without it having to know: an engine listener marks a
+connection whose statements write to a ledger table (ORM flushes, the importer's SQL, a
+cascade delete), and just before that connection commits, a new random token is written in the
+same transaction, so it is visible exactly when the change is. Written at commit, not at the
+first write, so that a long import never holds the token's row lock against a clerk's edit.
+
+A connection that wrote ledger rows it has not committed yet (tests inside an outer transaction,
+a request that edits and then looks up) sees data the token does not describe: `dirty` tells,
+and the lookup then reads without the shared caches.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import Integer, String, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.pool import Pool
+
+from app.core.database import Base
+
+TABLE = "ledger_version"
+_DIRTY = "ledger_dirty"
+_TABLES: set[str] = set()
+_WRITE: re.Pattern[str] | None = None
+_READ = f"SELECT token FROM {TABLE} WHERE id = 1"
+
+
+class LedgerVersion(Base):
+    """The one row (id 1) whose token changes with every committed ledger change."""
+
+    __tablename__ = TABLE
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
+def watch(*tables: str) -> None:
+    """Count writes to these tables as ledger changes (status.models names its tables)."""
+    global _WRITE
+    _TABLES.update(tables)
+    names = "|".join(sorted(re.escape(t) for t in _TABLES))
+    _WRITE = re.compile(
+        rf"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+"
+        rf"(?:\w+\.)?\"?(?:{names})\"?(?![\w\"])",
+        re.IGNORECASE,
+    )
+
+
+def is_ledger_write(statement: str) -> bool:
+    """Whether an SQL statement writes to a watched ledger table."""
+    return _WRITE is not None and _WRITE.search(statement) is not None
+
+
+def new_token() -> str:
+    """A fresh random token (random, not a counter: a rolled-back bump can never come back as
+    the token of another state)."""
+    return uuid.uuid4().hex
+
+
+def dirty(conn: Connection) -> bool:
+    """True while this connection has ledger writes it has not committed."""
+    return bool(conn.info.get(_DIRTY))
+
+
+def mark_dirty(conn: Connection) -> None:
+    """Count this connection's transaction as a ledger change (writes the listener cannot see,
+    e.g. a driver-level COPY straight into a ledger table)."""
+    conn.info[_DIRTY] = True
+
+
+def read(conn: Connection) -> str | None:
+    """The current token (None before the first ledger change of a database made without the
+    migrations' first row)."""
+    # Straight on the driver's cursor: the statement layer cost more than the read itself. A
+    # driver error is asked again through SQLAlchemy, which raises it as its own (a cut
+    # connection then answers the Chinese 503 like any other query, and leaves the pool).
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_READ)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        value = None if row is None else row[0]
+    except Exception:  # noqa: BLE001 - raised again, wrapped, by the same read below
+        value = conn.exec_driver_sql(_READ).scalar()
+    return None if value is None else str(value)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _watch_writes(
+    conn: Connection, _cur: Any, statement: str, _params: Any, _ctx: Any, _many: bool
+) -> None:
+    if _DIRTY not in conn.info and is_ledger_write(statement):
+        conn.info[_DIRTY] = True
+
+
+@event.listens_for(Engine, "commit")
+def _bump_before_commit(conn: Connection) -> None:
+    # Fired just before the DBAPI commit: the new token goes into the same transaction. The raw
+    # cursor keeps SQLAlchemy's statement events (and this module's watcher) out of it.
+    if conn.invalidated or not conn.info.pop(_DIRTY, None):
+        return
+    token = new_token()  # hex only: safe as a literal, and the same SQL on every driver
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"UPDATE {TABLE} SET token = '{token}' WHERE id = 1")
+        if cursor.rowcount == 0:
+            cursor.execute(f"INSERT INTO {TABLE} (id, token) VALUES (1, '{token}')")
+    finally:
+        cursor.close()
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_on_rollback(conn: Connection) -> None:
+    # A connection invalidated mid-transaction (the database cut away) has no info to read
+    # (reading it raises); the pool's invalidate listener below forgets the mark instead.
+    if not conn.invalidated:
+        conn.info.pop(_DIRTY, None)
+
+
+@event.listens_for(Pool, "reset")
+def _forget_on_reset(_dbapi: Any, record: Any, _state: Any) -> None:
+    record.info.pop(_DIRTY, None)  # a connection given back without commit or rollback
+
+
+@event.listens_for(Pool, "invalidate")
+def _forget_on_invalidate(_dbapi: Any, record: Any, _exc: Any) -> None:
+    record.info.pop(_DIRTY, None)
