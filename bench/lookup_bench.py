@@ -36,6 +36,16 @@ TOKEN = "bench-service-token-0123456789"
 CN = "零一二三四五六七八九"
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL after 15 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -241,12 +251,7 @@ def main() -> None:
                 run_load(port, bodies[args.warmup :], args.concurrency)
             )
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            stop_server(server)
     ms = [x * 1000 for values in by_form.values() for x in values]
     print(
         f"== lookup: {len(ms):,} requests, concurrency {args.concurrency}, "

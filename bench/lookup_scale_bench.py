@@ -25,7 +25,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -87,12 +86,7 @@ def serving(app: str, cwd: Path, env: dict[str, str]) -> Iterator[tuple[int, int
         lb.wait_ready(port, proc, timeout=120)
         yield port, proc.pid
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        lb.stop_server(proc)
 
 
 def cpu_seconds(pid: int) -> float:
