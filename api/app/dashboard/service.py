@@ -31,6 +31,7 @@ from app.petition.models import (
 )
 from app.petition.staff_service import overdue_condition
 from app.policy.departments import blocker_names, department_name
+from app.status.ledger_memo import memo
 from app.status.models import BLOCKER_OPEN, Blocker, Project
 
 
@@ -171,7 +172,15 @@ def registration(
     *, db: Session
 ) -> tuple[list[RegistrationRow], list[RegistrationRow], RegistrationRow]:
     """Per-project and per-district registration rows and the overall total, from the units'
-    running totals (unit_tally, kept by the ledger import) rather than a count of every unit."""
+    running totals (unit_tally, kept by the ledger import) rather than a count of every unit;
+    built once per ledger token (app.status.ledger_memo): the rows are shared, not to be changed."""
+    districts, projects, total = memo(db, "dashboard.registration", lambda: _registration(db))
+    return list(districts), list(projects), total
+
+
+def _registration(
+    db: Session,
+) -> tuple[tuple[RegistrationRow, ...], tuple[RegistrationRow, ...], RegistrationRow]:
     stmt = (
         select(
             Project.code,
@@ -211,7 +220,7 @@ def registration(
             agg.initial_done_households += row.initial_done_households
             agg.transfer_done += row.transfer_done
             agg.resolved_projects += row.resolved_projects
-    return list(districts.values()), projects, total
+    return tuple(districts.values()), tuple(projects), total
 
 
 def intake_between(since: date | None, until: date | None) -> list[ColumnElement[bool]]:
@@ -289,13 +298,8 @@ def blocker_counts(
             .group_by(Petition.project_id)
         )
     per_project = dict(db.execute(counts).all())
-    stmt = (
-        select(Blocker.code, Blocker.project_id, Project.unit_count)
-        .join(Project, Project.id == Blocker.project_id)
-        .where(Blocker.status == BLOCKER_OPEN)
-    )
     rows: dict[str, dict[str, Any]] = {}
-    for code, project_id, unit_count in db.execute(stmt):
+    for code, project_id, unit_count in memo(db, "dashboard.open_blockers", lambda: _open(db)):
         row = rows.setdefault(
             code,
             {
@@ -310,6 +314,16 @@ def blocker_counts(
         row["households"] += int(unit_count or 0)
         row["petitions"] += int(per_project.get(project_id, 0))
     return sorted(rows.values(), key=lambda r: (-r["projects"], -r["petitions"], r["code"]))
+
+
+def _open(db: Session) -> tuple[tuple[str, int, int | None], ...]:
+    """Every open blocker as (code, project id, the project's households)."""
+    stmt = (
+        select(Blocker.code, Blocker.project_id, Project.unit_count)
+        .join(Project, Project.id == Blocker.project_id)
+        .where(Blocker.status == BLOCKER_OPEN)
+    )
+    return tuple((code, pid, n) for code, pid, n in db.execute(stmt))
 
 
 def department_counts(
