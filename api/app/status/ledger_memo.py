@@ -25,9 +25,7 @@ from app.status import ledger_version
 
 T = TypeVar("T")
 
-_memos: weakref.WeakKeyDictionary[Engine, dict[str, tuple[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_memos: weakref.WeakKeyDictionary[Engine, dict[str, tuple[str, Any]]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 

@@ -44,9 +44,7 @@ def test_rows_are_built_once_per_token_and_again_after_a_commit(
         before = first[1][0].households
     # Another connection commits a ledger change: the next dashboard shows it.
     with committing_sessions.kw["bind"].begin() as conn:
-        conn.execute(
-            update(Project).where(Project.code == code).values(unit_count=before + 1000)
-        )
+        conn.execute(update(Project).where(Project.code == code).values(unit_count=before + 1000))
     with committing_sessions() as db:
         assert _households(db, code) == before + 1000
         total = dashboard_service.registration(db=db)[2]
