@@ -97,3 +97,46 @@ def test_a_unit_tally_rebuild_moves_the_token(committing_sessions: sessionmaker[
         db.commit()
     with engine.connect() as conn:
         assert ledger_version.read(conn) != token
+
+
+def test_the_staff_api_json_splices_the_current_registration_rows(
+    committing_sessions: sessionmaker[Session],
+) -> None:
+    from collections.abc import Iterator
+
+    from fastapi.testclient import TestClient
+
+    from app.core.database import get_db
+    from app.main import app
+    from tests.api.staff.staffkit import bearer, make_user
+
+    _imported(committing_sessions)
+    with committing_sessions() as db:
+        headers = bearer(db, make_user(db, "admin"))
+        _, projects, total = dashboard_service.registration(db=db)
+        db.commit()
+
+    def _committing() -> Iterator[Session]:
+        with committing_sessions() as db:
+            yield db
+            db.commit()
+
+    app.dependency_overrides[get_db] = _committing
+    try:
+        with TestClient(app) as client:
+            first = client.get("/api/v1/staff/dashboard", headers=headers)
+            assert first.status_code == 200
+            body = first.json()
+            assert [p["key"] for p in body["projects"]] == [p.key for p in projects]
+            assert body["total"]["households"] == total.households
+            assert body["total"]["overall_rate"] == total.overall_rate
+            assert {"petitions", "by_blocker", "by_department", "period"} <= body.keys()
+            code = projects[0].key
+            with committing_sessions.kw["bind"].begin() as conn:
+                conn.execute(update(Project).where(Project.code == code).values(unit_count=9999))
+            again = client.get("/api/v1/staff/dashboard", headers=headers).json()
+    finally:
+        app.dependency_overrides.pop(get_db, None)
+    row = next(p for p in again["projects"] if p["key"] == code)
+    assert row["households"] == 9999
+    assert again["total"]["households"] == total.households - projects[0].households + 9999
