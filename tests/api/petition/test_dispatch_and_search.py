@@ -156,3 +156,25 @@ def test_on_postgresql_the_search_is_answered_from_the_trigram_indexes(db, backe
     plan = "\n".join(db.execute(text("EXPLAIN " + sql)).scalars())
     for column in ("number", "person_name", "phone", "address"):
         assert f"ix_petition_{column}_trgm" in plan, plan
+
+
+def test_a_search_over_several_pages_counts_every_match(db):
+    """The search's page carries the match count (one scan): the same total on every page, on
+    a page past the last match too, and 0 when nothing matches."""
+    for i in range(7):
+        p = make_petition(db, phone=f"1380000{i:04d}")
+        p.person_name = "赵子龙" if i % 2 == 0 else "孙权"
+    db.flush()
+    clerk = make_user(db, "clerk")
+    seen = set()
+    for page in (1, 2):
+        rows, total = staff_service.list_petitions(
+            db=db, user=clerk, q="赵子", page=page, per_page=3
+        )
+        assert total == 4
+        seen |= {r.petition.number for r in rows}
+    assert len(seen) == 4
+    rows, total = staff_service.list_petitions(db=db, user=clerk, q="赵子", page=5, per_page=3)
+    assert rows == [] and total == 4
+    assert staff_service.list_petitions(db=db, user=clerk, q="诸葛亮")[1] == 0
+    assert staff_service.list_petitions(db=db, user=clerk, q="诸葛亮", page=3)[1] == 0
