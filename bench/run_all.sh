@@ -54,6 +54,9 @@ if [ -f bench/bot_bench.py ]; then
   bot/.venv/bin/python bench/bot_bench.py || status=$?
 fi
 echo
+echo "## bot at scale: Rasa CPU per message, 50 conversations at residents' pace on 1 and 2 replicas (PostgreSQL tracker, Redis lock store), RSS per replica (bench/bot_scale_bench.py)"
+bot/.venv/bin/python bench/bot_scale_bench.py || status=$?
+echo
 echo "## NLU: training time; held-out intent accuracy / macro-F1 vs baseline (bench/nlu_bench.py)"
 bot/.venv/bin/python bench/nlu_bench.py || status=$?
 echo

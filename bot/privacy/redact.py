@@ -158,8 +158,12 @@ def redact_events(
     name_slots: Iterable[str] = DEFAULT_NAME_SLOTS,
     name_entities: Iterable[str] = NAME_ENTITIES,
     mask_name_slots: bool = True,
+    start: int = 0,
 ) -> list[dict[str, Any]]:
     """Masked copies of serialised tracker events (user/bot texts, parse data, slots, metadata).
+
+    The first `start` events are returned as they are (already stored, masked): they still
+    count for the names and the question being answered.
 
     Names found in name slots or name entities are masked wherever they appear. The name
     slots themselves keep their value when `mask_name_slots` is false: for actions that still
@@ -169,10 +173,13 @@ def redact_events(
     names = names_in_events(events, slots, name_entities)
     masked = []
     requested: Any = None
-    for event in events:
+    for index, event in enumerate(events):
         kind = event.get("event")
         if kind == "slot" and event.get("name") == "requested_slot":
             requested = event.get("value")
+        if index < start:
+            masked.append(event)
+            continue
         if not mask_name_slots and kind == "slot" and event.get("name") in slots:
             masked.append(dict(event))
             continue
