@@ -532,10 +532,9 @@ class _Stage:
         # third more per row), changed ones are updated by primary key. A home repeated inside
         # a batch is staged keys-only by _run (a DISTINCT ON here sorted every batch); the
         # duplicate check at the end reports it. Concurrent imports are serialised by an
-        # advisory lock (below), so no other import can insert the same home meanwhile.
+        # advisory lock (_run), so no other import can insert the same home meanwhile.
         self._upsert = None
         if self.dialect == "postgresql":
-            self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
             self._upsert = text(
                 "WITH src AS MATERIALIZED (SELECT p.id AS project_id, s.building, s.unit, s.room, "
                 "s.owner_name, s.id_hash, s.id_last4, s.transfer_status "
@@ -839,7 +838,13 @@ def _run(
     progress: bool,
     before_write: Callable[[], None] | None,
 ) -> None:
-    sqlite = db.get_bind().dialect.name == "sqlite"
+    dialect = db.get_bind().dialect.name
+    sqlite = dialect == "sqlite"
+    if dialect == "postgresql":
+        # One import at a time per database, taken before any write (projects, then units):
+        # the unit merge inserts new homes without ON CONFLICT (see _Stage), and with one lock
+        # taken first, two imports can never wait on each other's rows.
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
     # 1. Projects: few, validated and kept in memory.
     project_rows: dict[str, _ProjectRow] = {}
     seen_at: dict[str, tuple[str, int]] = {}
