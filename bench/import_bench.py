@@ -1,9 +1,13 @@
 """Ledger import benchmark: a generated 300,000-unit ledger into fresh SQLite and PostgreSQL.
 
     api/.venv/bin/python bench/import_bench.py [--units 300000] [--backends sqlite,postgresql]
+    api/.venv/bin/python bench/import_bench.py --units 3100000 --backends postgresql --xlsx-units 0
 
 Each backend runs in its own child process so that its peak RSS is its own. Prints unit rows/s
-for the first import and for a re-import of the same files (which must change nothing).
+for the first import and for a re-import of the same files (which must change nothing). On
+PostgreSQL the same child first COPYs the same units.csv into a plain table of text columns
+(psycopg's copy, no checks): the anchor the import's rows/s is held to (issue 15: >= 12% of it,
+peak RSS < 300 MB). The figures go to bench/results/ (bench/results.py, section "import").
 """
 
 from __future__ import annotations
@@ -18,13 +22,44 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+
+from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
+# Issue 15's goals for the PostgreSQL import, beside the raw COPY anchor of the same file.
+GOAL_RATIO = 0.12
+GOAL_RSS_MB = 300
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def raw_copy(engine: Any, units_csv: Path) -> dict[str, float]:
+    """COPY the units file as it is into a plain table of text columns: rows/s (the anchor)."""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE raw_units (project_code text, building text, unit text, room text, "
+                "owner_name text, id_number text, transfer_status text)"
+            )
+            driver.commit()
+            start = time.perf_counter()
+            with (
+                cur.copy("COPY raw_units FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+                units_csv.open("rb") as fh,
+            ):
+                while chunk := fh.read(1 << 20):
+                    copy.write(chunk)
+            rows = cur.rowcount
+            driver.commit()
+            seconds = time.perf_counter() - start
+            cur.execute("DROP TABLE raw_units")
+            driver.commit()
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
 
 
 def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
@@ -55,6 +90,8 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         files = [ledger / "projects.csv", ledger / "units.csv"]
+        # The anchor in the same child, on the same server and load, before the imports.
+        anchor = raw_copy(engine, files[1]) if backend == "postgresql" else None
         rss_before = _rss_mb()
         runs = []
         for label in ("first import", "re-import"):
@@ -79,6 +116,7 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
             stored = conn.execute(text("SELECT count(*) FROM unit")).scalar_one()
         return {
             "backend": backend,
+            "raw_copy": anchor,
             "runs": runs,
             "units_in_db": stored,
             "rss_before_mb": round(rss_before, 1),
@@ -155,6 +193,12 @@ def main() -> None:
             )
         size_mb = (ledger / "units.csv").stat().st_size / 1e6
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        figures: dict[str, Any] = {
+            "units": args.units,
+            "csv_mb": round(size_mb, 1),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        }
+        goals: dict[str, str] = {}
         print(
             f"== ledger import: {args.units:,} units ({size_mb:.1f} MB CSV); "
             f"{os.cpu_count()} CPUs, load average {load} =="
@@ -176,6 +220,13 @@ def main() -> None:
                 text=True,
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
+            anchor = result.get("raw_copy")
+            if anchor:
+                print(
+                    f"{backend:10s} raw COPY     {anchor['rows']:>8,} rows in "
+                    f"{anchor['seconds']:6.2f} s = {anchor['rows_per_s']:>7,} rows/s "
+                    "(the same units.csv into a plain table of text columns, no checks: anchor)"
+                )
             for run in result["runs"]:
                 print(
                     f"{backend:10s} {run['run']:12s} {run['rows']:>8,} rows in "
@@ -187,6 +238,29 @@ def main() -> None:
                 f"{backend:10s} units in db {result['units_in_db']:,}; peak RSS "
                 f"{result['peak_rss_mb']} MB (before import {result['rss_before_mb']} MB)"
             )
+            first, again = result["runs"]
+            figures[backend] = {
+                "first_import_rows_per_s": first["rows_per_s"],
+                "first_import_seconds": first["seconds"],
+                "first_import_cpu_s": first["cpu"],
+                "reimport_rows_per_s": again["rows_per_s"],
+                "reimport_seconds": again["seconds"],
+                "peak_rss_mb": result["peak_rss_mb"],
+            }
+            if anchor:
+                ratio = first["rows_per_s"] / anchor["rows_per_s"]
+                rss = result["peak_rss_mb"]
+                figures[backend].update(
+                    raw_copy_rows_per_s=anchor["rows_per_s"], ratio_of_raw_copy=round(ratio, 4)
+                )
+                goals[f"{backend}.ratio_of_raw_copy"] = f">= {GOAL_RATIO}"
+                goals[f"{backend}.peak_rss_mb"] = f"< {GOAL_RSS_MB}"
+                print(
+                    f"{backend:10s} ratio of raw COPY: {ratio:.1%} (goal >= {GOAL_RATIO:.0%}: "
+                    f"{'met' if ratio >= GOAL_RATIO else 'MISSED'}); peak RSS {rss} MB "
+                    f"(goal < {GOAL_RSS_MB} MB: {'met' if rss < GOAL_RSS_MB else 'MISSED'}); "
+                    f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+                )
         if args.xlsx_units:
             xdir = Path(tmp) / "xlsx"
             subprocess.run(
@@ -203,11 +277,14 @@ def main() -> None:
                 text=True,
             )  # fmt: skip
             x = json.loads(out.stdout.strip().splitlines()[-1])
+            figures["xlsx"] = {"rows": x["rows"], "rows_per_s": round(x["rows"] / x["seconds"])}
             print(
                 f"xlsx       one workbook {x['rows']:>8,} rows in {x['seconds']:6.2f} s = "
                 f"{x['rows'] / x['seconds']:>7,.0f} rows/s (importer CPU {x['cpu']:.1f} s; "
                 "openpyxl read-only, inline strings; SQLite)"
             )
+        figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(f"recorded in {record('import', figures, goals=goals)}")
 
 
 if __name__ == "__main__":

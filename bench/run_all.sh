@@ -17,6 +17,9 @@ scale() {
   echo
   echo "## scale: staff side with a province's ledger (3.1M units) and 200,000 petitions in PostgreSQL (bench/console_bench.py --units)"
   "$API_PY" bench/console_bench.py --units 3100000 --petitions 200000 --requests 30 --target-ms 500 || status=$?
+  echo
+  echo "## scale: a province's ledger (3.1M units) imported into PostgreSQL beside a raw COPY of the same units.csv (bench/import_bench.py --units)"
+  "$API_PY" bench/import_bench.py --units 3100000 --backends postgresql --xlsx-units 0 || status=$?
 }
 
 if [ "${1:-all}" = scale ]; then

@@ -52,6 +52,8 @@ __all__ = ["ImportReport", "LedgerValidationError", "RowError", "import_ledger"]
 AUDIT_ACTION = "ledger_import"
 MAX_REPORTED_ERRORS = 10_000
 BATCH_ROWS = 10_000
+# pg_advisory_xact_lock key of unit imports (one at a time per database; any fixed number).
+_IMPORT_LOCK = 0x4C45_4447_4552  # "LEDGER"
 INITIAL_REGISTRATION = {"已完成": True, "未完成": False}
 # Column sizes of the project table (PostgreSQL refuses longer values).
 _PROJECT_TEXT_LIMITS = {"项目名称": 128, "区县": 64, "地址": 256, "开发企业": 128}
@@ -303,6 +305,58 @@ def _id_reason(raw: str, exc: ValueError) -> str:
     return str(exc)
 
 
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def _weighted(digits: str, weights: Sequence[int]) -> int:
+    return sum(int(c) * w for c, w in zip(digits, weights, strict=True))
+
+
+# The check-digit sums of the three-digit parts at positions 0–2, 3–5 and 14–16, for every value.
+_ID_PART_SUMS = tuple(
+    {f"{n:03d}": _weighted(f"{n:03d}", _ID_WEIGHTS[lo : lo + 3]) for n in range(1000)}
+    for lo in (0, 3, 14)
+)
+
+
+class _IdChecker:
+    """validate_id_number's verdict for the common case, from lookups instead of arithmetic.
+
+    An 18-character ASCII ID (17 digits, then a digit or X) is decided here: birth dates are
+    checked once each and the check digit is summed from precomputed parts. Anything else
+    (full-width digits, spaces, a lower-case x, a wrong length) returns None and goes through
+    validate_id_number, which normalises it or gives the reason.
+    """
+
+    def __init__(self) -> None:
+        self.today = date.today()
+        # Birth date (YYYYMMDD) → its check-digit sum; only valid dates are kept (bounded).
+        self.dates: dict[str, int] = {}
+        self.p1, self.p2, self.p3 = _ID_PART_SUMS
+
+    def _date_sum(self, ymd: str) -> int | None:
+        try:
+            born = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
+        except ValueError:
+            return None
+        if born.year < 1900 or born > self.today:
+            return None
+        total = self.dates[ymd] = _weighted(ymd, _ID_WEIGHTS[6:14])
+        return total
+
+    def valid(self, raw: str) -> bool:
+        """True when `raw` is certainly a valid, already normalised ID number."""
+        if len(raw) != 18 or not raw.isascii() or not raw[:17].isdigit():
+            return False
+        ymd = raw[6:14]
+        day = self.dates.get(ymd)
+        if day is None and (day := self._date_sum(ymd)) is None:
+            return False
+        total = self.p1[raw[:3]] + self.p2[raw[3:6]] + day + self.p3[raw[14:17]]
+        return _ID_CHECK[total % 11] == raw[17]
+
+
 class _UnitValidator:
     """Checks one unit row and turns it into a staging tuple (ID number hashed, never kept)."""
 
@@ -312,6 +366,7 @@ class _UnitValidator:
         self.known = known_projects
         self.pick = operator.itemgetter(*(sheet.columns[c] for c in UNIT_COLUMNS))
         self.width = max(sheet.columns.values()) + 1
+        self.ids = _IdChecker()
 
     def __call__(
         self, seq: int, number: int, cells: tuple[str, ...], errors: _Errors
@@ -324,12 +379,15 @@ class _UnitValidator:
         status = TRANSFER_STATUSES.get(status_text)
         id_hash = id_last4 = id_error = None
         if id_raw:
-            try:
-                id_number = validate_id_number(id_raw)
-            except ValueError as exc:
-                id_error = _id_reason(id_raw, exc)  # the reason never quotes the number itself
+            if self.ids.valid(id_raw):
+                id_hash, id_last4 = hash_id_number(id_raw), id_raw[-4:]
             else:
-                id_hash, id_last4 = hash_id_number(id_number), id_number[-4:]
+                try:
+                    id_number = validate_id_number(id_raw)
+                except ValueError as exc:
+                    id_error = _id_reason(id_raw, exc)  # the reason never quotes the number
+                else:
+                    id_hash, id_last4 = hash_id_number(id_number), id_number[-4:]
         if (
             code in self.known
             and b
@@ -342,8 +400,26 @@ class _UnitValidator:
             and len(owner) <= 64
         ):
             return (seq, self.sheet_idx, number, code, b, u, r, owner, id_hash, id_last4, status)
+        return self._refuse(seq, number, code, (building, unit, room), (b, u, r), owner,
+                            id_error, status_text, status, errors)  # fmt: skip
+
+    def _refuse(
+        self,
+        seq: int,
+        number: int,
+        code: str,
+        home: tuple[str, str, str],
+        parts: tuple[str, str, str],
+        owner: str,
+        id_error: str | None,
+        status_text: str,
+        status: str | None,
+        errors: _Errors,
+    ) -> tuple[Any, ...] | None:
+        """Report a bad row's reasons; its keys-only staging row, if its home is usable."""
         sheet = self.sheet.name
-        home = (building, unit, room)  # as typed: what staff search the sheet for
+        b, u, r = parts
+        # `home` is as typed: what staff search the sheet for.
         if not code:
             errors.add(sheet, number, "项目编号", "项目编号不能为空", home)
         elif code not in self.known:
@@ -367,6 +443,20 @@ class _UnitValidator:
             # with any error nothing is merged.
             return (seq, self.sheet_idx, number, code, b, u, r, "", None, None, "")
         return None
+
+
+def _copy_line(row: tuple[Any, ...]) -> str:
+    """One staging row in COPY's text format (tab-separated, \\N for NULL, escapes)."""
+    seq, sheet_idx, number, code, b, u, r, owner, id_hash, id_last4, status = row
+    texts = f"{code}\t{b}\t{u}\t{r}\t{owner}"
+    if texts.count("\t") != 4 or "\\" in texts or "\n" in texts or "\r" in texts:
+        # Rare: a cell with a tab, line break or backslash in it.
+        return (
+            "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in row) + "\n"
+        )
+    if id_hash is None:
+        return f"{seq}\t{sheet_idx}\t{number}\t{texts}\t\\N\t\\N\t{status}\n"
+    return f"{seq}\t{sheet_idx}\t{number}\t{texts}\t{id_hash}\t{id_last4}\t{status}\n"
 
 
 # --- staging table ------------------------------------------------------------------------
@@ -437,29 +527,33 @@ class _Stage:
             "ON CONFLICT DO NOTHING"
         ).bindparams(now)
 
-        # PostgreSQL: one statement per batch, each row probes the unique index once.
-        # DISTINCT ON keeps a home repeated inside a batch from failing the upsert; the
-        # duplicate check at the end reports it. xmax = 0 tells an insert from an update.
+        # PostgreSQL: one statement per batch. Each row probes the unique index once (the
+        # LEFT JOIN); new homes are plain inserts (ON CONFLICT's speculative insertion cost a
+        # third more per row), changed ones are updated by primary key. A home repeated inside
+        # a batch is staged keys-only by _run (a DISTINCT ON here sorted every batch); the
+        # duplicate check at the end reports it. Concurrent imports are serialised by an
+        # advisory lock (_run), so no other import can insert the same home meanwhile.
         self._upsert = None
         if self.dialect == "postgresql":
             self._upsert = text(
-                "WITH src AS (SELECT DISTINCT ON (p.id, s.building, s.unit, s.room) "
-                "p.id AS project_id, s.building, s.unit, s.room, s.owner_name, s.id_hash, "
-                f"s.id_last4, s.transfer_status FROM {self.name} s "
+                "WITH src AS MATERIALIZED (SELECT p.id AS project_id, s.building, s.unit, s.room, "
+                "s.owner_name, s.id_hash, s.id_last4, s.transfer_status "
+                f"FROM {self.name} s "
                 "JOIN project p ON p.code = s.project_code "
-                "WHERE s.seq BETWEEN :lo AND :hi AND s.transfer_status <> '' "
-                "ORDER BY p.id, s.building, s.unit, s.room, s.seq), "
-                "up AS (INSERT INTO unit AS u (project_id, building, unit, room, owner_name, "
+                "WHERE s.seq BETWEEN :lo AND :hi AND s.transfer_status <> ''), "
+                "cur AS MATERIALIZED (SELECT src.*, u.id AS unit_id, "
+                "(u.owner_name, u.id_hash, u.id_last4, u.transfer_status) IS DISTINCT FROM "
+                "(src.owner_name, src.id_hash, src.id_last4, src.transfer_status) AS changed "
+                "FROM src LEFT JOIN unit u ON u.project_id = src.project_id "
+                "AND u.building = src.building AND u.unit = src.unit AND u.room = src.room), "
+                "upd AS (UPDATE unit SET owner_name = c.owner_name, id_hash = c.id_hash, "
+                "id_last4 = c.id_last4, transfer_status = c.transfer_status, updated_at = :now "
+                "FROM cur c WHERE unit.id = c.unit_id AND c.changed RETURNING 1), "
+                "ins AS (INSERT INTO unit (project_id, building, unit, room, owner_name, "
                 "id_hash, id_last4, transfer_status, updated_at) SELECT project_id, building, "
-                "unit, room, owner_name, id_hash, id_last4, transfer_status, :now FROM src "
-                "ON CONFLICT (project_id, building, unit, room) DO UPDATE SET "
-                "owner_name = EXCLUDED.owner_name, id_hash = EXCLUDED.id_hash, "
-                "id_last4 = EXCLUDED.id_last4, transfer_status = EXCLUDED.transfer_status, "
-                "updated_at = EXCLUDED.updated_at WHERE (u.owner_name, u.id_hash, u.id_last4, "
-                "u.transfer_status) IS DISTINCT FROM (EXCLUDED.owner_name, EXCLUDED.id_hash, "
-                "EXCLUDED.id_last4, EXCLUDED.transfer_status) RETURNING (u.xmax = 0) AS created) "
-                "SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
-                "FROM up"
+                "unit, room, owner_name, id_hash, id_last4, transfer_status, :now FROM cur "
+                "WHERE unit_id IS NULL RETURNING 1) "
+                "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
             ).bindparams(now)
 
     @property
@@ -472,10 +566,7 @@ class _Stage:
         thread so that the writer thread hardly needs the GIL."""
         if not self._copy:
             return batch
-        return "".join(
-            "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in row) + "\n"
-            for row in batch
-        ).encode()
+        return "".join(map(_copy_line, batch)).encode()
 
     def write(self, prepared: Any) -> None:
         """Append a prepared batch (COPY on PostgreSQL with psycopg 3, else executemany)."""
@@ -594,7 +685,8 @@ class _Writer:
 
 
 def _is_psycopg3(driver: Any) -> bool:
-    return type(driver).__module__.startswith("psycopg")
+    # By its classes, not its own: make_engine's connection is a subclass defined in app.core.
+    return any(k.__module__.startswith("psycopg") for k in type(driver).__mro__)
 
 
 # --- writing projects and blockers --------------------------------------------------------
@@ -746,7 +838,13 @@ def _run(
     progress: bool,
     before_write: Callable[[], None] | None,
 ) -> None:
-    sqlite = db.get_bind().dialect.name == "sqlite"
+    dialect = db.get_bind().dialect.name
+    sqlite = dialect == "sqlite"
+    if dialect == "postgresql":
+        # One import at a time per database, taken before any write (projects, then units):
+        # the unit merge inserts new homes without ON CONFLICT (see _Stage), and with one lock
+        # taken first, two imports can never wait on each other's rows.
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
     # 1. Projects: few, validated and kept in memory.
     project_rows: dict[str, _ProjectRow] = {}
     seen_at: dict[str, tuple[str, int]] = {}
@@ -790,6 +888,7 @@ def _run(
         for sheet_idx, sheet in enumerate(unit_sheets):
             check = _UnitValidator(sheet, sheet_idx, known)
             batch: list[tuple[Any, ...]] = []
+            homes: set[tuple[Any, ...]] = set()  # of this batch
             bar = _progress_bar(sheet, progress)
             try:
                 for number, cells in _rows(sheet, errors):
@@ -801,6 +900,13 @@ def _run(
                     staged = check(seq, number, cells, errors)
                     if staged is None:
                         continue
+                    home = staged[3:7]
+                    if home in homes:
+                        # A home twice in one batch is merged once: the copy is staged keys-only
+                        # (the duplicate check at the end reports it and nothing is imported).
+                        staged = (*staged[:7], "", None, None, "")
+                    else:
+                        homes.add(home)
                     batch.append(staged)
                     if len(batch) >= BATCH_ROWS:
                         writer.put(batch, merge=not errors.total and not sqlite)
@@ -808,6 +914,7 @@ def _run(
                         if bar is not None:
                             bar.update(len(batch))
                         batch = []
+                        homes.clear()
                 writer.put(batch, merge=not errors.total and not sqlite)
                 valid += len(batch)
                 if bar is not None:
