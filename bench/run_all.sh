@@ -16,10 +16,18 @@ echo "figures go to $BENCH_RESULTS"
 scale() {
   echo
   echo "## scale: staff side with a province's ledger (3.1M units) and 200,000 petitions in PostgreSQL (bench/console_bench.py --units)"
-  "$API_PY" bench/console_bench.py --units 3100000 --petitions 200000 --requests 30 --target-ms 500 || status=$?
+  # BENCH_CONSOLE_KEEP=SCHEMA seeds that schema once and reuses it on the next runs.
+  "$API_PY" bench/console_bench.py --units 3100000 --petitions 200000 --requests 30 --target-ms 500 \
+    ${BENCH_CONSOLE_KEEP:+--keep "$BENCH_CONSOLE_KEEP"} || status=$?
   echo
   echo "## scale: a province's ledger (3.1M units) imported into PostgreSQL beside a raw COPY of the same units.csv (bench/import_bench.py --units)"
   "$API_PY" bench/import_bench.py --units 3100000 --backends postgresql --xlsx-units 0 || status=$?
+  echo
+  echo "## scale: POST /api/v1/lookup beside a FastAPI hello-world: demo ledger and 300,000 units in PostgreSQL, one worker each (bench/lookup_scale_bench.py)"
+  "$API_PY" bench/lookup_scale_bench.py || status=$?
+  echo
+  echo "## scale: bot — Rasa CPU per message, 50 conversations at residents' pace on 1 and 2 replicas (PostgreSQL tracker, Redis lock store), RSS per replica (bench/bot_scale_bench.py)"
+  bot/.venv/bin/python bench/bot_scale_bench.py || status=$?
 }
 
 if [ "${1:-all}" = scale ]; then
@@ -40,9 +48,6 @@ echo
 echo "## POST /api/v1/lookup over HTTP: throughput, 8 in flight, 2 workers"
 "$API_PY" bench/lookup_bench.py --requests 5000 --concurrency 8 --workers 2 || status=$?
 echo
-echo "## POST /api/v1/lookup beside a FastAPI hello-world: demo ledger and 300,000 units in PostgreSQL, one worker each (bench/lookup_scale_bench.py)"
-"$API_PY" bench/lookup_scale_bench.py || status=$?
-echo
 echo "## console pages and search with 200,000 petitions in PostgreSQL (bench/console_bench.py)"
 "$API_PY" bench/console_bench.py || status=$?
 echo
@@ -56,9 +61,6 @@ if [ -f bench/bot_bench.py ]; then
   echo "## bot: message latency over REST, 10 conversations; training time; model size"
   bot/.venv/bin/python bench/bot_bench.py || status=$?
 fi
-echo
-echo "## bot at scale: Rasa CPU per message, 50 conversations at residents' pace on 1 and 2 replicas (PostgreSQL tracker, Redis lock store), RSS per replica (bench/bot_scale_bench.py)"
-bot/.venv/bin/python bench/bot_scale_bench.py || status=$?
 echo
 echo "## NLU: training time; held-out intent accuracy / macro-F1 vs baseline (bench/nlu_bench.py)"
 bot/.venv/bin/python bench/nlu_bench.py || status=$?

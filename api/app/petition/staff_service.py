@@ -166,7 +166,7 @@ def list_petitions(
     count_stmt = select(func.count()).select_from(PetitionDue)
     if needs_petition:
         count_stmt = count_stmt.join(Petition, Petition.id == PetitionDue.petition_id)
-    searching = bool(q and q.strip())
+    total = db.scalar(count_stmt.where(*conditions)) or 0
 
     stmt = (
         select(Petition, PetitionDue.next_due, Project.name)
@@ -183,21 +183,8 @@ def list_petitions(
         .offset(max(page - 1, 0) * per_page)
         .options(selectinload(Petition.assignments))
     )
-    if searching:
-        # A search with a short term (two characters of a name) cannot use the trigram indexes
-        # and reads every petition: the page carries the match count, one scan instead of two.
-        found = db.execute(stmt.add_columns(func.count().over())).all()
-        if found:
-            total = int(found[0][-1])
-        elif page <= 1:
-            total = 0
-        else:  # a page past the last match: the count alone
-            total = db.scalar(count_stmt.where(*conditions)) or 0
-    else:
-        total = db.scalar(count_stmt.where(*conditions)) or 0
-        found = db.execute(stmt).all()
     rows = []
-    for petition, due, project_name, *_ in found:
+    for petition, due, project_name in db.execute(stmt).all():
         is_over = workflow.is_open(petition.status) and due is not None and due < today
         rows.append(PetitionRow(petition, due, is_over, project_name))
     return rows, total
