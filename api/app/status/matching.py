@@ -392,18 +392,31 @@ class ProjectIndex:
 
     def state(self, db: Session) -> LedgerState:
         """The current state for db's database: one primary-key read of the ledger token (or,
-        with uncommitted ledger writes on db's connection, the project table's signature)."""
-        conn = db.connection()
-        engine = conn.engine
-        if ledger_version.dirty(conn):
-            signature = ("signature", *db.execute(_SIGNATURE).one())
-            current = self._private.get(engine)
-            if current is not None and current.token == signature:
-                return current
-            fresh = LedgerState(signature, _build_index(db, signature), shared=False)
-            self._private[engine] = fresh
-            return fresh
-        token = ledger_version.read(conn)
+        with uncommitted ledger writes on db's connection, the project table's signature).
+
+        A session that holds no connection yet has no uncommitted writes: on PostgreSQL the
+        token is then read on a connection kept for that read (ledger_version.read_direct), and
+        a lookup answered from the caches never checks out one of the pool's."""
+        bind = db.get_bind()
+        if (
+            isinstance(bind, Engine)
+            and not db.in_transaction()
+            and ledger_version.direct_reads(bind)
+        ):
+            engine = bind
+            token = ledger_version.read_direct(engine)
+        else:
+            conn = db.connection()
+            engine = conn.engine
+            if ledger_version.dirty(conn):
+                signature = ("signature", *db.execute(_SIGNATURE).one())
+                current = self._private.get(engine)
+                if current is not None and current.token == signature:
+                    return current
+                fresh = LedgerState(signature, _build_index(db, signature), shared=False)
+                self._private[engine] = fresh
+                return fresh
+            token = ledger_version.read(conn)
         current = self._shared.get(engine)
         if current is not None and current.token == token:
             return current
