@@ -2,10 +2,12 @@
 
     api/.venv/bin/python bench/lookup_scale_bench.py [--units 300000] [--requests 3000]
         [--latency-requests 1000] [--concurrency 8] [--large-backends postgresql]
+        [--pg-db bench_lookup]
 
 For the demo ledger (SQLite, as `make run` has it) and for a generated ledger of --units homes
 (bench/gen_ledger.py, imported with the project's importer into a PostgreSQL database of its
-own, `bench_lookup`, dropped afterwards; add sqlite to --large-backends for a SQLite file too),
+own, --pg-db or BENCH_LOOKUP_PG_DB, else `bench_lookup`, dropped afterwards; add sqlite to
+--large-backends for a SQLite file too),
 the bench starts two servers with the same uvicorn flags and one worker each: the real api and
 bench/hello_app.py (a hello-world of the same shape: a JSON body through a pydantic model, a JSON
 answer through a response model). The same raw-HTTP keep-alive client (bench/lookup_bench.py)
@@ -44,7 +46,7 @@ BENCH_DIR = ROOT / "bench"
 PG_ADMIN_URL = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-PG_DB = "bench_lookup"
+PG_DB = os.environ.get("BENCH_LOOKUP_PG_DB", "bench_lookup")
 RATIO_GOAL = 0.30
 P95_GOAL_MS = 20.0
 UVICORN_FLAGS = [
@@ -253,9 +255,9 @@ def import_child(url: str, ledger: Path) -> None:
 def large_ledger(backend: str, ledger: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The generated ledger in a database of its own, measured, then dropped."""
     if backend == "postgresql":
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DB}"
-        _pg_admin(f"DROP DATABASE IF EXISTS {PG_DB}")
-        _pg_admin(f"CREATE DATABASE {PG_DB}")
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{args.pg_db}"
+        _pg_admin(f'DROP DATABASE IF EXISTS "{args.pg_db}"')
+        _pg_admin(f'CREATE DATABASE "{args.pg_db}"')
     else:
         url = f"sqlite:///{tmp / 'large.db'}"
     try:
@@ -270,7 +272,7 @@ def large_ledger(backend: str, ledger: Path, tmp: Path, args: argparse.Namespace
         return measure(label, url, bodies, args)
     finally:
         if backend == "postgresql":
-            _pg_admin(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            _pg_admin(f'DROP DATABASE IF EXISTS "{args.pg_db}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -283,6 +285,7 @@ def main() -> None:
     ap.add_argument("--latency-requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--large-backends", default="postgresql", help="comma-separated; '' skips")
+    ap.add_argument("--pg-db", default=PG_DB, help="the PostgreSQL database made and dropped")
     ap.add_argument("--import-child", nargs=2, metavar=("URL", "LEDGER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.import_child:

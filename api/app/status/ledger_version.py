@@ -13,16 +13,26 @@ first write, so that a long import never holds the token's row lock against a cl
 A connection that wrote ledger rows it has not committed yet (tests inside an outer transaction,
 a request that edits and then looks up) sees data the token does not describe: `dirty` tells,
 and the lookup then reads without the shared caches.
+
+On PostgreSQL (psycopg) a lookup whose session holds no connection yet reads the token with
+`read_direct`: one statement on a driver connection of its own in autocommit, kept for this read
+alone (no pool checkout, ping, BEGIN or COMMIT: one round trip instead of four). It is still read
+on every lookup, so a lookup answers from the database's state, and a database that is away
+answers the Chinese 503 like any other query.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import uuid
+import weakref
 from typing import Any
 
 from sqlalchemy import Integer, String, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import Pool
 
@@ -95,6 +105,146 @@ def read(conn: Connection) -> str | None:
     except Exception:  # noqa: BLE001 - raised again, wrapped, by the same read below
         value = conn.exec_driver_sql(_READ).scalar()
     return None if value is None else str(value)
+
+
+def direct_reads(engine: Engine) -> bool:
+    """Whether `read_direct` serves this engine (PostgreSQL through psycopg, not async)."""
+    dialect = engine.dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg" and not dialect.is_async
+
+
+class _Reader:
+    """Driver connections of one engine in autocommit, each used by one thread at a time for
+    the token read. Made from the engine's own pool (its connect arguments and timeouts, then
+    detached from it); at most `keep` are kept idle; closed when the engine is disposed."""
+
+    def __init__(self, engine: Engine, keep: int) -> None:
+        self._engine = weakref.ref(engine)
+        self._keep = keep
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> tuple[Any, bool]:
+        """(driver connection, whether it served a read before)."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections are not ours
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop(), True
+        return self.fresh(), False
+
+    def fresh(self) -> Any:
+        """A new connection (a connect failure is raised as SQLAlchemy raises it: a 503)."""
+        from psycopg import errors as pg_errors
+
+        engine = self._engine()
+        assert engine is not None
+        try:
+            proxied = engine.raw_connection()
+        except pg_errors.Error as exc:  # raw_connection passes the driver's errors up as they are
+            raise _wrapped(engine, exc, None) from exc
+        proxied.detach()
+        dbapi = proxied.dbapi_connection
+        assert dbapi is not None
+        dbapi.autocommit = True
+        return dbapi
+
+    def give(self, dbapi: Any) -> None:
+        """Back to the idle ones (or closed past `keep`)."""
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < self._keep:
+                self._idle.append(dbapi)
+                return
+        _close(dbapi)
+
+    def close_all(self, *_args: Any) -> None:
+        """Close the idle connections (the engine is disposed)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for dbapi in idle:
+            _close(dbapi)
+
+
+def _close(dbapi: Any) -> None:
+    try:
+        dbapi.close()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped
+        pass
+
+
+_readers: weakref.WeakKeyDictionary[Engine, _Reader] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def _reader(engine: Engine) -> _Reader:
+    reader = _readers.get(engine)
+    if reader is None:
+        with _readers_lock:
+            reader = _readers.get(engine)
+            if reader is None:
+                size = getattr(engine.pool, "size", None)
+                reader = _Reader(engine, keep=size() if callable(size) else 5)
+                event.listen(engine, "engine_disposed", reader.close_all)
+                _readers[engine] = reader
+    return reader
+
+
+def _read_on(dbapi: Any) -> str | None:
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_READ)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def read_direct(engine: Engine) -> str | None:
+    """The current token, read in autocommit on a connection kept for this read (direct_reads
+    engines only). A kept connection that fails at once (closed while idle: a server restart, a
+    cut) is replaced and the read asked once more, as the pool's ping would; one that timed out
+    is not (the server is there but silent: a second wait would double the delay). Driver
+    errors are raised as SQLAlchemy raises them, so a database that is away answers the 503."""
+    from psycopg import errors as pg_errors
+
+    reader = _reader(engine)
+    dbapi, reused = reader.take()
+    try:
+        value = _read_on(dbapi)
+    except pg_errors.Error as exc:
+        _close(dbapi)
+        if not (reused and isinstance(exc, pg_errors.OperationalError)) or isinstance(
+            exc, pg_errors._WaitTimeout
+        ):
+            raise _wrapped(engine, exc, dbapi) from exc
+        dbapi = reader.fresh()
+        try:
+            value = _read_on(dbapi)
+        except pg_errors.Error as again:
+            _close(dbapi)
+            raise _wrapped(engine, again, dbapi) from again
+    except BaseException:
+        _close(dbapi)
+        raise
+    reader.give(dbapi)
+    return value
+
+
+def _wrapped(engine: Engine, exc: Any, dbapi: Any) -> DBAPIError:
+    """The driver error as SQLAlchemy raises it (parameters hidden, disconnects marked)."""
+    dialect = engine.dialect
+    error = DBAPIError.instance(
+        _READ,
+        None,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        dialect=dialect,
+        connection_invalidated=dialect.is_disconnect(exc, dbapi, None),
+    )
+    assert isinstance(error, DBAPIError)
+    return error
 
 
 @event.listens_for(Engine, "before_cursor_execute")

@@ -15,7 +15,7 @@ import re
 import threading
 import unicodedata
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -128,12 +128,67 @@ class _Entry:
     district: str = ""  # compact form
 
 
+def _marks(text: str) -> list[tuple[str, int]]:
+    """Each character with its occurrence number ('花花园' → 花1, 花2, 园1): two texts share
+    as many marks as characters, counted with repetition."""
+    seen: dict[str, int] = {}
+    marks = []
+    for ch in text:
+        n = seen[ch] = seen.get(ch, 0) + 1
+        marks.append((ch, n))
+    return marks
+
+
+class _KeyFilter:
+    """process.extract with fuzz.partial_ratio over keys, scoring only the keys that can reach
+    the cutoff: the same answer as scoring every key, with a fraction of the work.
+
+    partial_ratio compares the shorter of the two texts (length s) with windows of the longer
+    one, windows at its edges as short as 1; a window of length w sharing m characters with it
+    scores at most 200·m/(s + w) with m ≤ w, and m is at most I, the characters both texts share
+    (counted with repetition). So no score passes 200·I/(s + I), and a key whose bound is below
+    the cutoff is never among the results. The other keys are scored in their original order,
+    so equal scores rank as they did.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.lengths = [len(k) for k in keys]
+        self.by_mark: dict[tuple[str, int], list[int]] = {}
+        for i, key in enumerate(keys):
+            for mark in _marks(key):
+                self.by_mark.setdefault(mark, []).append(i)
+
+    def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float, int]]:
+        """(key, score, position in keys), best first, as process.extract gives them."""
+        shared: Counter[int] = Counter()
+        for mark in _marks(query):
+            positions = self.by_mark.get(mark)
+            if positions:
+                shared.update(positions)
+        n = len(query)
+        bound = cutoff - 0.5  # a margin for rounding: a few more keys scored, never fewer
+        lengths = self.lengths
+        kept = sorted(i for i, m in shared.items() if 200.0 * m >= bound * (min(n, lengths[i]) + m))
+        found = process.extract(
+            query,
+            [self.keys[i] for i in kept],
+            scorer=fuzz.partial_ratio,
+            score_cutoff=cutoff,
+            limit=limit,
+        )
+        return [(key, score, kept[j]) for key, score, j in found]
+
+
 @dataclass
 class _Index:
     signature: tuple[Any, ...]
     entries: list[_Entry]
     fuzzy_keys: list[str] = field(default_factory=list)
     sound_keys: list[str] = field(default_factory=list)
+    # The keys that share enough characters (sounds) with a text to score at all.
+    fuzzy_filter: _KeyFilter | None = None
+    sound_filter: _KeyFilter | None = None
     shapes: list[_Shape] = field(default_factory=list)  # fuzzy key → where it is distinctive
     owners: list[int] = field(default_factory=list)  # fuzzy key position → entry position
     exact_keys: list[tuple[str, int]] = field(default_factory=list)
@@ -145,6 +200,9 @@ class _Index:
     extended_by: dict[str, tuple[int, ...]] = field(default_factory=dict)
     places: tuple[str, ...] = ()  # county and town names to drop from the text
     districts: tuple[str, ...] = ()  # the projects' district names, longest first
+    # score_projects' answers for the texts scored lately (names typed again and again: the
+    # same typo, a project the ledger does not have), the oldest dropped first.
+    scored: OrderedDict[tuple[Any, ...], list[ProjectHit]] = field(default_factory=OrderedDict)
 
 
 def name_stem(key: str) -> str:
@@ -205,6 +263,8 @@ def _build_index(db: Session, signature: tuple[Any, ...]) -> _Index:
             index.exact_short.append(i)
         else:
             index.exact_by_bigram.setdefault(key[:2], []).append(i)
+    index.fuzzy_filter = _KeyFilter(index.fuzzy_keys)
+    index.sound_filter = _KeyFilter(index.sound_keys)
     index.places = tuple(sorted(places, key=len, reverse=True))
     index.districts = tuple(sorted({e.district for e in index.entries if e.district}, key=len,
                                    reverse=True))  # fmt: skip
@@ -237,6 +297,8 @@ _PROJECT_UNITS = (
 UNIT_CACHE_LIMIT = 300_000
 PROJECT_CACHE_LIMIT = 20_000
 MAX_UNITS_FOUND = 50
+SCORED_CACHE_LIMIT = 2000  # texts whose fuzzy scores are kept per index
+_scored_lock = threading.Lock()
 
 
 class UnitRow(NamedTuple):
@@ -392,18 +454,31 @@ class ProjectIndex:
 
     def state(self, db: Session) -> LedgerState:
         """The current state for db's database: one primary-key read of the ledger token (or,
-        with uncommitted ledger writes on db's connection, the project table's signature)."""
-        conn = db.connection()
-        engine = conn.engine
-        if ledger_version.dirty(conn):
-            signature = ("signature", *db.execute(_SIGNATURE).one())
-            current = self._private.get(engine)
-            if current is not None and current.token == signature:
-                return current
-            fresh = LedgerState(signature, _build_index(db, signature), shared=False)
-            self._private[engine] = fresh
-            return fresh
-        token = ledger_version.read(conn)
+        with uncommitted ledger writes on db's connection, the project table's signature).
+
+        A session that holds no connection yet has no uncommitted writes: on PostgreSQL the
+        token is then read on a connection kept for that read (ledger_version.read_direct), and
+        a lookup answered from the caches never checks out one of the pool's."""
+        bind = db.get_bind()
+        if (
+            isinstance(bind, Engine)
+            and not db.in_transaction()
+            and ledger_version.direct_reads(bind)
+        ):
+            engine = bind
+            token = ledger_version.read_direct(engine)
+        else:
+            conn = db.connection()
+            engine = conn.engine
+            if ledger_version.dirty(conn):
+                signature = ("signature", *db.execute(_SIGNATURE).one())
+                current = self._private.get(engine)
+                if current is not None and current.token == signature:
+                    return current
+                fresh = LedgerState(signature, _build_index(db, signature), shared=False)
+                self._private[engine] = fresh
+                return fresh
+            token = ledger_version.read(conn)
         current = self._shared.get(engine)
         if current is not None and current.token == token:
             return current
@@ -611,18 +686,22 @@ def score_projects(
     A key scores only where the text keeps its distinctive part (name_stem), by characters or
     by sound; a hit in a district the text names gets DISTRICT_BONUS.
     """
+    variants = name.variants()
+    cache_key = (*variants, "|", *sorted(districts))
+    cached = index.scored.get(cache_key)
+    if cached is not None:
+        return list(cached)
     best: dict[int, float] = {}
     cutoff = CANDIDATE_SCORE - 5
-    for text in name.variants():
+    for text in variants:
         m = _PHASE_IN.search(text)
         typed_phase = m.group(1) if m else ""
         for query, keys, weight in (
-            (text, index.fuzzy_keys, 1.0),
-            (pinyin.encode(text), index.sound_keys, PINYIN_WEIGHT),
+            (text, index.fuzzy_filter, 1.0),
+            (pinyin.encode(text), index.sound_filter, PINYIN_WEIGHT),
         ):
-            for key, _raw, i in process.extract(
-                query, keys, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=FUZZY_SHORTLIST
-            ):
+            assert keys is not None  # _build_index sets both
+            for key, _raw, i in keys.extract(query, cutoff, FUZZY_SHORTLIST):
                 score = _fit(key, index.shapes[i], query, typed_phase) * weight
                 pos = index.owners[i]
                 if score > best.get(pos, 0.0):
@@ -634,7 +713,12 @@ def score_projects(
             score = min(100.0, score + DISTRICT_BONUS)
         hits.append(ProjectHit(entry, round(score, 1)))
     hits.sort(key=lambda h: (-h.score, h.entry.code))
-    return [h for h in hits if h.score >= CANDIDATE_SCORE]
+    hits = [h for h in hits if h.score >= CANDIDATE_SCORE]
+    with _scored_lock:
+        index.scored[cache_key] = hits
+        while len(index.scored) > SCORED_CACHE_LIMIT:
+            index.scored.popitem(last=False)
+    return list(hits)
 
 
 # --- units --------------------------------------------------------------------------------
