@@ -20,7 +20,6 @@ from sqlalchemy import Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
-from app.status import ledger_version
 
 
 class UnitTally(Base):
@@ -72,8 +71,3 @@ class DepartmentTally(Base):
     department: Mapped[str] = mapped_column(String(64), primary_key=True)
     assigned: Mapped[int] = mapped_column(Integer, default=0)
     answered: Mapped[int] = mapped_column(Integer, default=0)
-
-
-# unit_tally changes with the ledger (the import, or `tally rebuild`): its writes move the ledger
-# token too, so what is kept by that token (app.status.ledger_memo) is built again.
-ledger_version.watch(UnitTally.__tablename__)

@@ -7,11 +7,15 @@ These tests commit for real: the memo serves committed ledgers only.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.dashboard import service as dashboard_service
-from app.dashboard.tally import refresh_unit_tally
+from app.dashboard import tally
 from app.ledger.demo import demo_paths
 from app.ledger.service import import_ledger
 from app.status import ledger_memo, ledger_version
@@ -87,23 +91,31 @@ def test_open_blockers_follow_a_committed_close(
         assert projects_of(db, code) == before - 1
 
 
-def test_a_unit_tally_rebuild_moves_the_token(committing_sessions: sessionmaker[Session]) -> None:
+def test_a_tally_rebuild_moves_the_token(
+    committing_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m app.dashboard.tally rebuild` recounts the unit totals: the registration rows
+    kept by the token are built again."""
     _imported(committing_sessions)
     engine = committing_sessions.kw["bind"]
     with engine.connect() as conn:
         token = ledger_version.read(conn)
-    with committing_sessions() as db:
-        refresh_unit_tally(db)
-        db.commit()
+    monkeypatch.setattr("app.core.database.session_scope", lambda: _committed(committing_sessions))
+    assert tally.main(["rebuild"]) == 0
     with engine.connect() as conn:
         assert ledger_version.read(conn) != token
+
+
+@contextlib.contextmanager
+def _committed(factory: sessionmaker[Session]) -> Iterator[Session]:
+    with factory() as db:
+        yield db
+        db.commit()
 
 
 def test_the_staff_api_json_splices_the_current_registration_rows(
     committing_sessions: sessionmaker[Session],
 ) -> None:
-    from collections.abc import Iterator
-
     from fastapi.testclient import TestClient
 
     from app.core.database import get_db
