@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bot_bench import percentile  # noqa: E402
 from e2e_stack import Stack, latest_model, running_stack  # noqa: E402
 from results import record  # noqa: E402
 
@@ -133,17 +134,6 @@ CONVERSATIONS: list[list[str]] = [
         "再见",
     ],
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 # -- processes ----------------------------------------------------------------------------------

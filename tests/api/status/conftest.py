@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.database import get_db
 from app.ledger.demo import demo_paths
 from app.ledger.service import import_ledger
+from app.status import matching
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,34 @@ def demo_projects() -> list[dict[str, str]]:
     """The rows of the shipped projects.csv."""
     with demo_paths()[0].open(encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+# Committed for real (the lookup caches serve committed ledgers only): test_lookup_cache.py and
+# test_lookup_fast_path.py.
+@pytest.fixture
+def ledger(committing_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The demo ledger imported and committed; the caches start empty."""
+    with committing_sessions() as db:
+        import_ledger(demo_paths(), db=db, actor="test")
+        db.commit()
+    matching.project_index.clear()
+    return committing_sessions
+
+
+@pytest.fixture
+def http(ledger: sessionmaker[Session]) -> Iterator[TestClient]:
+    """A TestClient whose requests commit like the real get_db."""
+    from app.main import app
+
+    def _committing() -> Iterator[Session]:
+        db = ledger()
+        try:
+            yield db
+            db.commit()
+        finally:
+            db.close()
+
+    app.dependency_overrides[get_db] = _committing
+    with TestClient(app) as client:
+        yield client
+    app.dependency_overrides.pop(get_db, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.core.database import get_db
 from app.ledger.demo import demo_paths
 from app.ledger.service import import_ledger
 from app.status import ledger_version, matching
@@ -43,35 +41,6 @@ def _ask(client: TestClient, body: dict[str, str]) -> Any:
         "X-Sender-Id": f"cache-test-{next(_senders)}",
     }
     return client.post(URL, json=body, headers=headers)
-
-
-@pytest.fixture
-def ledger(committing_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """The demo ledger imported and committed; the caches start empty."""
-    with committing_sessions() as db:
-        import_ledger(demo_paths(), db=db, actor="test")
-        db.commit()
-    matching.project_index.clear()
-    return committing_sessions
-
-
-@pytest.fixture
-def http(ledger: sessionmaker[Session]) -> Iterator[TestClient]:
-    """A TestClient whose requests commit like the real get_db."""
-    from app.main import app
-
-    def _committing() -> Iterator[Session]:
-        db = ledger()
-        try:
-            yield db
-            db.commit()
-        finally:
-            db.close()
-
-    app.dependency_overrides[get_db] = _committing
-    with TestClient(app) as client:
-        yield client
-    app.dependency_overrides.pop(get_db, None)
 
 
 def _token(engine: Engine) -> str | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.core.database import database_unavailable, get_db, make_engine
-from app.ledger.demo import demo_paths
-from app.ledger.service import import_ledger
+from app.core.database import database_unavailable, make_engine
 from app.status import ledger_version, matching
 from app.status.models import Project
 
@@ -36,35 +33,6 @@ def _ask(client: TestClient, body: dict[str, str]) -> Any:
         "X-Sender-Id": f"fast-path-{next(_senders)}",
     }
     return client.post(URL, json=body, headers=headers)
-
-
-@pytest.fixture
-def ledger(committing_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """The demo ledger imported and committed; the caches start empty."""
-    with committing_sessions() as db:
-        import_ledger(demo_paths(), db=db, actor="test")
-        db.commit()
-    matching.project_index.clear()
-    return committing_sessions
-
-
-@pytest.fixture
-def http(ledger: sessionmaker[Session]) -> Iterator[TestClient]:
-    """A TestClient whose requests commit like the real get_db."""
-    from app.main import app
-
-    def _committing() -> Iterator[Session]:
-        db = ledger()
-        try:
-            yield db
-            db.commit()
-        finally:
-            db.close()
-
-    app.dependency_overrides[get_db] = _committing
-    with TestClient(app) as client:
-        yield client
-    app.dependency_overrides.pop(get_db, None)
 
 
 def _postgresql_only(engine: Engine) -> None:
