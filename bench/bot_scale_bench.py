@@ -292,13 +292,18 @@ def back_to_back(stack: Stack, router: Router, senders: int, messages: int) -> t
                 send(client, stack, router, sender, script[step], tally)
                 step = (step + 1) % len(script)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(senders)]
+    return tally, run_threads(worker, senders)
+
+
+def run_threads(target: Any, count: int) -> float:
+    """Run target(0) … target(count - 1) in threads side by side; the seconds until all end."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return tally, time.perf_counter() - started
+    return time.perf_counter() - started
 
 
 def paced(
@@ -319,13 +324,7 @@ def paced(
                     time.sleep(delay)
                 send(client, stack, router, sender, script[step % len(script)], tally)
 
-    threads = [threading.Thread(target=resident, args=(i,)) for i in range(conversations)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return tally, time.perf_counter() - started
+    return tally, run_threads(resident, conversations)
 
 
 def latency_figures(tally: Tally) -> dict[str, Any]:
