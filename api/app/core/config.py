@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # On the embedded SQLite file the import's final write holds the one write lock; this cap
     # keeps it short (petitions wait for it, never fail). PostgreSQL has no such cap.
     ledger_sqlite_max_rows: int = 500_000
+    # PostgreSQL: a units sheet of at least this many rows, into homes not yet in the table and
+    # at least as many as the table holds, is loaded in bulk (app.ledger.bulk: checked with
+    # pyarrow, COPYed into unit, its indexes rebuilt; the table is locked meanwhile).
+    ledger_bulk_min_rows: int = 100_000
     # SQLite only: how long a write (a petition, say) waits at the write gate while an import
     # is being written (app.core.sqlite_gate) before it goes on and meets the busy timeout.
     sqlite_gate_wait: float = Field(default=300.0, gt=0)

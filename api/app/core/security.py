@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -37,6 +38,20 @@ def hash_id_number(id_number: str) -> str:
     outer = _ID_OUTER.copy()
     outer.update(inner.digest())
     return outer.hexdigest()
+
+
+def hash_id_numbers(id_numbers: Iterable[str]) -> list[str]:
+    """hash_id_number of each of these IDs, already normalised (18 characters, upper-case X)."""
+    inner_copy, outer_copy = _ID_INNER.copy, _ID_OUTER.copy
+    out: list[str] = []
+    append = out.append
+    for id_number in id_numbers:
+        inner = inner_copy()
+        inner.update(id_number.encode())
+        outer = outer_copy()
+        outer.update(inner.digest())
+        append(outer.hexdigest())
+    return out
 
 
 def mask_id(id_number_or_last4: str | None) -> str:

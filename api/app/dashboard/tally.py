@@ -297,6 +297,17 @@ def refresh_unit_tally(db: Session | Connection, project_ids: Iterable[int] | No
             db.execute(insert(UnitTally), rows[i : i + 5000])
 
 
+def set_unit_tally(db: Session | Connection, counts: dict[int, tuple[int, int]]) -> None:
+    """The unit totals of these projects as their writer counted them: {project id: (units,
+    transfer done)} (the ledger's bulk load, which counts while it loads), in its transaction."""
+    ids = sorted(counts)
+    for i in range(0, len(ids), 500):
+        db.execute(delete(UnitTally).where(UnitTally.project_id.in_(ids[i : i + 500])))
+    rows = [{"project_id": p, "units": counts[p][0], "transfer_done": counts[p][1]} for p in ids]
+    for i in range(0, len(rows), 5000):
+        db.execute(insert(UnitTally), rows[i : i + 5000])
+
+
 def rebuild(db: Session | Connection) -> None:
     """Recount both tallies from the petitions and units, in the caller's transaction."""
     db.execute(delete(PetitionTally))

@@ -99,6 +99,8 @@ class Sheet:
     _rows: Callable[[], Iterator[tuple[int, Sequence[Any]]]] = field(repr=False)
     # CSV cells are always strings: stripping them is all cell_text would do (and faster).
     plain_text: bool = False
+    # A CSV sheet: its bytes, encoding and delimiter (the bulk load reads them with pyarrow).
+    csv_source: CsvSource | None = field(default=None, repr=False)
 
     @property
     def complete(self) -> bool:
@@ -150,6 +152,27 @@ def cell_text(value: Any) -> str:
 def _clean_header(value: Any) -> str:
     text = cell_text(value).lstrip("\ufeff").replace(" ", "").replace("\u3000", "")
     return text.rstrip("*＊")
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """Where a CSV sheet's bytes are, and how they are written."""
+
+    blob: _Blob
+    encoding: str
+    delimiter: str
+
+    def arrow_input(self) -> Any:
+        """What pyarrow.csv.open_csv reads: the path (read natively), a buffer or the file."""
+        import pyarrow as pa
+
+        if self.blob._path is not None:
+            return str(self.blob._path)
+        if self.blob._data is not None:
+            return pa.BufferReader(self.blob._data)
+        assert self.blob._file is not None
+        self.blob._file.seek(0)
+        return self.blob._file
 
 
 class _Blob:
@@ -344,7 +367,10 @@ def _open_csv(blob: _Blob, errors: list[RowError]) -> list[Sheet]:
             yield from it
 
     left = max(lines - header_row, 0)
-    return [Sheet(kind, blob.name, header_row, columns, left, rows, plain_text=True)]
+    source = CsvSource(blob, encoding, delimiter)
+    return [
+        Sheet(kind, blob.name, header_row, columns, left, rows, plain_text=True, csv_source=source)
+    ]
 
 
 def _open_xlsx(blob: _Blob, stack: ExitStack, errors: list[RowError]) -> list[Sheet]:

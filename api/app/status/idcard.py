@@ -5,13 +5,20 @@ from __future__ import annotations
 import unicodedata
 from datetime import date
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
+# The weight of each of the first 17 digits, and the check character by weighted sum mod 11.
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+def weighted_sum(digits: str, start: int = 0) -> int:
+    """The check-digit sum of `digits` standing at positions start, start + 1… of an ID."""
+    weights = ID_WEIGHTS[start : start + len(digits)]
+    return sum(int(c) * w for c, w in zip(digits, weights, strict=True))
 
 
 def check_digit(first17: str) -> str:
     """The GB 11643 check character for the first 17 digits."""
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    return ID_CHECK[weighted_sum(first17) % 11]
 
 
 def validate_id_number(raw: str) -> str:
