@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -94,7 +95,14 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
         anchor = raw_copy(engine, files[1]) if backend == "postgresql" else None
         rss_before = _rss_mb()
         runs = []
+        # Which way each import went (app.ledger logs the bulk load's outcome).
+        said: list[str] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger("app.ledger").addHandler(handler)
+        logging.getLogger("app.ledger").setLevel(logging.INFO)
         for label in ("first import", "re-import"):
+            said.clear()
             start, cpu = time.perf_counter(), time.process_time()
             with Session(engine) as db:
                 report = import_ledger(files, db=db, actor="bench", progress=False)
@@ -110,6 +118,9 @@ def child(backend: str, ledger: Path, workdir: Path) -> dict[str, object]:
                     "rows_per_s": round(rows / seconds),
                     "created": report.units_created,
                     "unchanged": report.units_unchanged,
+                    "path": next(
+                        (m for m in said if m.startswith("ledger bulk load:")), "per-row import"
+                    ),
                 }
             )
         with engine.connect() as conn:
@@ -234,6 +245,7 @@ def main() -> None:
                     f"(importer CPU {run['cpu']:.1f} s) "
                     f"(created {run['created']:,}, unchanged {run['unchanged']:,})"
                 )
+                print(f"{backend:10s}   way: {run['path']}")
             print(
                 f"{backend:10s} units in db {result['units_in_db']:,}; peak RSS "
                 f"{result['peak_rss_mb']} MB (before import {result['rss_before_mb']} MB)"

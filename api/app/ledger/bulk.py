@@ -134,20 +134,32 @@ def load_units(
     conn = db.connection()
     projects = {code: pid for code, pid in conn.execute(text("SELECT code, id FROM project"))}
     # Projects that already have homes: their rows are updates, not the bulk path's business.
-    populated = set(conn.scalars(text("SELECT DISTINCT project_id FROM unit")))
+    populated = set(
+        conn.scalars(
+            text(
+                "SELECT p.id FROM project p "
+                "WHERE EXISTS (SELECT 1 FROM unit u WHERE u.project_id = p.id)"
+            )
+        )
+    )
     eligible = {code: pid for code, pid in projects.items() if pid not in populated}
     driver = conn.connection.driver_connection
     assert driver is not None
     start = time.perf_counter()
-    rebuild = _drop_unit_indexes(conn)
+    # The table is locked and its indexes dropped only once a first block has passed: a
+    # re-import (its homes already there) gives way before it touches the table.
+    rebuild: _Rebuild | None = None
+    writer: _CopyWriter | None = None
     created = 0
     tallies: dict[int, tuple[int, int]] = {}
-    writer = _CopyWriter(driver, now)
     try:
         for sheet in unit_sheets:
             check = _BlockCheck(sheet, eligible, now)
             for block in _blocks(sheet):
                 payload, n = check(block)
+                if writer is None:
+                    rebuild = _drop_unit_indexes(conn)
+                    writer = _CopyWriter(driver, now)
                 writer.put(payload)
                 created += n
                 if created > settings.ledger_max_rows:
@@ -158,12 +170,15 @@ def load_units(
                 before = tallies.get(pid, (0, 0))
                 tallies[pid] = (before[0] + units, before[1] + done)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         import pyarrow as pa
 
         pa.default_memory_pool().release_unused()  # give the blocks' memory back
+    if writer is None or rebuild is None:
+        raise Abandon("no rows")  # the per-row import says what an empty sheet is
     writer.close()
     copied = time.perf_counter()
     _rebuild(conn, rebuild)
