@@ -121,8 +121,9 @@ def test_export_deduplicates_and_marks(client, db, observe, maintainer, nlu_dirs
     _label(client, maintainer, twin, intent="inform")
     third = client.post(EXPORT, headers=maintainer).json()
     assert third["files"] == [] and third["skipped"][-1] == {"id": twin, "reason": "training"}
-    audits = db.scalars(select(AuditLog).where(AuditLog.action == "nlu.export")).all()
-    assert [a.after["exported"] for a in audits] == [3, 1, 0]
+    # In the order they were written (a query without ORDER BY may return them in any order).
+    exports = select(AuditLog).where(AuditLog.action == "nlu.export").order_by(AuditLog.id)
+    assert [a.after["exported"] for a in db.scalars(exports)] == [3, 1, 0]
     assert not list(export_dir.glob(".export-*"))
 
 
