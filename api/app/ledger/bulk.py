@@ -46,7 +46,7 @@ from app.ledger.reader import UNIT_COLUMNS, Sheet
 from app.status import ledger_version
 from app.status.address import normalize_part
 from app.status.idcard import ID_CHECK, weighted_sum
-from app.status.models import TRANSFER_STATUSES
+from app.status.models import TRANSFER_STATUSES, UNIT_LEDGER_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,17 +61,7 @@ BLOCK_BYTES = 1 << 20
 # A cell longer than this (bytes) is left to the per-row import (its CSV reader caps fields).
 _MAX_CELL_BYTES = 4096
 _MAX_PART, _MAX_OWNER = 32, 64
-_UNIT_TARGET = (
-    "project_id",
-    "building",
-    "unit",
-    "room",
-    "owner_name",
-    "id_hash",
-    "id_last4",
-    "transfer_status",
-    "updated_at",
-)
+_UNIT_TARGET = ("project_id", *UNIT_LEDGER_COLUMNS, "updated_at")
 # Every character Python's str.strip() removes: a name or ID starting or ending with one of them
 # goes through the per-row validator (pyarrow's own trimming knows a slightly different set).
 _SPACE_CLASS = "".join(

@@ -47,7 +47,14 @@ from app.ledger.reader import (
 from app.policy.catalogue import get_catalogue
 from app.status.address import normalize_part
 from app.status.idcard import ID_CHECK, validate_id_number, weighted_sum
-from app.status.models import BLOCKER_OPEN, BLOCKER_RESOLVED, TRANSFER_STATUSES, Blocker, Project
+from app.status.models import (
+    BLOCKER_OPEN,
+    BLOCKER_RESOLVED,
+    TRANSFER_STATUSES,
+    UNIT_LEDGER_COLUMNS,
+    Blocker,
+    Project,
+)
 
 __all__ = ["ImportReport", "LedgerValidationError", "RowError", "import_ledger"]
 
@@ -67,19 +74,7 @@ _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _normalize_part = functools.lru_cache(maxsize=1 << 16)(normalize_part)
 # COPY text format: backslash, tab, newline and carriage return are escaped; NULL is \N.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_STAGE_COLUMNS = (
-    "seq",
-    "sheet_idx",
-    "row_no",
-    "project_code",
-    "building",
-    "unit",
-    "room",
-    "owner_name",
-    "id_hash",
-    "id_last4",
-    "transfer_status",
-)
+_STAGE_COLUMNS = ("seq", "sheet_idx", "row_no", "project_code", *UNIT_LEDGER_COLUMNS)
 
 
 class LedgerValidationError(AppError):

@@ -24,6 +24,16 @@ from app.status import ledger_version
 # Ledger words ↔ stored codes.
 TRANSFER_STATUSES = {"已办结": "done", "办理中": "in_progress", "未办理": "not_started"}
 TRANSFER_LABELS = {v: k for k, v in TRANSFER_STATUSES.items()}
+# What a ledger row sets of a unit, in this order (the import's staging table and its COPY).
+UNIT_LEDGER_COLUMNS = (
+    "building",
+    "unit",
+    "room",
+    "owner_name",
+    "id_hash",
+    "id_last4",
+    "transfer_status",
+)
 BLOCKER_OPEN, BLOCKER_RESOLVED = "open", "resolved"
 
 

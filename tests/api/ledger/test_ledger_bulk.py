@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,13 +145,21 @@ def _both_ways(
     return outcomes[0], outcomes[1], logs
 
 
+@pytest.fixture
+def both_ways(
+    db: Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> Callable[[list[Path]], tuple[Any, Any, str]]:
+    """_both_ways for this test's session."""
+    return lambda files: _both_ways(db, files, monkeypatch, caplog)
+
+
 @pytest.mark.parametrize("block_bytes", [97, 1 << 20])
 def test_the_bulk_load_stores_what_the_per_row_import_stores(
     db: Session,
     backend: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
     block_bytes: int,
 ) -> None:
     # 97 bytes: blocks of a row or two, cut beside quoted cells with commas and line breaks.
@@ -158,7 +167,7 @@ def test_the_bulk_load_stores_what_the_per_row_import_stores(
     units = [*_awkward_units(), *_many_units(1500)]
     files = write_pair(tmp_path, projects_default(), units)
     before = _schema(db)
-    fast, slow, logs = _both_ways(db, files, monkeypatch, caplog)
+    fast, slow, logs = both_ways(files)
     assert fast == slow
     summary, stored = fast
     assert "房屋：新增 1509，更新 0，未变 0" in summary
@@ -177,12 +186,11 @@ def test_bad_rows_get_the_per_row_report_and_the_indexes_come_back(
     db: Session,
     backend: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
 ) -> None:
     before = _schema(db)
     files = write_pair(tmp_path, units=_bad_units())
-    fast, slow, logs = _both_ways(db, files, monkeypatch, caplog)
+    fast, slow, logs = both_ways(files)
     assert fast == slow == (EXPECTED_REPORT, None)
     if backend == "postgresql":
         assert GAVE_WAY in logs and BULK_DONE not in logs
@@ -197,15 +205,14 @@ def test_a_home_twice_is_found_by_the_rebuilt_unique_constraint(
     db: Session,
     backend: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
 ) -> None:
     # Every row is valid on its own: only the unique constraint, rebuilt, sees the repeat.
     units = _many_units(300)
     first = units[0]
     units.append(dict(first, **{"房号": "0" + first["房号"], "业主姓名": "测丁"}))
     before = _schema(db)
-    fast, slow, logs = _both_ways(db, write_pair(tmp_path, units=units), monkeypatch, caplog)
+    fast, slow, logs = both_ways(write_pair(tmp_path, units=units))
     assert fast == slow
     assert fast[1] is None
     home = home_text("1", first["单元"].removesuffix("单元"), first["房号"])
@@ -220,7 +227,7 @@ def test_homes_already_in_the_table_are_updated_by_the_per_row_import(
     backend: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
 ) -> None:
     units = _many_units(400)
     monkeypatch.setattr(settings, "ledger_bulk_min_rows", 0)
@@ -230,7 +237,7 @@ def test_homes_already_in_the_table_are_updated_by_the_per_row_import(
     drops: list[object] = []
     real_drop = bulk._drop_unit_indexes
     monkeypatch.setattr(bulk, "_drop_unit_indexes", lambda conn: drops.append(1) or real_drop(conn))
-    fast, slow, logs = _both_ways(db, files, monkeypatch, caplog)
+    fast, slow, logs = both_ways(files)
     assert fast == slow
     assert "房屋：新增 0，更新 1，未变 399" in fast[0]
     if backend == "postgresql":
@@ -240,16 +247,14 @@ def test_homes_already_in_the_table_are_updated_by_the_per_row_import(
 
 
 def test_a_ragged_row_or_a_quote_in_a_cell_gives_way_without_logging_the_row(
-    db: Session,
     backend: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
 ) -> None:
     good = _many_units(50)
     quoted = [*good, unit(**{"房号": "999", "业主姓名": '甲"乙'})]
     files = write_pair(tmp_path, projects_default(), quoted)
-    fast, slow, logs = _both_ways(db, files, monkeypatch, caplog)
+    fast, slow, logs = both_ways(files)
     assert fast == slow and fast[1] is not None
     if backend == "postgresql":
         assert "a quote character in a cell" in logs
@@ -258,7 +263,7 @@ def test_a_ragged_row_or_a_quote_in_a_cell_gives_way_without_logging_the_row(
     files = write_pair(tmp_path, projects_default(), good)
     with files[1].open("a", encoding="utf-8") as fh:
         fh.write(f"T001,3号楼,2单元,998,秘名丁,{ID_B},未办理,多余\r\n")
-    fast, slow, logs = _both_ways(db, files, monkeypatch, caplog)
+    fast, slow, logs = both_ways(files)
     assert fast == slow and fast[1] is not None
     assert "房屋：新增 51" in fast[0]
     if backend == "postgresql":
