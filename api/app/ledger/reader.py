@@ -156,23 +156,12 @@ def _clean_header(value: Any) -> str:
 
 @dataclass(frozen=True)
 class CsvSource:
-    """Where a CSV sheet's bytes are, and how they are written."""
+    """Where a CSV sheet's bytes are (`blob.open()` reads them from the start), and how they
+    are written."""
 
     blob: _Blob
     encoding: str
     delimiter: str
-
-    def arrow_input(self) -> Any:
-        """What pyarrow.csv.open_csv reads: the path (read natively), a buffer or the file."""
-        import pyarrow as pa
-
-        if self.blob._path is not None:
-            return str(self.blob._path)
-        if self.blob._data is not None:
-            return pa.BufferReader(self.blob._data)
-        assert self.blob._file is not None
-        self.blob._file.seek(0)
-        return self.blob._file
 
 
 class _Blob:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+from contextlib import ExitStack
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -285,8 +286,6 @@ def test_the_bulk_load_marks_the_ledger_changed(
 def test_the_bulk_load_applies_only_to_big_first_loads(
     db: Session, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from contextlib import ExitStack
-
     from app.ledger.reader import open_sheets
 
     files = write_pair(tmp_path, units=_many_units(30))
@@ -332,3 +331,33 @@ def test_many_id_hashes_at_once_are_hash_id_number() -> None:
     ids = [ID_A, ID_B, ID_C, X_ID]
     assert hash_id_numbers(ids) == [hash_id_number(i) for i in ids]
     assert hash_id_numbers([]) == []
+
+
+def test_sources_given_as_bytes_or_file_objects_load_the_same(
+    db: Session,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An upload reaches the importer as (filename, bytes) or an open file, not only as a path.
+    monkeypatch.setattr(settings, "ledger_bulk_min_rows", 0)
+    projects, units = write_pair(tmp_path, units=_many_units(120))
+    outcomes = []
+    stack = ExitStack()
+    for as_given in (
+        lambda p: p,
+        lambda p: (p.name, p.read_bytes()),
+        lambda p: (p.name, stack.enter_context(p.open("rb"))),
+    ):
+        savepoint = db.begin_nested()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="app.ledger"):
+            report = import_ledger([as_given(projects), as_given(units)], db=db, actor="tester")
+        db.flush()
+        outcomes.append((report.summary_zh(), _stored(db)))
+        if backend == "postgresql":
+            assert f"{BULK_DONE} 120 units" in caplog.text
+        savepoint.rollback()
+    stack.close()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
