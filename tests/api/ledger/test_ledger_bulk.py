@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import random
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
