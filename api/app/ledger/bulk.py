@@ -237,8 +237,11 @@ def _records(fh: Any) -> Iterator[bytes]:
     rest = b""
     while data := fh.read(BLOCK_BYTES):
         buf = rest + data
-        cut = _record_end(buf, len(buf))
+        cut = _record_end(buf)
         if cut < 0:
+            if len(buf) > 4 * BLOCK_BYTES:
+                # A quote that never closes (or a stray one): no record end in sight.
+                raise Abandon("a quoted cell that does not end")
             rest = buf
             continue
         yield buf[: cut + 1]
@@ -247,12 +250,18 @@ def _records(fh: Any) -> Iterator[bytes]:
         yield rest
 
 
-def _record_end(buf: bytes, end: int) -> int:
-    """The last line break before `end` with an even number of quotes before it (-1: none)."""
-    pos = buf.rfind(b"\n", 0, end)
-    while pos >= 0 and buf.count(b'"', 0, pos) % 2:
+def _record_end(buf: bytes) -> int:
+    """The last line break with an even number of quotes before it (-1: none); one pass."""
+    quotes = buf.count(b'"')
+    end = len(buf)
+    pos = buf.rfind(b"\n")
+    while pos >= 0:
+        quotes -= buf.count(b'"', pos, end)  # the quotes before pos
+        if quotes % 2 == 0:
+            return pos
+        end = pos
         pos = buf.rfind(b"\n", 0, pos)
-    return pos
+    return -1
 
 
 class _BlockCheck:

@@ -361,3 +361,29 @@ def test_sources_given_as_bytes_or_file_objects_load_the_same(
         savepoint.rollback()
     stack.close()
     assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def test_a_stray_quote_gives_way_at_once(
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    both_ways: Callable[[list[Path]], tuple[Any, Any, str]],
+) -> None:
+    # A quote inside an unquoted cell: Python's reader keeps it as a character, but from there
+    # on no line break has an even number of quotes before it; the blocks must not grow with
+    # the file (nor the search for a record's end take quadratic time).
+    monkeypatch.setattr(bulk, "BLOCK_BYTES", 200)
+    files = write_pair(tmp_path, projects_default())  # with units_default()'s 3 rows
+    rows = _many_units(400)
+    with files[1].open("a", encoding="utf-8", newline="") as fh:
+        fh.write(f'T001,3号楼,2单元,997,甲"乙,{ID_B},未办理\r\n')
+        for r in rows:
+            fh.write(",".join(r[h] for h in UNIT_HEADER) + "\r\n")
+    fast, slow, logs = both_ways(files)
+    assert fast == slow and fast[1] is not None
+    assert "房屋：新增 404" in fast[0]
+    assert ("T001", "3", "2", "997", '甲"乙', hash_id_number(ID_B), ID_B[-4:], "not_started") in (
+        fast[1]["units"]
+    )
+    if backend == "postgresql":
+        assert "a quoted cell that does not end" in logs
