@@ -43,8 +43,8 @@ from sqlalchemy.orm import Session
 from app.core.config import settings
 from app.core.security import hash_id_numbers
 from app.ledger.reader import UNIT_COLUMNS, Sheet
+from app.ledger.rows import ID_PART_SUMS, Errors, UnitValidator, cached_normalize_part
 from app.status import ledger_version
-from app.status.address import normalize_part
 from app.status.idcard import ID_CHECK, weighted_sum
 from app.status.models import TRANSFER_STATUSES, UNIT_LEDGER_COLUMNS
 
@@ -68,7 +68,6 @@ _SPACE_CLASS = "".join(
     f"\\x{{{cp:x}}}" for cp in range(0x110000) if chr(cp).isspace() and cp not in (0xD800,)
 )
 _SPACE_AT_ENDS = f"^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$"
-_normalize_part = functools.lru_cache(maxsize=1 << 16)(normalize_part)
 
 
 class Abandon(Exception):
@@ -268,15 +267,13 @@ class _BlockCheck:
     """Checks a sheet's blocks; each becomes CSV for COPY into unit (or Abandon)."""
 
     def __init__(self, sheet: Sheet, projects: dict[str, int], now: datetime) -> None:
-        from app.ledger.service import _Errors, _UnitValidator
-
         self.sheet = sheet
         self.col = {name: sheet.columns[name] for name in UNIT_COLUMNS}
         self.projects = projects
         self.now = now.isoformat()
         self.tallies: dict[int, tuple[int, int]] = {}  # project id → (units, transfer done)
-        self.validator = _UnitValidator(sheet, 0, set(projects))
-        self.errors = _Errors()
+        self.validator = UnitValidator(sheet, 0, set(projects))
+        self.errors = Errors()
         self.today = date.today()
         self.seq = 0
 
@@ -432,7 +429,7 @@ class _BlockCheck:
         return self.projects.get(raw.strip())
 
     def _id_valid(self, ids: pa.Array) -> pa.Array:
-        """True where service._IdChecker.valid would say so, column-wise: 17 digits and the
+        """True where rows.IdChecker.valid would say so, column-wise: 17 digits and the
         check character that fits them, with a real birth date (False elsewhere)."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -473,8 +470,6 @@ def _id_tables(today: date) -> tuple[tuple[Any, ...], Any, Any]:
     19000101 (null for a number that is no day between 1900 and today)."""
     import pyarrow as pa
 
-    from app.ledger.service import ID_PART_SUMS
-
     sums = tuple(pa.array([t[f"{n:03d}"] for n in range(1000)], pa.int32()) for t in ID_PART_SUMS)
     by_day: list[int | None] = [None] * (int(today.strftime("%Y%m%d")) - _FIRST_BIRTH_DATE + 1)
     for n in range(date(1900, 1, 1).toordinal(), today.toordinal() + 1):
@@ -485,7 +480,7 @@ def _id_tables(today: date) -> tuple[tuple[Any, ...], Any, Any]:
 
 def _part(required: bool, raw: str) -> str | None:
     """幢号/单元/房号 normalised as the per-row import does; None where it would refuse it."""
-    value = _normalize_part(raw.strip())
+    value = cached_normalize_part(raw.strip())
     if (required and not value) or len(value) > _MAX_PART:
         return None
     return value

@@ -24,7 +24,8 @@ from app.core.config import settings
 from app.core.security import hash_id_number, hash_id_numbers
 from app.ledger import bulk
 from app.ledger.reader import home_text
-from app.ledger.service import LedgerValidationError, _IdChecker, import_ledger
+from app.ledger.rows import IdChecker
+from app.ledger.service import LedgerValidationError, import_ledger
 from app.status import ledger_version
 from app.status.idcard import check_digit
 
@@ -311,7 +312,7 @@ def test_the_bulk_load_applies_only_to_big_first_loads(
 
 
 def test_ids_are_judged_column_wise_as_the_id_checker_judges_them() -> None:
-    checker = _IdChecker()
+    checker = IdChecker()
     rng = random.Random(11)
     samples = _id_samples()
     for _ in range(3000):

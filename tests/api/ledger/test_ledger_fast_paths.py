@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from app.core.config import settings
 from app.core.security import _keyed_sha256, hash_id_number
 from app.ledger import service
+from app.ledger.rows import IdChecker
 from app.ledger.service import (
     _COPY_ESCAPES,
     LedgerValidationError,
     _copy_line,
-    _IdChecker,
     import_ledger,
 )
 from app.status.idcard import check_digit, validate_id_number
@@ -75,7 +75,7 @@ def _id_samples() -> list[str]:
 
 
 def test_the_id_checker_agrees_with_validate_id_number() -> None:
-    checker = _IdChecker()
+    checker = IdChecker()
     for raw in _id_samples():
         try:
             normalised: str | None = validate_id_number(raw)
