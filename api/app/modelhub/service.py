@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -164,7 +164,7 @@ def register_live(
     known = by_fingerprint(db, fingerprint)
     if live is None:
         if known is not None and known.status in ("candidate", "retired"):
-            _make_live(db, known, actor)
+            _make_live(db, known, actor, None)
             audit.record(
                 db=db,
                 actor=actor,
@@ -403,15 +403,28 @@ def record_result(
 PROMOTION_CONFLICT = "另一位同事刚刚上线了别的模型，请刷新后重试。"
 
 
-def _make_live(db: Session, row: NluModel, actor: str) -> NluModel | None:
-    previous = live_model(db)
+def _make_live(
+    db: Session, row: NluModel, actor: str, previous: NluModel | None
+) -> NluModel | None:
+    """Retire `previous` (the live model the caller judged against) and make `row` live.
+
+    The retirement is conditional (`WHERE status = 'live'`), so it is the check and the act at
+    once: when another promotion retired `previous` first (committed while this one was being
+    judged), nothing is updated and the answer is 409 — re-reading the live model here instead
+    would retire the colleague's model and let both promotions "win"."""
     if previous is not None and previous.id != row.id:
-        previous.status = "retired"
-        # The index allows one live row: the old one leaves before the new one arrives.
-        db.flush()
+        retired = db.execute(
+            update(NluModel)
+            .where(NluModel.id == previous.id, NluModel.status == "live")
+            .values(status="retired")
+            .execution_options(synchronize_session="fetch")
+        )
+        if retired.rowcount != 1:  # type: ignore[attr-defined]
+            raise AppError(409, "promotion_conflict", PROMOTION_CONFLICT)
     row.status, row.promoted_at, row.promoted_by = "live", utcnow(), actor[:64]
     row.refusal = None
     try:
+        # The index allows one live row: a promotion racing from "no live model" fails here.
         db.flush()
     except IntegrityError:
         raise AppError(409, "promotion_conflict", PROMOTION_CONFLICT) from None
@@ -476,7 +489,7 @@ def promote(
                 )
             overridden, action = True, "model.override"
     before = {"status": row.status, "live": live.id if live else None}
-    previous = _make_live(db, row, actor_of(user))
+    previous = _make_live(db, row, actor_of(user), live)
     if overridden:
         row.override_reason = reason[:2000]
     audit.record(

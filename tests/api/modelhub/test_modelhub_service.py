@@ -330,6 +330,51 @@ def test_two_promotions_racing_leave_exactly_one_live_model(committing_sessions,
         assert len(live) == 1 and live[0].id in ids
 
 
+def test_a_promotion_committed_while_another_is_being_judged_leaves_one_winner(
+    committing_sessions, tmp_path, monkeypatch
+):
+    """The race's narrow window, made certain: maintainer B's promotion has checked that the
+    live model is still the one B's page showed, and while B's candidate is being judged,
+    maintainer A's promotion commits. B is told to refresh (409), A's model stays live."""
+    from staff.staffkit import make_user
+
+    from app.staff.models import StaffUser
+
+    with committing_sessions() as db:
+        user = make_user(db, "maintainer")
+        old = service.register_live(
+            db, path=make_archive(tmp_path / "l"), actor="cli:t", metrics=metrics()
+        ).model
+        first, second = (_candidate(db, tmp_path, user, metrics(0.96)).id for _ in range(2))
+        db.commit()
+        user_id, old_id = user.id, old.id
+    judge = service.verdict
+    colleague_done: list[int] = []
+
+    def verdict_while_colleague_commits(row, live):
+        if row.id == second and not colleague_done:
+            colleague_done.append(first)
+            with committing_sessions() as other:
+                staff = other.get(StaffUser, user_id)
+                service.promote(other, model_id=first, user=staff, expected_live=old_id)
+                other.commit()
+        return judge(row, live)
+
+    monkeypatch.setattr(service, "verdict", verdict_while_colleague_commits)
+    with committing_sessions() as db:
+        staff = db.get(StaffUser, user_id)
+        with pytest.raises(AppError) as refused:
+            service.promote(db, model_id=second, user=staff, expected_live=old_id)
+        db.rollback()
+    assert colleague_done == [first]
+    assert (refused.value.status_code, refused.value.code) == (409, "promotion_conflict")
+    with committing_sessions() as db:
+        live = db.scalars(select(NluModel).where(NluModel.status == "live")).all()
+        assert [m.id for m in live] == [first]
+        assert db.get(NluModel, old_id).status == "retired"
+        assert db.get(NluModel, second).status == "candidate"
+
+
 def test_a_promotion_over_a_live_model_the_page_did_not_show_is_refused(db, tmp_path):
     """The slower of two maintainers clicks after the other's promotion has committed: told to
     refresh, the colleague's model stays live; without `expected_live` (the API's callers of
