@@ -17,13 +17,11 @@ from app.petition.views import router as petition_router
 from app.policy.views import router as policy_router
 from app.staff.views import auth_router
 from app.staff.views import router as staff_router
-from app.status.lookup_views import router as lookup_router
 from app.status.staff_views import router as project_staff_router
 from app.status.views import router as status_router
 
 api_router = APIRouter(prefix="/api/v1")
-# The residents' hot path first: routes are matched in order.
-api_router.include_router(lookup_router)
+# The residents' hot path, POST /api/v1/lookup, is on the app itself (app.main): matched first.
 api_router.include_router(petition_router)
 api_router.include_router(policy_router)
 api_router.include_router(status_router)

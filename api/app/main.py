@@ -20,6 +20,7 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.logging import AccessLog, configure_logging
 from app.core.proxies import TrustedProxies
+from app.status import lookup_views
 
 # Swagger UI 5 (it reads OpenAPI 3.1), packaged by fastapi-offline; only its files are used.
 DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit)
     # Outermost: the client's address from a trusted reverse proxy only (TRUSTED_PROXIES).
     app.add_middleware(TrustedProxies)
+    lookup_views.add_route(app)  # first: the residents' hot path
     app.include_router(api_router)
     app.include_router(chat_router)
     app.mount("/chat/static", chat_static, name="chat-static")
