@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -84,11 +85,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             **kwargs.get("connect_args", {}),
         }
         engine = create_engine(url, **kwargs)
+        _connect_args[engine] = dict(kwargs["connect_args"])
         if engine.dialect.driver == "psycopg" and not engine.dialect.is_async:
             event.listen(engine, "do_connect", _bounded_connect)
         event.listen(engine, "handle_error", _failed_ping_is_a_disconnect)
         return engine
     return create_engine(url, **kwargs)
+
+
+_connect_args: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def connect_params(engine: Engine) -> dict[str, Any]:
+    """The driver's keyword arguments of a PostgreSQL engine's connections: the URL's parts and
+    the connect arguments make_engine gave it (timeouts, keepalives), for a connection made
+    outside the pool (ledger_version's asynchronous token reads)."""
+    _cargs, params = engine.dialect.create_connect_args(engine.url)
+    params.pop("context", None)  # the sync dialect's adapters
+    return {**params, **_connect_args.get(engine, {})}
 
 
 def _failed_ping_is_a_disconnect(ctx: Any) -> None:
@@ -130,6 +144,33 @@ def _bounded_connection_class() -> type[Any]:
                 raise
 
     return BoundedConnection
+
+
+@functools.cache
+def bounded_async_connection_class() -> type[Any]:
+    """The asynchronous twin of the bounded connection (ledger_version's token reads on the
+    event loop): at most DATABASE_WAIT_TIMEOUT for any answer, then closed. Not by cancelling
+    the read from outside: psycopg answers a cancelled query by asking the server to cancel it
+    (up to 5 s more against a server that is silent)."""
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.connection_async import _WAIT_INTERVAL
+
+    class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
+        async def wait(
+            self, gen: Any, interval: float = _WAIT_INTERVAL, timeout: float | None = None
+        ) -> Any:
+            try:
+                return await super().wait(
+                    gen,
+                    interval=interval,
+                    timeout=settings.database_wait_timeout if timeout is None else timeout,
+                )
+            except pg_errors._WaitTimeout:
+                self.pgconn.finish()
+                raise
+
+    return BoundedAsyncConnection
 
 
 # SQLite's errors that mean "busy or unreachable", not "wrong statement" (which stays a 500).

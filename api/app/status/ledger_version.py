@@ -16,13 +16,16 @@ and the lookup then reads without the shared caches.
 
 On PostgreSQL (psycopg) a lookup whose session holds no connection yet reads the token with
 `read_direct`: one statement on a driver connection of its own in autocommit, kept for this read
-alone (no pool checkout, ping, BEGIN or COMMIT: one round trip instead of four). It is still read
-on every lookup, so a lookup answers from the database's state, and a database that is away
-answers the Chinese 503 like any other query.
+alone (no pool checkout, ping, BEGIN or COMMIT: one round trip instead of four). An address
+lookup reads it with `read_async` on the event loop, the same way on an asynchronous connection,
+and is answered there when the caches hold everything it needs (no worker thread, no session).
+It is still read on every lookup, so a lookup answers from the database's state, and a database
+that is away answers the Chinese 503 like any other query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -36,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import Pool
 
-from app.core.database import Base
+from app.core.database import Base, bounded_async_connection_class, connect_params
 
 TABLE = "ledger_version"
 _DIRTY = "ledger_dirty"
@@ -231,11 +234,127 @@ def read_direct(engine: Engine) -> str | None:
     return value
 
 
-def _wrapped(engine: Engine, exc: Any, dbapi: Any) -> DBAPIError:
+class _AsyncReader:
+    """Asynchronous driver connections of one engine in autocommit for the token read on the
+    event loop; at most `keep` kept idle. A connection belongs to the loop it was made on: on
+    another loop (tests start several) the idle ones are closed and new ones made."""
+
+    def __init__(self, engine: Engine, keep: int) -> None:
+        self._engine = weakref.ref(engine)
+        self._keep = keep
+        self._idle: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def take(self) -> Any | None:
+        """An idle connection of the running loop, or None."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self.close_all()
+            self._loop = loop
+        return self._idle.pop() if self._idle else None
+
+    async def fresh(self) -> Any:
+        """A new connection, bounded by DATABASE_CONNECT_TIMEOUT like the pool's (a connect
+        failure is raised as SQLAlchemy raises it: a 503)."""
+        import psycopg
+
+        engine = self._engine()
+        assert engine is not None
+        connection = bounded_async_connection_class()
+        try:
+            return await connection.connect(autocommit=True, **connect_params(engine))
+        except psycopg.Error as exc:
+            raise _wrapped(engine, exc, None) from exc
+
+    def give(self, conn: Any) -> None:
+        """Back to the idle ones (or closed past `keep`)."""
+        if self._loop is asyncio.get_running_loop() and len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            _finish(conn)
+
+    def close_all(self, *_args: Any) -> None:
+        """Close the idle connections (the engine is disposed, or another loop runs)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            _finish(conn)
+
+
+def _finish(conn: Any) -> None:
+    # The libpq connection closed at once, without the protocol's goodbye (it may be in the
+    # middle of an answer, and a closed loop cannot run an asynchronous close).
+    try:
+        conn.pgconn.finish()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped
+        pass
+
+
+_async_readers: weakref.WeakKeyDictionary[Engine, _AsyncReader] = weakref.WeakKeyDictionary()
+
+
+def _async_reader(engine: Engine) -> _AsyncReader:
+    reader = _async_readers.get(engine)
+    if reader is None:
+        size = getattr(engine.pool, "size", None)
+        reader = _AsyncReader(engine, keep=size() if callable(size) else 5)
+        event.listen(engine, "engine_disposed", reader.close_all)
+        _async_readers[engine] = reader
+    return reader
+
+
+async def _fetch_on(conn: Any, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cursor = await conn.execute(statement, params or None)
+    return list(await cursor.fetchall())
+
+
+async def read_async(engine: Engine) -> str | None:
+    """The current token, read on the event loop (direct_reads engines only): see fetch_async."""
+    rows = await fetch_async(engine, _READ)
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+
+async def fetch_async(
+    engine: Engine, statement: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """The rows of one read-only statement run in autocommit on the event loop (direct_reads
+    engines only; a lookup's token read, or its token and rows in one statement), with
+    `read_direct`'s rules: a kept connection that fails at once is replaced and the statement
+    asked once more; one that gave no answer within DATABASE_WAIT_TIMEOUT is closed and not
+    asked again; driver errors are raised as SQLAlchemy raises them (the database away: the
+    Chinese 503), parameters hidden."""
+    from psycopg import errors as pg_errors
+
+    reader = _async_reader(engine)
+    conn = reader.take()
+    reused = conn is not None
+    if conn is None:
+        conn = await reader.fresh()
+    try:
+        rows = await _fetch_on(conn, statement, params)
+    except pg_errors.Error as exc:
+        _finish(conn)
+        if not (reused and isinstance(exc, pg_errors.OperationalError)) or isinstance(
+            exc, pg_errors._WaitTimeout
+        ):
+            raise _wrapped(engine, exc, conn, statement) from exc
+        conn = await reader.fresh()
+        try:
+            rows = await _fetch_on(conn, statement, params)
+        except pg_errors.Error as again:
+            _finish(conn)
+            raise _wrapped(engine, again, conn, statement) from again
+    except BaseException:
+        _finish(conn)  # cancelled mid-read: the connection's state is unknown
+        raise
+    reader.give(conn)
+    return rows
+
+
+def _wrapped(engine: Engine, exc: Any, dbapi: Any, statement: str = _READ) -> DBAPIError:
     """The driver error as SQLAlchemy raises it (parameters hidden, disconnects marked)."""
     dialect = engine.dialect
     error = DBAPIError.instance(
-        _READ,
+        statement,
         None,
         exc,
         dialect.loaded_dbapi.Error,

@@ -59,9 +59,14 @@ def count_lookup(answer: dict[str, Any], day: date | None = None) -> None:
         _pending[(str(code), day or today_shanghai())] += 1
 
 
+def due() -> bool:
+    """Whether FLUSH_SECONDS have passed since the last write."""
+    return time.monotonic() - _last_flush >= FLUSH_SECONDS
+
+
 def flush_if_due(db: Session) -> None:
     """Write the pending counts when FLUSH_SECONDS have passed since the last write."""
-    if time.monotonic() - _last_flush >= FLUSH_SECONDS:
+    if due():
         flush(db)
 
 

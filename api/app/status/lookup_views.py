@@ -6,16 +6,19 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.core import database
 from app.core.config import settings
-from app.core.database import get_db
+from app.core.database import get_db, session_scope
 from app.core.ratelimit import limiter
-from app.core.security import CallerDep
-from app.status import lookup_stats, matching
+from app.core.security import CallerDep, hash_id_number
+from app.status import ledger_version, lookup_stats, matching
 from app.status.lookup_schemas import LookupRead, LookupRequest
 
 log = logging.getLogger("app.lookup")
@@ -71,10 +74,57 @@ def add_route(app: FastAPI) -> None:
 async def lookup(body: LookupRequest, request: Request) -> Response:
     """Resolve an address (unit, project, ranked candidates or none) or an ID number with the
     owner's name (both must match); IDs and names in the answer are masked."""
+    provider = request.app.dependency_overrides.get(get_db, get_db)
+    if provider is get_db:  # sessions of SessionLocal: committed data only
+        bind = database.SessionLocal.kw.get("bind")
+        if isinstance(bind, Engine) and ledger_version.direct_reads(bind):
+            answered = await _from_caches(body, bind)
+            if answered is not None:
+                return answered
     # The session (get_db, or the app's override of it) is opened, used and committed in one
     # worker thread: as a sync dependency it cost two more thread hops than the lookup itself.
-    provider = request.app.dependency_overrides.get(get_db, get_db)
     return await run_in_threadpool(_lookup_in_session, body, provider)
+
+
+async def _from_caches(body: LookupRequest, engine: Engine) -> Response | None:
+    """A lookup answered on the event loop: the ledger token read there
+    (ledger_version.fetch_async; with an ID number's homes, in the same statement), the rest
+    from the current ledger state's caches alone. None when they do not hold all it needs (the
+    token changed, a project's status or homes not cached yet, a question only the database
+    answers): the worker thread's way then."""
+    start = time.perf_counter()
+    try:
+        if body.address is not None:
+            kind = "address"
+            token = await ledger_version.read_async(engine)
+            state = matching.project_index.shared(engine, token)
+            if state is None:
+                return None
+            found = matching.match_address(db=_CACHES_ONLY, text=body.address, state=state)
+        else:
+            assert body.id_number is not None and body.person_name is not None  # schema
+            kind = "id"
+            rows = await ledger_version.fetch_async(
+                engine, matching.ID_UNITS_WITH_TOKEN, (hash_id_number(body.id_number),)
+            )
+            state = matching.project_index.shared(engine, rows[0][0] if rows else None)
+            found = matching.match_id_cached(state, rows, body.person_name)
+    except matching.NeedsDatabase:
+        return None
+    answer = matching.answer(_CACHES_ONLY, found)
+    lookup_stats.count_lookup(answer)
+    if lookup_stats.due():
+        await run_in_threadpool(_flush_counts)
+    _log_answer(kind, answer, start)
+    return Response(matching.encode(answer, found), media_type="application/json")
+
+
+_CACHES_ONLY: Any = matching.CachesOnly()
+
+
+def _flush_counts() -> None:
+    with session_scope() as db:
+        lookup_stats.flush(db)
 
 
 def _lookup_in_session(body: LookupRequest, provider: Callable[[], Iterator[Session]]) -> Response:
@@ -95,10 +145,14 @@ def _lookup(body: LookupRequest, db: Session) -> Response:
     # Per project per day, a count only (the project page shows it), written every few seconds.
     lookup_stats.count_lookup(answer)
     lookup_stats.flush_if_due(db)
+    _log_answer(kind, answer, start)
+    # Encoded here, once (the project's status comes encoded from the cache); the schema
+    # stays LookupRead in OpenAPI (response_model) and tests hold the two to the same JSON.
+    return Response(matching.encode(answer, found), media_type="application/json")
+
+
+def _log_answer(kind: str, answer: dict[str, Any], start: float) -> None:
     # Only the kind of lookup, the outcome and the time: never the address, ID or name.
     log.info(
         "lookup by=%s match=%s %.1fms", kind, answer["match"], (time.perf_counter() - start) * 1e3
     )
-    # Encoded here, once (the project's status comes encoded from the cache); the schema
-    # stays LookupRead in OpenAPI (response_model) and tests hold the two to the same JSON.
-    return Response(matching.encode(answer, found), media_type="application/json")

@@ -443,6 +443,19 @@ def _make_view(db: Session, project: Project, cat: Catalogue, today: date) -> Pr
     )
 
 
+class NeedsDatabase(Exception):
+    """A lookup answered from the caches needed the database after all (CachesOnly)."""
+
+
+class CachesOnly:
+    """Stands in for a session when a lookup is answered on the event loop from a LedgerState
+    alone: any use of it (a status or homes not cached, a query) raises NeedsDatabase, and the
+    lookup is asked again in a worker thread with a real session."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsDatabase(name)
+
+
 class ProjectIndex:
     """Names and aliases of every project, per database, with the statuses and homes looked up
     (LedgerState), valid while the ledger token stays the same."""
@@ -489,6 +502,12 @@ class ProjectIndex:
             fresh = LedgerState(token, _build_index(db, (token,)), shared=True)
             self._shared[engine] = fresh
             return fresh
+
+    def shared(self, engine: Engine, token: str | None) -> LedgerState | None:
+        """The state already built for this engine's committed ledger token (None: none yet,
+        or an older token's)."""
+        current = self._shared.get(engine)
+        return current if current is not None and current.token == token else None
 
     def get(self, db: Session) -> _Index:
         """The project index for db's database."""
@@ -953,10 +972,11 @@ def _unit_place(unit: HomeLike) -> dict[str, Any]:
     return {"building": unit.building, "unit": unit.unit, "room": unit.room}
 
 
-def match_address(*, db: Session, text: str) -> AddressMatch:
-    """Resolve a typed address to a unit, a project, ranked candidates or nothing."""
+def match_address(*, db: Session, text: str, state: LedgerState | None = None) -> AddressMatch:
+    """Resolve a typed address to a unit, a project, ranked candidates or nothing (`state`: the
+    ledger state already read, e.g. with db a CachesOnly that only the caches may answer)."""
     normalized = normalize_text(text)
-    state = project_index.state(db)
+    state = state or project_index.state(db)
     index = state.index
     districts = typed_districts(index, normalized)
     hits, key = _exact_hits(index, normalized)
@@ -1137,6 +1157,41 @@ def lookup_id(*, db: Session, id_number: str, person_name: str) -> dict[str, Any
     return answer(db, match_id(db=db, id_number=id_number, person_name=person_name))
 
 
+# The ledger token and an ID number's homes (with the owner's name, compared here and never
+# kept) in one statement: one round trip, one snapshot (match_id_cached).
+ID_UNITS_WITH_TOKEN = (
+    "SELECT v.token, u.id, u.project_id, u.building, u.unit, u.room, u.transfer_status,"
+    " u.owner_name FROM ledger_version v LEFT JOIN LATERAL (SELECT id, project_id, building,"
+    " unit, room, transfer_status, owner_name FROM unit WHERE id_hash = %s ORDER BY id"
+    " LIMIT 20) u ON true WHERE v.id = 1"
+)
+
+
+def match_id_cached(
+    state: LedgerState | None, rows: Sequence[Sequence[Any]], person_name: str
+) -> AddressMatch:
+    """match_id's answer from ID_UNITS_WITH_TOKEN's rows and the state of their token (None:
+    not built yet) with its cached statuses (not cached: NeedsDatabase, through CachesOnly).
+    No home of that ID and name needs no state at all."""
+    units = [UnitRow(*r[1:7]) for r in rows if r[1] is not None and _same_name(r[7], person_name)]
+    if not units:
+        return AddressMatch("none", message=MSG_ID_NONE)
+    if state is None:
+        raise NeedsDatabase("state")
+    db: Any = CachesOnly()
+    if len(units) == 1:
+        view = state.view(db, units[0].project_id)
+        return AddressMatch("unit", project=view, unit=units[0])
+    views = {pid: state.view(db, pid) for pid in {u.project_id for u in units}}
+    if any(v is None for v in views.values()):
+        raise NeedsDatabase("project")
+    candidates = [
+        {"project": _project_brief(views[u.project_id]), "unit": _unit_place(u), "score": 100.0}  # type: ignore[arg-type]
+        for u in units
+    ]
+    return AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates)
+
+
 def match_id(*, db: Session, id_number: str, person_name: str) -> AddressMatch:
     """The home(s) of a (validated) ID number AND the owner's name (no status yet)."""
     digest = hash_id_number(id_number)
@@ -1144,13 +1199,14 @@ def match_id(*, db: Session, id_number: str, person_name: str) -> AddressMatch:
     units = [u for u in db.scalars(stmt) if _same_name(u.owner_name, person_name)]
     if not units:
         return AddressMatch("none", message=MSG_ID_NONE)
+    state = project_index.state(db)
     if len(units) == 1:
-        view = project_index.state(db).view(db, units[0].project_id)
+        view = state.view(db, units[0].project_id)
         return AddressMatch("unit", project=view, unit=units[0])
-    ids = {u.project_id for u in units}
-    projects = {p.id: p for p in db.scalars(select(Project).where(Project.id.in_(ids)))}
+    # Through the views (cached): the same code and name, and match_id_cached finds them.
+    views = {pid: state.view(db, pid) for pid in {u.project_id for u in units}}
     candidates = [
-        {"project": _project_brief(projects[u.project_id]), "unit": _unit_place(u), "score": 100.0}
+        {"project": _project_brief(views[u.project_id]), "unit": _unit_place(u), "score": 100.0}  # type: ignore[arg-type]
         for u in units
     ]
     return AddressMatch("ambiguous", message=MSG_ID_SEVERAL, candidates=candidates)

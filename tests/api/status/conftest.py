@@ -88,19 +88,13 @@ def ledger(committing_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def http(ledger: sessionmaker[Session]) -> Iterator[TestClient]:
-    """A TestClient whose requests commit like the real get_db."""
+def http(ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """A TestClient whose requests go through the real get_db, its sessions the test's
+    committing ones (so that a lookup takes the way it takes in production: on PostgreSQL,
+    answered on the event loop when the caches hold the answer)."""
+    from app.core import database
     from app.main import app
 
-    def _committing() -> Iterator[Session]:
-        db = ledger()
-        try:
-            yield db
-            db.commit()
-        finally:
-            db.close()
-
-    app.dependency_overrides[get_db] = _committing
+    monkeypatch.setattr(database, "SessionLocal", ledger)
     with TestClient(app) as client:
         yield client
-    app.dependency_overrides.pop(get_db, None)

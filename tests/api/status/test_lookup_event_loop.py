@@ -1,0 +1,202 @@
+"""Lookups answered on the event loop (issue 15): on PostgreSQL the ledger token (with an ID
+number's homes, in the same statement) is read on an asynchronous connection kept for it, and a
+lookup whose answer the caches hold needs no worker thread and no session — with the answers the
+plain path gives, counted like the others, and a database that is away or silent the 503.
+
+(A module of its own: the demo_db fixture's module-long transaction holds the importer's lock,
+which the committed `ledger` imports here would wait for.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import settings
+from app.core.database import database_unavailable, make_engine
+from app.core.security import hash_id_number
+from app.ledger.demo import demo_paths
+from app.status import ledger_version, lookup_stats, lookup_views, matching
+from app.status.models import Project, Unit
+from tests.api.status.test_lookup_cache import _addresses, _reference
+
+URL = "/api/v1/lookup"
+HOME = "观象山庄3号楼2单元501"
+_senders = itertools.count()
+
+
+def _ask(client: TestClient, body: dict[str, str]) -> Any:
+    headers = {
+        "Authorization": f"Service {settings.service_token}",
+        "X-Sender-Id": f"event-loop-{next(_senders)}",
+    }
+    return client.post(URL, json=body, headers=headers)
+
+
+def _postgresql_only(engine: Engine) -> None:
+    if not ledger_version.direct_reads(engine):
+        pytest.skip("the event loop's token read is PostgreSQL's (SQLite reads in a thread)")
+
+
+def _threaded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The lookups that went to a worker thread with a session (a spy on that way)."""
+    calls: list[Any] = []
+    real = lookup_views._lookup_in_session
+
+    def spy(body: Any, provider: Any) -> Any:
+        calls.append(body.model_dump(exclude_none=True))
+        return real(body, provider)
+
+    monkeypatch.setattr(lookup_views, "_lookup_in_session", spy)
+    return calls
+
+
+def test_cached_lookups_are_answered_on_the_event_loop_as_the_plain_path_answers(
+    ledger: sessionmaker[Session], http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Addresses and ID numbers asked again are answered without a worker thread or a session
+    (token, and an ID's homes, read on the event loop), with the answers computed afresh; only
+    the texts that name no project (answered by a query over every project) still go there."""
+    _postgresql_only(ledger.kw["bind"])
+    bodies = _addresses()
+    assert sum("id_number" in b for b in bodies) >= 10
+    first = [_ask(http, b).json() for b in bodies]
+    threaded = _threaded(monkeypatch)
+    again = [_ask(http, b).json() for b in bodies]
+    assert again == first
+    for body, answer in zip(bodies, again, strict=True):
+        assert answer == _reference(ledger, body), body
+    on_loop = [b for b in bodies if b not in threaded]
+    assert len(on_loop) >= 0.8 * len(bodies)
+    assert all(b in on_loop for b in bodies if "id_number" in b)  # every ID, on the loop
+    for body in threaded:  # what is left needs the database: no project named in the text
+        answer = first[bodies.index(body)]
+        assert answer.get("message") in (matching.MSG_UNIT_ONLY, matching.MSG_NONE), body
+
+
+def test_an_id_with_homes_in_two_projects_on_the_event_loop(
+    ledger: sessionmaker[Session], http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One owner, two homes in two projects: the ranked candidates, the same on the loop as in
+    a thread; a wrong name answers nothing either way."""
+    _postgresql_only(ledger.kw["bind"])
+    with ledger() as db:
+        owner = db.scalars(select(Unit).where(Unit.id_hash.is_not(None)).order_by(Unit.id)).first()
+        assert owner is not None
+        other = db.scalars(
+            select(Project).where(Project.id != owner.project_id).order_by(Project.id)
+        ).first()
+        assert other is not None
+        db.add(
+            Unit(
+                project_id=other.id, building="9", unit="", room="901", owner_name=owner.owner_name,
+                id_hash=owner.id_hash, id_last4=owner.id_last4,
+                transfer_status=owner.transfer_status,
+            )
+        )  # fmt: skip
+        db.commit()
+        name, digest = owner.owner_name, owner.id_hash
+    units_csv = next(p for p in demo_paths() if p.name.startswith("units"))
+    with units_csv.open(encoding="utf-8-sig") as fh:
+        id_number = next(
+            r["身份证号"] for r in csv.DictReader(fh)
+            if r["身份证号"] and hash_id_number(r["身份证号"]) == digest
+        )  # fmt: skip
+    bodies = [
+        {"id_number": id_number, "person_name": name},
+        {"id_number": id_number, "person_name": "不是业主"},
+    ]
+    threaded = _threaded(monkeypatch)
+    first = [_ask(http, b).json() for b in bodies]
+    # No home of that ID and name: answered on the loop even before any ledger state is built.
+    assert threaded == [bodies[0]]
+    threaded.clear()
+    again = [_ask(http, b).json() for b in bodies]  # the two projects' statuses cached now
+    assert threaded == []
+    assert again == first
+    assert again[0]["match"] == "ambiguous" and len(again[0]["candidates"]) == 2
+    assert again[1]["match"] == "none"
+    for body, answer in zip(bodies, again, strict=True):
+        assert answer == _reference(ledger, body)
+
+
+def test_lookups_answered_on_the_event_loop_are_counted(
+    ledger: sessionmaker[Session], http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _postgresql_only(ledger.kw["bind"])
+    assert _ask(http, {"address": HOME}).json()["match"] == "unit"
+    lookup_stats.reset()
+    threaded = _threaded(monkeypatch)
+    monkeypatch.setattr(lookup_stats, "FLUSH_SECONDS", 0.0)
+    for _ in range(3):
+        assert _ask(http, {"address": HOME}).json()["match"] == "unit"
+    assert threaded == []
+    with ledger() as db:
+        project = db.scalar(select(Project).where(Project.code == "QS001"))
+        assert project is not None
+        assert lookup_stats.lookups_of(db, project.id) == 3
+
+
+def test_an_async_connection_the_server_dropped_is_replaced(ledger: sessionmaker[Session]) -> None:
+    engine = ledger.kw["bind"]
+    _postgresql_only(engine)
+
+    async def scenario() -> tuple[Any, Any, list[int]]:
+        token = await ledger_version.read_async(engine)
+        pids = [c.info.backend_pid for c in ledger_version._async_reader(engine)._idle]
+        with engine.connect() as conn:
+            for pid in pids:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return token, await ledger_version.read_async(engine), pids
+
+    token, again, pids = asyncio.run(scenario())
+    assert token is not None and pids
+    assert again == token  # asked again on a new connection
+
+
+def test_an_async_read_on_a_database_that_is_away_or_silent_is_unavailable(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Away (nothing listens): the 503's error at once. Silent (no answer within
+    DATABASE_WAIT_TIMEOUT; here a statement that sleeps): the same, and that connection is
+    closed, not kept, nor asked a second time."""
+    _postgresql_only(engine)
+    away = make_engine(
+        engine.url.set(port=1).render_as_string(hide_password=False),
+        connect_args={"connect_timeout": 2},
+    )
+    try:
+        with pytest.raises(OperationalError) as caught:
+            asyncio.run(ledger_version.read_async(away))
+        assert database_unavailable(caught.value)
+    finally:
+        away.dispose()
+    monkeypatch.setattr(settings, "database_wait_timeout", 0.3)
+    started: list[float] = []
+
+    async def silent() -> None:
+        await ledger_version.read_async(engine)  # one connection kept
+        reader = ledger_version._async_reader(engine)
+        assert len(reader._idle) == 1
+        kept = reader._idle[0]
+        started.append(time.monotonic())
+        try:
+            await ledger_version.fetch_async(engine, "SELECT pg_sleep(5)")
+        finally:
+            started.append(time.monotonic())
+            assert kept.closed and kept not in reader._idle
+
+    with pytest.raises(OperationalError) as caught:
+        asyncio.run(silent())
+    assert database_unavailable(caught.value)
+    assert started[1] - started[0] < 2.0  # given up after the wait timeout, not asked again
