@@ -65,9 +65,10 @@ def due() -> bool:
 
 
 def flush_if_due(db: Session) -> None:
-    """Write the pending counts when FLUSH_SECONDS have passed since the last write."""
+    """Write the pending counts when FLUSH_SECONDS have passed since the last write (by one
+    lookup only: others finding them due at the same moment leave it to that one)."""
     if due():
-        flush(db)
+        flush(db, only_if_due=True)
 
 
 _UPSERTS: dict[str, Any] = {}
@@ -89,17 +90,20 @@ def _upsert(dialect: str) -> Any:
     return stmt
 
 
-def flush(db: Session) -> int:
-    """Write the pending counts (one upsert per project and day, race-free on both backends);
-    on a database error they are kept for the next time. Returns the lookups written."""
+def flush(db: Session, only_if_due: bool = False) -> int:
+    """Write the pending counts (one upsert per project and day, race-free on both backends,
+    rows in one order so that two processes' writes cannot deadlock); on a database error they
+    are kept for the next time. Returns the lookups written."""
     global _last_flush
     with _lock:
+        if only_if_due and not due():
+            return 0
         batch = dict(_pending)
         _pending.clear()
         _last_flush = time.monotonic()
     if not batch:
         return 0
-    rows = [{"code": code, "day": day, "n": n} for (code, day), n in batch.items()]
+    rows = [{"code": code, "day": day, "n": n} for (code, day), n in sorted(batch.items())]
     try:
         with db.begin_nested():
             # One statement for the whole batch (a ledger of a thousand projects made a

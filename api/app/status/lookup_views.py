@@ -124,7 +124,7 @@ _CACHES_ONLY: Any = matching.CachesOnly()
 
 def _flush_counts() -> None:
     with session_scope() as db:
-        lookup_stats.flush(db)
+        lookup_stats.flush_if_due(db)
 
 
 def _lookup_in_session(body: LookupRequest, provider: Callable[[], Iterator[Session]]) -> Response:
