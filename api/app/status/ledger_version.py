@@ -116,6 +116,18 @@ def direct_reads(engine: Engine) -> bool:
     return dialect.name == "postgresql" and dialect.driver == "psycopg" and not dialect.is_async
 
 
+def loop_reads(engine: Engine) -> bool:
+    """Whether `fetch_on_loop` serves this engine: PostgreSQL through psycopg (asynchronous
+    connections) or an SQLite file (a local read: WAL never makes a reader wait for a writer)."""
+    if engine.dialect.name == "sqlite":
+        return engine.dialect.driver == "pysqlite" and engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+    return direct_reads(engine)
+
+
 class _Reader:
     """Driver connections of one engine in autocommit, each used by one thread at a time for
     the token read. Made from the engine's own pool (its connect arguments and timeouts, then
@@ -348,6 +360,66 @@ async def fetch_async(
         raise
     reader.give(conn)
     return rows
+
+
+# An SQLite read on the event loop never waits for a lock (its busy timeout here, in ms): a
+# read that is refused goes the worker thread's way, which waits as every query does.
+SQLITE_LOOP_BUSY_MS = 50
+
+
+class LoopReadRefused(Exception):
+    """An SQLite read on the event loop found the database busy or failing: ask in a thread."""
+
+
+_sqlite_loop: weakref.WeakKeyDictionary[Engine, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_loop_connection(engine: Engine) -> Any:
+    """This process's SQLite connection for reads on the event loop (made through the engine's
+    pool, so with its pragmas, then detached; only the loop's thread uses it)."""
+    kept = _sqlite_loop.get(engine)
+    if kept is not None and kept[0] == os.getpid():
+        return kept[1]
+    proxied = engine.raw_connection()
+    proxied.detach()
+    dbapi = proxied.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_LOOP_BUSY_MS}")
+    _sqlite_loop[engine] = (os.getpid(), dbapi)
+    if not event.contains(engine, "engine_disposed", _close_sqlite_loop):
+        event.listen(engine, "engine_disposed", _close_sqlite_loop)
+    return dbapi
+
+
+def _close_sqlite_loop(engine: Engine) -> None:
+    kept = _sqlite_loop.pop(engine, None)
+    if kept is not None:
+        _close(kept[1])
+
+
+def _sqlite_fetch(engine: Engine, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    try:
+        cursor = _sqlite_loop_connection(engine).execute(statement.replace("%s", "?"), params)
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+    except sqlite3.Error as exc:
+        _close_sqlite_loop(engine)
+        raise LoopReadRefused(type(exc).__name__) from None
+
+
+async def fetch_on_loop(
+    engine: Engine, statement: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """The rows of one read-only statement (`%s` placeholders) on the event loop (loop_reads
+    engines): fetch_async on PostgreSQL; on SQLite a read on a connection of its own that
+    never waits (busy or failing: LoopReadRefused, and the caller asks in a thread)."""
+    if engine.dialect.name == "sqlite":
+        return _sqlite_fetch(engine, statement, params)
+    return await fetch_async(engine, statement, params)
 
 
 def _wrapped(engine: Engine, exc: Any, dbapi: Any, statement: str = _READ) -> DBAPIError:

@@ -77,7 +77,7 @@ async def lookup(body: LookupRequest, request: Request) -> Response:
     provider = request.app.dependency_overrides.get(get_db, get_db)
     if provider is get_db:  # sessions of SessionLocal: committed data only
         bind = database.SessionLocal.kw.get("bind")
-        if isinstance(bind, Engine) and ledger_version.direct_reads(bind):
+        if isinstance(bind, Engine) and ledger_version.loop_reads(bind):
             answered = await _from_caches(body, bind)
             if answered is not None:
                 return answered
@@ -88,28 +88,28 @@ async def lookup(body: LookupRequest, request: Request) -> Response:
 
 async def _from_caches(body: LookupRequest, engine: Engine) -> Response | None:
     """A lookup answered on the event loop: the ledger token read there
-    (ledger_version.fetch_async; with an ID number's homes, in the same statement), the rest
+    (ledger_version.fetch_on_loop; with an ID number's homes, in the same statement), the rest
     from the current ledger state's caches alone. None when they do not hold all it needs (the
     token changed, a project's status or homes not cached yet, a question only the database
-    answers): the worker thread's way then."""
+    answers) or SQLite was busy: the worker thread's way then."""
     start = time.perf_counter()
     try:
         if body.address is not None:
             kind = "address"
-            token = await ledger_version.read_async(engine)
-            state = matching.project_index.shared(engine, token)
+            rows = await ledger_version.fetch_on_loop(engine, matching.TOKEN)
+            state = matching.project_index.shared(engine, rows[0][0] if rows else None)
             if state is None:
                 return None
             found = matching.match_address(db=_CACHES_ONLY, text=body.address, state=state)
         else:
             assert body.id_number is not None and body.person_name is not None  # schema
             kind = "id"
-            rows = await ledger_version.fetch_async(
+            rows = await ledger_version.fetch_on_loop(
                 engine, matching.ID_UNITS_WITH_TOKEN, (hash_id_number(body.id_number),)
             )
             state = matching.project_index.shared(engine, rows[0][0] if rows else None)
             found = matching.match_id_cached(state, rows, body.person_name)
-    except matching.NeedsDatabase:
+    except (matching.NeedsDatabase, ledger_version.LoopReadRefused):
         return None
     answer = matching.answer(_CACHES_ONLY, found)
     lookup_stats.count_lookup(answer)

@@ -1161,10 +1161,11 @@ def lookup_id(*, db: Session, id_number: str, person_name: str) -> dict[str, Any
 # kept) in one statement: one round trip, one snapshot (match_id_cached).
 ID_UNITS_WITH_TOKEN = (
     "SELECT v.token, u.id, u.project_id, u.building, u.unit, u.room, u.transfer_status,"
-    " u.owner_name FROM ledger_version v LEFT JOIN LATERAL (SELECT id, project_id, building,"
-    " unit, room, transfer_status, owner_name FROM unit WHERE id_hash = %s ORDER BY id"
-    " LIMIT 20) u ON true WHERE v.id = 1"
+    " u.owner_name FROM ledger_version v LEFT JOIN (SELECT id, project_id, building, unit,"
+    " room, transfer_status, owner_name FROM unit WHERE id_hash = %s ORDER BY id LIMIT 20) u"
+    " ON 1 = 1 WHERE v.id = 1"
 )
+TOKEN = "SELECT token FROM ledger_version WHERE id = 1"
 
 
 def match_id_cached(

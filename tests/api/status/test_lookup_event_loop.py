@@ -1,6 +1,7 @@
-"""Lookups answered on the event loop (issue 15): on PostgreSQL the ledger token (with an ID
-number's homes, in the same statement) is read on an asynchronous connection kept for it, and a
-lookup whose answer the caches hold needs no worker thread and no session — with the answers the
+"""Lookups answered on the event loop (issue 15): the ledger token (with an ID number's homes,
+in the same statement) is read there — on PostgreSQL on an asynchronous connection kept for it,
+on SQLite on a file connection that never waits — and a lookup whose answer the caches hold
+needs no worker thread and no session — with the answers the
 plain path gives, counted like the others, and a database that is away or silent the 503.
 
 (A module of its own: the demo_db fixture's module-long transaction holds the importer's lock,
@@ -45,7 +46,7 @@ def _ask(client: TestClient, body: dict[str, str]) -> Any:
 
 def _postgresql_only(engine: Engine) -> None:
     if not ledger_version.direct_reads(engine):
-        pytest.skip("the event loop's token read is PostgreSQL's (SQLite reads in a thread)")
+        pytest.skip("asynchronous connections are PostgreSQL's (SQLite reads a file)")
 
 
 def _threaded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -67,7 +68,7 @@ def test_cached_lookups_are_answered_on_the_event_loop_as_the_plain_path_answers
     """Addresses and ID numbers asked again are answered without a worker thread or a session
     (token, and an ID's homes, read on the event loop), with the answers computed afresh; only
     the texts that name no project (answered by a query over every project) still go there."""
-    _postgresql_only(ledger.kw["bind"])
+    assert ledger_version.loop_reads(ledger.kw["bind"])
     bodies = _addresses()
     assert sum("id_number" in b for b in bodies) >= 10
     first = [_ask(http, b).json() for b in bodies]
@@ -89,7 +90,7 @@ def test_an_id_with_homes_in_two_projects_on_the_event_loop(
 ) -> None:
     """One owner, two homes in two projects: the ranked candidates, the same on the loop as in
     a thread; a wrong name answers nothing either way."""
-    _postgresql_only(ledger.kw["bind"])
+    assert ledger_version.loop_reads(ledger.kw["bind"])
     with ledger() as db:
         owner = db.scalars(select(Unit).where(Unit.id_hash.is_not(None)).order_by(Unit.id)).first()
         assert owner is not None
@@ -133,7 +134,7 @@ def test_an_id_with_homes_in_two_projects_on_the_event_loop(
 def test_lookups_answered_on_the_event_loop_are_counted(
     ledger: sessionmaker[Session], http: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _postgresql_only(ledger.kw["bind"])
+    assert ledger_version.loop_reads(ledger.kw["bind"])
 
     def counted() -> int:
         with ledger() as db:
@@ -206,3 +207,31 @@ def test_an_async_read_on_a_database_that_is_away_or_silent_is_unavailable(
         asyncio.run(silent())
     assert database_unavailable(caught.value)
     assert started[1] - started[0] < 2.0  # given up after the wait timeout, not asked again
+
+
+def test_a_busy_sqlite_read_on_the_loop_goes_the_threads_way(
+    ledger: sessionmaker[Session], http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite refusing the loop's read (busy, failing): the lookup is answered in a worker
+    thread, which waits as every query does; the next read opens a new connection."""
+    import sqlite3
+
+    engine = ledger.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's loop read")
+    first = _ask(http, {"address": HOME}).json()
+    threaded = _threaded(monkeypatch)
+    assert _ask(http, {"address": HOME}).json() == first and threaded == []
+    kept = ledger_version._sqlite_loop[engine][1]
+    real = ledger_version._sqlite_loop_connection
+
+    def busy(*_args: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(ledger_version, "_sqlite_loop_connection", busy)
+    assert _ask(http, {"address": HOME}).json() == first
+    assert threaded == [{"address": HOME}]
+    monkeypatch.setattr(ledger_version, "_sqlite_loop_connection", real)
+    threaded.clear()
+    assert _ask(http, {"address": HOME}).json() == first and threaded == []
+    assert ledger_version._sqlite_loop[engine][1] is not kept
