@@ -36,9 +36,11 @@ from typing import Any
 from sqlalchemy import Integer, String, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import Pool
 
+from app.core.config import settings
 from app.core.database import Base, bounded_async_connection_class, connect_params
 
 TABLE = "ledger_version"
@@ -248,21 +250,40 @@ def read_direct(engine: Engine) -> str | None:
 
 class _AsyncReader:
     """Asynchronous driver connections of one engine in autocommit for the token read on the
-    event loop; at most `keep` kept idle. A connection belongs to the loop it was made on: on
-    another loop (tests start several) the idle ones are closed and new ones made."""
+    event loop: at most `keep` open (more reads at once wait for one, up to
+    DATABASE_POOL_TIMEOUT, as the pool's checkouts do), kept idle between reads. A connection
+    belongs to the loop it was made on: on another loop (tests start several) the idle ones are
+    closed and new ones made."""
 
     def __init__(self, engine: Engine, keep: int) -> None:
         self._engine = weakref.ref(engine)
         self._keep = keep
         self._idle: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(keep)
 
-    def take(self) -> Any | None:
-        """An idle connection of the running loop, or None."""
+    async def acquire(self) -> asyncio.Semaphore:
+        """A slot of the running loop's (a SQLAlchemy pool timeout, the 503, if none frees in
+        time); release it when the read is over."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self.close_all()
-            self._loop = loop
+            self._loop, self._slots = loop, asyncio.Semaphore(self._keep)
+        slots = self._slots
+        if not slots.locked():
+            await slots.acquire()  # free: no wait
+            return slots
+        try:
+            async with asyncio.timeout(settings.database_pool_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise SATimeoutError(
+                f"no connection for the ledger read within {settings.database_pool_timeout} s"
+            ) from None
+        return slots
+
+    def take(self) -> Any | None:
+        """An idle connection (of the running loop: `acquire` first), or None."""
         return self._idle.pop() if self._idle else None
 
     async def fresh(self) -> Any:
@@ -333,10 +354,20 @@ async def fetch_async(
     `read_direct`'s rules: a kept connection that fails at once is replaced and the statement
     asked once more; one that gave no answer within DATABASE_WAIT_TIMEOUT is closed and not
     asked again; driver errors are raised as SQLAlchemy raises them (the database away: the
-    Chinese 503), parameters hidden."""
+    Chinese 503), parameters hidden. At most the pool's size of them at once per process."""
+    reader = _async_reader(engine)
+    slots = await reader.acquire()
+    try:
+        return await _fetch(reader, engine, statement, params)
+    finally:
+        slots.release()
+
+
+async def _fetch(
+    reader: _AsyncReader, engine: Engine, statement: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
     from psycopg import errors as pg_errors
 
-    reader = _async_reader(engine)
     conn = reader.take()
     reused = conn is not None
     if conn is None:

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
@@ -235,3 +236,52 @@ def test_a_busy_sqlite_read_on_the_loop_goes_the_threads_way(
     threaded.clear()
     assert _ask(http, {"address": HOME}).json() == first and threaded == []
     assert ledger_version._sqlite_loop[engine][1] is not kept
+
+
+def test_async_reads_at_once_are_bounded_by_the_pool_size(
+    ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of lookups opens at most the pool's size of connections for the reads; the
+    others wait for one (up to DATABASE_POOL_TIMEOUT, then the pool's timeout: the 503)."""
+    shared = ledger.kw["bind"]
+    _postgresql_only(shared)
+    with shared.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    own = make_engine(
+        shared.url.render_as_string(hide_password=False),
+        connect_args={"options": f"-csearch_path={schema}"},
+        pool_size=2,
+    )
+    pids: set[int] = set()
+    real = ledger_version._fetch_on
+
+    async def spying(conn: Any, statement: str, params: Any) -> Any:
+        pids.add(conn.info.backend_pid)
+        return await real(conn, statement, params)
+
+    monkeypatch.setattr(ledger_version, "_fetch_on", spying)
+
+    async def burst() -> list[Any]:
+        slow = [ledger_version.fetch_async(own, "SELECT pg_sleep(0.2), 1") for _ in range(6)]
+        return await asyncio.gather(*slow)
+
+    try:
+        assert [r[0][1] for r in asyncio.run(burst())] == [1] * 6
+        assert len(pids) == 2
+        monkeypatch.setattr(settings, "database_pool_timeout", 0.1)
+
+        async def crowded() -> None:
+            held = asyncio.gather(
+                *[ledger_version.fetch_async(own, "SELECT pg_sleep(0.5)") for _ in range(2)]
+            )
+            await asyncio.sleep(0.05)
+            try:
+                await ledger_version.fetch_async(own, ledger_version._READ)
+            finally:
+                await held
+
+        with pytest.raises(SATimeoutError) as caught:
+            asyncio.run(crowded())
+        assert database_unavailable(caught.value)
+    finally:
+        own.dispose()
