@@ -194,16 +194,23 @@ _readers: weakref.WeakKeyDictionary[Engine, _Reader] = weakref.WeakKeyDictionary
 _readers_lock = threading.Lock()
 
 
-def _reader(engine: Engine) -> _Reader:
-    reader = _readers.get(engine)
+def _per_engine(registry: weakref.WeakKeyDictionary[Engine, Any], engine: Engine, make: Any) -> Any:
+    """The engine's reader in `registry`, made once (keeping as many connections as the
+    engine's pool), its connections closed when the engine is disposed."""
+    reader = registry.get(engine)
     if reader is None:
         with _readers_lock:
-            reader = _readers.get(engine)
+            reader = registry.get(engine)
             if reader is None:
                 size = getattr(engine.pool, "size", None)
-                reader = _Reader(engine, keep=size() if callable(size) else 5)
+                reader = make(engine, keep=size() if callable(size) else 5)
                 event.listen(engine, "engine_disposed", reader.close_all)
-                _readers[engine] = reader
+                registry[engine] = reader
+    return reader
+
+
+def _reader(engine: Engine) -> _Reader:
+    reader: _Reader = _per_engine(_readers, engine, _Reader)
     return reader
 
 
@@ -326,12 +333,7 @@ _async_readers: weakref.WeakKeyDictionary[Engine, _AsyncReader] = weakref.WeakKe
 
 
 def _async_reader(engine: Engine) -> _AsyncReader:
-    reader = _async_readers.get(engine)
-    if reader is None:
-        size = getattr(engine.pool, "size", None)
-        reader = _AsyncReader(engine, keep=size() if callable(size) else 5)
-        event.listen(engine, "engine_disposed", reader.close_all)
-        _async_readers[engine] = reader
+    reader: _AsyncReader = _per_engine(_async_readers, engine, _AsyncReader)
     return reader
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import itertools
 import time
 from typing import Any
 
@@ -30,19 +29,9 @@ from app.core.security import hash_id_number
 from app.ledger.demo import demo_paths
 from app.status import ledger_version, lookup_stats, lookup_views, matching
 from app.status.models import Project, Unit
-from tests.api.status.test_lookup_cache import _addresses, _reference
+from tests.api.status.test_lookup_cache import _addresses, _ask, _reference
 
-URL = "/api/v1/lookup"
 HOME = "观象山庄3号楼2单元501"
-_senders = itertools.count()
-
-
-def _ask(client: TestClient, body: dict[str, str]) -> Any:
-    headers = {
-        "Authorization": f"Service {settings.service_token}",
-        "X-Sender-Id": f"event-loop-{next(_senders)}",
-    }
-    return client.post(URL, json=body, headers=headers)
 
 
 def _postgresql_only(engine: Engine) -> None:
