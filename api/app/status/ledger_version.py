@@ -16,9 +16,10 @@ and the lookup then reads without the shared caches.
 
 On PostgreSQL (psycopg) a lookup whose session holds no connection yet reads the token with
 `read_direct`: one statement on a driver connection of its own in autocommit, kept for this read
-alone (no pool checkout, ping, BEGIN or COMMIT: one round trip instead of four). An address
-lookup reads it with `read_async` on the event loop, the same way on an asynchronous connection,
-and is answered there when the caches hold everything it needs (no worker thread, no session).
+alone (no pool checkout, ping, BEGIN or COMMIT: one round trip instead of four). A lookup first
+reads it on the event loop (`read_on_loop`, `fetch_on_loop`: on PostgreSQL the same way on an
+asynchronous connection, on SQLite on a file connection that never waits) and is answered there
+when the caches hold everything it needs (no worker thread, no session).
 It is still read on every lookup, so a lookup answers from the database's state, and a database
 that is away answers the Chinese 503 like any other query.
 """
@@ -342,12 +343,6 @@ async def _fetch_on(conn: Any, statement: str, params: tuple[Any, ...]) -> list[
     return list(await cursor.fetchall())
 
 
-async def read_async(engine: Engine) -> str | None:
-    """The current token, read on the event loop (direct_reads engines only): see fetch_async."""
-    rows = await fetch_async(engine, _READ)
-    return None if not rows or rows[0][0] is None else str(rows[0][0])
-
-
 async def fetch_async(
     engine: Engine, statement: str, params: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
@@ -442,6 +437,12 @@ def _sqlite_fetch(engine: Engine, statement: str, params: tuple[Any, ...]) -> li
     except sqlite3.Error as exc:
         _close_sqlite_loop(engine)
         raise LoopReadRefused(type(exc).__name__) from None
+
+
+async def read_on_loop(engine: Engine) -> str | None:
+    """The current token, read on the event loop (loop_reads engines): see fetch_on_loop."""
+    rows = await fetch_on_loop(engine, _READ)
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
 async def fetch_on_loop(

@@ -96,11 +96,11 @@ async def _from_caches(body: LookupRequest, engine: Engine) -> Response | None:
     try:
         if body.address is not None:
             kind = "address"
-            rows = await ledger_version.fetch_on_loop(engine, matching.TOKEN)
-            state = matching.project_index.shared(engine, rows[0][0] if rows else None)
+            token = await ledger_version.read_on_loop(engine)
+            state = matching.project_index.shared(engine, token)
             if state is None:
                 return None
-            found = matching.match_address(db=_CACHES_ONLY, text=body.address, state=state)
+            found = matching.match_address(db=matching.CACHES_ONLY, text=body.address, state=state)
         else:
             assert body.id_number is not None and body.person_name is not None  # schema
             kind = "id"
@@ -111,15 +111,12 @@ async def _from_caches(body: LookupRequest, engine: Engine) -> Response | None:
             found = matching.match_id_cached(state, rows, body.person_name)
     except (matching.NeedsDatabase, ledger_version.LoopReadRefused):
         return None
-    answer = matching.answer(_CACHES_ONLY, found)
+    answer = matching.answer(matching.CACHES_ONLY, found)
     lookup_stats.count_lookup(answer)
     if lookup_stats.due():
         await run_in_threadpool(_flush_counts)
     _log_answer(kind, answer, start)
     return Response(matching.encode(answer, found), media_type="application/json")
-
-
-_CACHES_ONLY: Any = matching.CachesOnly()
 
 
 def _flush_counts() -> None:

@@ -456,6 +456,9 @@ class CachesOnly:
         raise NeedsDatabase(name)
 
 
+CACHES_ONLY: Any = CachesOnly()
+
+
 class ProjectIndex:
     """Names and aliases of every project, per database, with the statuses and homes looked up
     (LedgerState), valid while the ledger token stays the same."""
@@ -1165,7 +1168,6 @@ ID_UNITS_WITH_TOKEN = (
     " room, transfer_status, owner_name FROM unit WHERE id_hash = %s ORDER BY id LIMIT 20) u"
     " ON 1 = 1 WHERE v.id = 1"
 )
-TOKEN = "SELECT token FROM ledger_version WHERE id = 1"
 
 
 def match_id_cached(
@@ -1179,11 +1181,10 @@ def match_id_cached(
         return AddressMatch("none", message=MSG_ID_NONE)
     if state is None:
         raise NeedsDatabase("state")
-    db: Any = CachesOnly()
     if len(units) == 1:
-        view = state.view(db, units[0].project_id)
+        view = state.view(CACHES_ONLY, units[0].project_id)
         return AddressMatch("unit", project=view, unit=units[0])
-    views = {pid: state.view(db, pid) for pid in {u.project_id for u in units}}
+    views = {pid: state.view(CACHES_ONLY, pid) for pid in {u.project_id for u in units}}
     if any(v is None for v in views.values()):
         raise NeedsDatabase("project")
     candidates = [

@@ -149,12 +149,12 @@ def test_an_async_connection_the_server_dropped_is_replaced(ledger: sessionmaker
     _postgresql_only(engine)
 
     async def scenario() -> tuple[Any, Any, list[int]]:
-        token = await ledger_version.read_async(engine)
+        token = await ledger_version.read_on_loop(engine)
         pids = [c.info.backend_pid for c in ledger_version._async_reader(engine)._idle]
         with engine.connect() as conn:
             for pid in pids:
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        return token, await ledger_version.read_async(engine), pids
+        return token, await ledger_version.read_on_loop(engine), pids
 
     token, again, pids = asyncio.run(scenario())
     assert token is not None and pids
@@ -174,7 +174,7 @@ def test_an_async_read_on_a_database_that_is_away_or_silent_is_unavailable(
     )
     try:
         with pytest.raises(OperationalError) as caught:
-            asyncio.run(ledger_version.read_async(away))
+            asyncio.run(ledger_version.read_on_loop(away))
         assert database_unavailable(caught.value)
     finally:
         away.dispose()
@@ -182,7 +182,7 @@ def test_an_async_read_on_a_database_that_is_away_or_silent_is_unavailable(
     started: list[float] = []
 
     async def silent() -> None:
-        await ledger_version.read_async(engine)  # one connection kept
+        await ledger_version.read_on_loop(engine)  # one connection kept
         reader = ledger_version._async_reader(engine)
         assert len(reader._idle) == 1
         kept = reader._idle[0]
