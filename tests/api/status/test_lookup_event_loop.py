@@ -24,12 +24,13 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.core.database import database_unavailable, make_engine
+from app.core.database import database_unavailable
 from app.core.security import hash_id_number
 from app.ledger.demo import demo_paths
 from app.status import ledger_version, lookup_stats, lookup_views, matching
 from app.status.models import Project, Unit
 from tests.api.status.test_lookup_cache import _addresses, _ask, _reference
+from tests.api.status.test_lookup_fast_path import away_engine, own_engine
 
 HOME = "观象山庄3号楼2单元501"
 
@@ -168,10 +169,7 @@ def test_an_async_read_on_a_database_that_is_away_or_silent_is_unavailable(
     DATABASE_WAIT_TIMEOUT; here a statement that sleeps): the same, and that connection is
     closed, not kept, nor asked a second time."""
     _postgresql_only(engine)
-    away = make_engine(
-        engine.url.set(port=1).render_as_string(hide_password=False),
-        connect_args={"connect_timeout": 2},
-    )
+    away = away_engine(engine)
     try:
         with pytest.raises(OperationalError) as caught:
             asyncio.run(ledger_version.read_on_loop(away))
@@ -234,13 +232,7 @@ def test_async_reads_at_once_are_bounded_by_the_pool_size(
     others wait for one (up to DATABASE_POOL_TIMEOUT, then the pool's timeout: the 503)."""
     shared = ledger.kw["bind"]
     _postgresql_only(shared)
-    with shared.connect() as conn:
-        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
-    own = make_engine(
-        shared.url.render_as_string(hide_password=False),
-        connect_args={"options": f"-csearch_path={schema}"},
-        pool_size=2,
-    )
+    own = own_engine(shared, pool_size=2)
     pids: set[int] = set()
     real = ledger_version._fetch_on
 

@@ -35,6 +35,25 @@ def _ask(client: TestClient, body: dict[str, str]) -> Any:
     return client.post(URL, json=body, headers=headers)
 
 
+def away_engine(engine: Engine) -> Engine:
+    """An engine like `engine` pointed at a port where nothing listens."""
+    return make_engine(
+        engine.url.set(port=1).render_as_string(hide_password=False),
+        connect_args={"connect_timeout": 2},
+    )
+
+
+def own_engine(shared: Engine, **kwargs: Any) -> Engine:
+    """A second engine on the same database and schema as the test's `shared` one."""
+    with shared.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    return make_engine(
+        shared.url.render_as_string(hide_password=False),
+        connect_args={"options": f"-csearch_path={schema}"},
+        **kwargs,
+    )
+
+
 def _postgresql_only(engine: Engine) -> None:
     if not ledger_version.direct_reads(engine):
         pytest.skip("the direct token read is PostgreSQL's (SQLite reads on the session)")
@@ -83,10 +102,7 @@ def test_a_direct_connection_the_server_dropped_is_replaced(
 
 def test_a_direct_read_on_a_database_that_is_away_is_unavailable(engine: Engine) -> None:
     _postgresql_only(engine)
-    away = make_engine(
-        engine.url.set(port=1).render_as_string(hide_password=False),
-        connect_args={"connect_timeout": 2},
-    )
+    away = away_engine(engine)
     try:
         with pytest.raises(OperationalError) as caught:
             ledger_version.read_direct(away)
@@ -98,12 +114,7 @@ def test_a_direct_read_on_a_database_that_is_away_is_unavailable(engine: Engine)
 def test_dispose_closes_the_direct_connections(ledger: sessionmaker[Session]) -> None:
     shared = ledger.kw["bind"]
     _postgresql_only(shared)
-    with shared.connect() as conn:
-        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
-    own = make_engine(
-        shared.url.render_as_string(hide_password=False),
-        connect_args={"options": f"-csearch_path={schema}"},
-    )
+    own = own_engine(shared)
     try:
         ledger_version.read_direct(own)
         idle = list(ledger_version._reader(own)._idle)
